@@ -1,0 +1,66 @@
+"""The MLflow run schema shared by every writer and reader (DESIGN.md).
+
+Every module that writes or reads medxfer runs uses these names; none spells a tag by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# Tags
+KIND = "medxfer.kind"              # trial | import | estimate
+SOURCE = "medxfer.source"          # source dataset of the pre-trained weights
+TARGET = "medxfer.target"          # target dataset
+ARCH = "medxfer.arch"              # architecture flag ("resnet" = ResNet18)
+METHOD = "medxfer.method"          # method registry name ("finetune" for imports)
+BENCHMARK = "medxfer.benchmark"    # dataset | architecture
+SWEEP = "medxfer.sweep"            # sweep name (trials)
+ORIGIN_RUN_ID = "medxfer.origin_run_id"
+ORIGIN_STATUS = "medxfer.origin_status"
+ORIGIN_FILE = "medxfer.origin_file"
+METRIC = "medxfer.metric"          # estimates: transferability metric name
+
+KIND_TRIAL = "trial"
+KIND_IMPORT = "import"
+KIND_ESTIMATE = "estimate"
+KIND_SWEEP = "sweep"               # the parent run of a sweep
+
+BENCHMARK_DATASET = "dataset"
+BENCHMARK_ARCHITECTURE = "architecture"
+BENCHMARK_KINDS = (BENCHMARK_DATASET, BENCHMARK_ARCHITECTURE)
+BenchmarkKind = Literal["dataset", "architecture"]
+
+# MLflow's own tags
+RUN_NAME = "mlflow.runName"
+PARENT_RUN_ID = "mlflow.parentRunId"
+
+# Raw flags (DESIGN.md: names are the raw flags throughout)
+MEDMNIST_DATASETS = (
+    "bloodmnist", "breastmnist", "chestmnist", "dermamnist", "octmnist", "organamnist",
+    "organcmnist", "organsmnist", "pathmnist", "pneumoniamnist", "retinamnist", "tissuemnist",
+)
+EXTRA_SOURCES = ("imagenet", "radimagenet", "medmnist")
+ARCHITECTURES = (
+    "densenet", "efficientnet", "googlenet", "mnasnet", "mobilenet", "vgg", "convnext",
+    "shufflenet", "resnet",
+)
+
+EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability")
+
+
+def experiment_name(kind: str, name: str) -> str:
+    """``benchmark/<name>``, ``sweep/<name>`` or ``transferability/<name>``."""
+    if kind not in EXPERIMENT_PREFIXES:
+        raise ValueError(f"experiment kind {kind!r}: expected one of {', '.join(EXPERIMENT_PREFIXES)}")
+    if not name or "/" in name:
+        raise ValueError(f"experiment name {name!r}: expected a non-empty name without '/'")
+    return f"{kind}/{name}"
+
+
+def row_key(benchmark: str) -> str:
+    """The tag that names a ground-truth table's rows: source (dataset) or arch (architecture)."""
+    if benchmark == BENCHMARK_DATASET:
+        return SOURCE
+    if benchmark == BENCHMARK_ARCHITECTURE:
+        return ARCH
+    raise ValueError(f"benchmark {benchmark!r}: expected one of {', '.join(BENCHMARK_KINDS)}")

@@ -1,0 +1,61 @@
+"""Shared fixtures.
+
+* ``tracking_uri``: a fresh absolute sqlite MLflow store per test.
+* ``ray_runtime``: ONE local Ray runtime for the whole session (``num_cpus=2``), shut down at the
+  end. Tests that need a runtime of their own (multi-node, killed driver) run it in a subprocess.
+* ``shared_dir`` / ``benchmark_dir``: ``../shared`` beside the checkout (skips when absent).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MEDXFER_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared directory not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir(shared_dir) -> Path:
+    d = shared_dir / "benchmark" / "medmnist-transfer"
+    if not d.is_dir():
+        pytest.skip(f"benchmark not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def ray_runtime(tmp_path_factory):
+    """One local Ray runtime per test session; always shut down."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ctx = ray.init(
+        address="local",
+        num_cpus=2,
+        resources={"trial_slot": 2},
+        object_store_memory=300 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    try:
+        yield ctx
+    finally:
+        ray.shutdown()
