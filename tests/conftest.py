@@ -59,3 +59,13 @@ def ray_runtime(tmp_path_factory):
         yield ctx
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def benchmark_store(benchmark_dir, tmp_path_factory):
+    """The full published benchmark imported once per session into a sqlite store."""
+    from medxfer.tracking.benchmark_import import import_benchmark
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('benchmark') / 'mlruns.db'}"
+    result = import_benchmark(benchmark_dir, name="medmnist-transfer", tracking_uri=uri)
+    return uri, result

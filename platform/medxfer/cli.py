@@ -34,6 +34,7 @@ _GROUPS: list[tuple[str, str, str]] = [
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.tracking.cli", "ui"),
+    ("medxfer.demo", "demo"),
 ]
 
 

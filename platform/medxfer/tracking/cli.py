@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -12,6 +13,89 @@ benchmark_app = typer.Typer(
     help="The transfer benchmark held in MLflow: import published run logs, query ground truth.",
     no_args_is_help=True,
 )
+
+BenchmarkOption = Annotated[
+    str, typer.Option("--benchmark", help="Which table: dataset (sources) or architecture.")]
+NameOption = Annotated[
+    Optional[str],
+    typer.Option("--name", help="Benchmark name (experiment benchmark/NAME); default: the only "
+                                "benchmark in the store, or the directory name on import.")]
+
+
+@benchmark_app.command("import")
+def import_(
+    directory: Annotated[Path, typer.Argument(help="Folder of fined_*.csv MLflow CSV exports.")],
+    name: NameOption = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of the export's 'Start Time'.")]
+    = "Europe/Berlin",
+    tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Record every row of every fined_*.csv as one MLflow run in experiment benchmark/NAME.
+
+    Idempotent (a re-run writes only what is missing) and atomic on SQL stores.
+
+    Example: medxfer benchmark import ../shared/benchmark/medmnist-transfer --name medmnist-transfer
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medxfer.tracking.benchmark_import import import_benchmark
+    from medxfer.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("importing", total=None)
+
+        def progress(fname, done, total):
+            bar.update(task, total=total, completed=done, description=f"importing {fname}")
+
+        res = import_benchmark(directory, name=name, tracking_uri=uri, timezone=timezone,
+                               progress=progress)
+    typer.echo(f"{res.experiment_name}: {res.runs_in_files} runs in {res.files} files; "
+               f"{res.written} written, {res.skipped} already present; {res.seconds:.1f} s "
+               f"(store {uri})")
+
+
+@benchmark_app.command("ground-truth")
+def ground_truth_cmd(
+    name: NameOption = None,
+    benchmark: BenchmarkOption = "dataset",
+    metric: Annotated[str, typer.Option(help="Metric reported for each pair.")] = "test_auc",
+    select_by: Annotated[str, typer.Option(help="Metric that selects the run of a pair.")]
+    = "val_loss",
+    mode: Annotated[str, typer.Option(help="min or max of --select-by.")] = "min",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown or latex.")]
+    = "table",
+    output: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
+    percent: Annotated[bool, typer.Option(help="Show values x100 (as the paper's tables).")]
+    = False,
+    tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Ground truth: per (source, target) — or (arch, target) — the --metric of the run with the
+    best --select-by, read from MLflow only. Rows are sources, columns targets.
+
+    Example: medxfer benchmark ground-truth --benchmark architecture --format markdown --percent
+    """
+    from medxfer.errors import MedxferInputError
+    from medxfer.reports.tables import FORMATS, render, write_or_print
+    from medxfer.tracking.query import ground_truth
+
+    if fmt not in FORMATS:
+        raise MedxferInputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}",
+                                field="format")
+    try:
+        table = ground_truth(tracking_uri, name, benchmark=benchmark, metric=metric,
+                             select_by=select_by, mode=mode)
+    except ValueError as exc:
+        if isinstance(exc, MedxferInputError):
+            raise
+        raise MedxferInputError(str(exc)) from None
+    if table.empty:
+        raise MedxferInputError(f"no runs with tags {benchmark} / metrics {select_by}, {metric} "
+                                "in the benchmark", field="name")
+    if percent:
+        table = table * 100
+    write_or_print(render(table, fmt, digits=2 if percent else 4), output, typer.echo)
 
 
 def ui(

@@ -1,0 +1,1 @@
+"""Tables (markdown/CSV/LaTeX/plain) and figures shared by every verb that prints results."""

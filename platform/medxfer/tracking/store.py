@@ -1,0 +1,59 @@
+"""Opening the MLflow store: create it once, experiments with absolute artifact roots.
+
+A brand-new sqlite store opened by several processes at once fails while creating its tables
+(``RAY-MLFLOW-NOTES.md``), so every driver calls :func:`ensure_experiment` before any worker
+starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from medxfer.tracking.uri import resolve_tracking_uri, sqlite_path
+
+ARTIFACT_ROOT_ENV = "MEDXFER_ARTIFACT_ROOT"
+
+
+def default_artifact_root(tracking_uri: str) -> str:
+    """``$MEDXFER_ARTIFACT_ROOT``, else ``mlartifacts/`` beside a sqlite file, else cwd."""
+    if os.environ.get(ARTIFACT_ROOT_ENV):
+        return str(Path(os.environ[ARTIFACT_ROOT_ENV]).resolve())
+    db = sqlite_path(tracking_uri)
+    base = db.parent if db is not None else Path.cwd()
+    return str((base / "mlartifacts").resolve())
+
+
+def client(tracking_uri: str | None = None):
+    """An ``MlflowClient`` on the resolved (absolute) tracking URI; creates a sqlite store."""
+    from mlflow import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(tracking_uri: str, name: str, *, artifact_root: str | None = None) -> str:
+    """Return the id of experiment ``name``, creating it (and the store) if needed.
+
+    New experiments get an absolute artifact location ``<artifact_root>/<name>``; a deleted
+    experiment of that name is restored.
+    """
+    c = client(tracking_uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    root = artifact_root or default_artifact_root(tracking_uri)
+    location = root if "://" in root else Path(root, *name.split("/")).resolve().as_uri()
+    try:
+        return c.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another process created it between our lookup and create.
+        exp = c.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
