@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,8 @@ class Evaluation:
         cd: Nemenyi critical difference at ``alpha`` for len(ranked) methods and len(targets).
         alpha: significance level of ``cd``.
         inverted: metrics scored as 1 - score (``lp_fu``: eq. 6.8).
+        scores: the final per-metric sources x targets tables the taus were computed from
+            (after combination and inversion), for figures.
     """
 
     taus: pd.DataFrame
@@ -52,6 +54,7 @@ class Evaluation:
     cd: float
     alpha: float
     inverted: tuple[str, ...] = ()
+    scores: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def order_metrics(names: Iterable[str]) -> list[str]:
@@ -198,4 +201,4 @@ def evaluate(scores: Mapping[str, pd.DataFrame | Mapping[str, pd.DataFrame]],
     k, n = ranks.shape[1], ranks.shape[0]
     cd = critical_difference(k, n, alpha) if k >= 2 and n >= 1 else math.nan
     return Evaluation(taus=taus, ranks=ranks, average_ranks=ranks.mean(axis=0).rename("average_rank"),
-                      friedman_chi2=chi2, friedman_p=p, cd=cd, alpha=alpha, inverted=invert)
+                      friedman_chi2=chi2, friedman_p=p, cd=cd, alpha=alpha, inverted=invert, scores=final)
