@@ -139,7 +139,7 @@ def _scatter_grid(ev: Evaluation, ground_truth: pd.DataFrame, path: Path) -> Pat
             if j == 0:
                 ax.set_ylabel(t, fontsize=8)
     fig.supxlabel("ground truth (test AUC)")
-    fig.supylabel("transferability score")
+    fig.supylabel("transferability score", x=0.0)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

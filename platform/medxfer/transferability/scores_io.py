@@ -102,11 +102,13 @@ def _cell(text: str, path: Path, line: int, field: str) -> float:
 def metric_of_file(path: Path) -> str:
     """``<metric>[_anything].csv`` -> metric (longest known name wins: ``ncti_vc_x`` -> ncti_vc)."""
     stem = path.stem
+    if stem == "lp_fu" or stem.startswith("lp_fu_"):  # would otherwise read as an lp file
+        raise MedxferInputError("lp_fu is not read from a file: it is computed from the lp and fu "
+                                "files (so --invert lp_fu can apply eq. 6.8)", path=str(path))
     hits = [m for m in FILE_METRICS if stem == m or stem.startswith(m + "_")]
     if not hits:
-        hint = " (lp_fu is computed from the lp and fu files)" if stem.startswith("lp_fu") else ""
         raise MedxferInputError(
-            f"file name does not start with a metric name{hint}; expected <metric>_*.csv with "
+            f"file name does not start with a metric name; expected <metric>_*.csv with "
             f"metric one of {', '.join(FILE_METRICS)}", path=str(path))
     return max(hits, key=len)
 
