@@ -1,0 +1,1 @@
+"""Transferability estimation: metrics, their combinations across sources, and evaluation."""

@@ -1,0 +1,129 @@
+"""``medxfer estimate ...``: score source models and evaluate the scores against ground truth."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medxfer.cli_common import TrackingUriOption
+
+estimate_app = typer.Typer(
+    name="estimate",
+    help="Transferability estimation: rank source models without fine-tuning, and evaluate "
+         "the rankings against the logged ground truth.",
+    no_args_is_help=True,
+)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    markdown = "markdown"
+    latex = "latex"
+
+
+class Benchmark(str, Enum):
+    dataset = "dataset"
+    architecture = "architecture"
+
+
+def _names(text: str | None, option: str) -> list[str]:
+    from medxfer.errors import MedxferInputError
+    from medxfer.transferability.evaluation import METRIC_ORDER
+
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    bad = [n for n in names if n not in METRIC_ORDER]
+    if bad:
+        raise MedxferInputError(f"unknown metric(s) {', '.join(bad)}; valid: "
+                                f"{', '.join(METRIC_ORDER)}", field=option)
+    return names
+
+
+def _is_csv_path(value: str) -> bool:
+    return value.lower().endswith(".csv") or Path(value).is_file()
+
+
+@estimate_app.command()
+def evaluate(
+    scores: Annotated[str, typer.Option(
+        "--scores", help="Directory of <metric>_*.csv score files, or the NAME of the MLflow "
+                         "experiment transferability/NAME holding estimate runs.")],
+    ground_truth: Annotated[str, typer.Option(
+        "--ground-truth", help="CSV (source, then one test-AUC column per target), or the NAME "
+                               "of the benchmark held in MLflow.")],
+    benchmark: Annotated[Benchmark, typer.Option(
+        help="Which benchmark table: rows are source datasets or architectures.")] = Benchmark.dataset,
+    invert: Annotated[Optional[str], typer.Option(
+        help="Comma-separated metrics scored as 1 - score; lp_fu means thesis eq. 6.8. "
+             "Table 6.3: parc,ncti,leep,nleep,lp_fu.")] = None,
+    rank: Annotated[Optional[str], typer.Option(
+        help="Comma-separated methods to rank (default: the thesis' seven: "
+             "logme,parc,sfda,ncti,leep,nleep,lp_fu).")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    output: Annotated[Optional[Path], typer.Option(
+        help="Write the tau table here and the ranks, average ranks and tests beside it "
+             "(FILE_ranks, FILE_average_ranks, FILE_tests).")] = None,
+    figures: Annotated[Optional[Path], typer.Option(
+        help="Directory for PNG figures: scores vs ground truth, critical-difference diagram.")] = None,
+    tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Evaluate transferability scores against ground truth, target by target.
+
+    Weighted Kendall's tau (scipy.stats.weightedtau) per target and metric, leaving out source == target; per-target ranks (undefined tau ranks last), average ranks, the Friedman test and the Nemenyi critical difference (thesis Tables 6.2 / 6.3).
+
+    \b
+    Example:
+      medxfer estimate evaluate --scores scores/ --ground-truth dataset_auc.csv --format markdown
+      medxfer estimate evaluate --scores arch --ground-truth medmnist-transfer \\
+          --benchmark architecture --invert parc,ncti,leep,nleep,lp_fu
+    """
+    from medxfer.errors import MedxferInputError
+    from medxfer.tracking.uri import resolve_tracking_uri
+    from medxfer.transferability import evaluation_report as report
+    from medxfer.transferability import scores_io
+    from medxfer.transferability.evaluation import THESIS_RANKED
+    from medxfer.transferability.evaluation import evaluate as run_evaluation
+
+    inverted = _names(invert, "--invert")
+    ranked = _names(rank, "--rank") if rank else list(THESIS_RANKED)
+    uri = None
+
+    if Path(scores).is_dir():
+        score_tables = scores_io.read_score_dir(scores)
+    elif Path(scores).exists() or "/" in scores or scores.lower().endswith(".csv"):
+        raise MedxferInputError("expected a directory of <metric>_*.csv files or an MLflow "
+                                "experiment name", path=scores)
+    else:
+        uri = resolve_tracking_uri(tracking_uri)
+        score_tables = scores_io.read_scores_mlflow(uri, scores, benchmark=benchmark.value)
+
+    if _is_csv_path(ground_truth):
+        if not Path(ground_truth).is_file():
+            raise MedxferInputError("ground-truth CSV not found", path=ground_truth)
+        truth = scores_io.read_ground_truth_csv(ground_truth)
+    else:
+        from medxfer.tracking.query import ground_truth as query_ground_truth
+
+        uri = uri or resolve_tracking_uri(tracking_uri)
+        truth = query_ground_truth(uri, name=ground_truth, benchmark=benchmark.value,
+                                   metric="test_auc", select_by="val_loss", mode="min")
+    scores_io.check_overlap(score_tables, truth, scores_from=scores, ground_truth_from=ground_truth)
+
+    try:
+        ev = run_evaluation(score_tables, truth, invert=inverted, ranked=ranked)
+    except MedxferInputError:
+        raise
+    except ValueError as exc:  # bad --invert/--rank combinations with the scores given
+        raise MedxferInputError(str(exc), path=scores) from exc
+
+    if output is not None:
+        for path in report.write_all(ev, format.value, output):
+            typer.echo(f"wrote {path}", err=True)
+    else:
+        typer.echo(report.render_all(ev, format.value), nl=False)
+    if figures is not None:
+        for path in report.write_figures(ev, truth, figures):
+            typer.echo(f"wrote {path}", err=True)
