@@ -94,8 +94,6 @@ def _torchvision_backbone(arch: str, in_chans: int) -> tuple[nn.Module, list[str
     parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
     setattr(parent, name.rpartition(".")[2], nn.Identity())
     model.embed_dim = linear.in_features
-    if arch.startswith("vgg"):  # keep the fixed 7x7 pooling's input valid for any size
-        pass
     return model, [f"{name}.weight", f"{name}.bias"]
 
 
