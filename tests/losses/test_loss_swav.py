@@ -117,3 +117,24 @@ def test_table1_defaults_and_validation():
         SwaVLoss(temperature=0)
     with pytest.raises(ValueError, match="Nothing to optimise"):
         SwaVHybridLoss(alpha=0.0)([torch.randn(2, 3), torch.randn(2, 3)])
+
+
+
+def _sinkhorn_worker(rank, store, scores, out):
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        part = scores[rank * 3:(rank + 1) * 3]
+        torch.save(sinkhorn(part, 0.05, 3, gather_distributed=True), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sinkhorn_gathers_the_global_batch_over_two_workers(tmp_path):
+    import torch.multiprocessing as mp
+    scores = torch.randn(6, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    out = tmp_path / "codes"
+    mp.spawn(_sinkhorn_worker, args=(str(tmp_path / "store"), scores, str(out)), nprocs=2)
+    codes = torch.cat([torch.load(f"{out}.{r}") for r in range(2)])
+    assert torch.allclose(codes, sinkhorn(scores, 0.05, 3), atol=1e-10)
+    assert not torch.allclose(torch.cat([sinkhorn(scores[:3], 0.05, 3), sinkhorn(scores[3:], 0.05, 3)]), codes)

@@ -104,3 +104,15 @@ def test_not_a_state_dict_and_unknown_name(tmp_path):
         create_backbone("no_such_net")
     with pytest.raises(ValueError, match="unknown torchvision"):
         create_backbone("torchvision:no_such_net")
+
+
+def test_classifier_checkpoint_loads_with_and_without_head(tmp_path):
+    src = create_backbone("tiny_cnn", in_chans=1, num_classes=3).eval()
+    path = tmp_path / "finetuned.pt"
+    torch.save({"state_dict": src.state_dict()}, path)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, num_classes=3, weights=path).eval()(x), src(x))
+        assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, weights=path).eval()(x), src.forward_features(x))
+    with pytest.raises(MedxferInputError, match="shape mismatches: head.weight"):
+        create_backbone("tiny_cnn", in_chans=1, num_classes=4, weights=path)

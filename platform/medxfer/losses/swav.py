@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 
 @torch.no_grad()
-def sinkhorn(scores: Tensor, epsilon: float = 0.03, n_iters: int = 3) -> Tensor:
+def sinkhorn(scores: Tensor, epsilon: float = 0.03, n_iters: int = 3,
+             gather_distributed: bool = False) -> Tensor:
     """Soft codes by Sinkhorn-Knopp (seed 001 eq. 3), no gradient.
 
     Solves max_Q Tr(Q^T C^T Z) + eps H(Q) over the transport polytope whose marginals are
@@ -39,6 +40,8 @@ def sinkhorn(scores: Tensor, epsilon: float = 0.03, n_iters: int = 3) -> Tensor:
         scores: Similarities z^T c. Shape: (B, K).
         epsilon: Entropy weight eps > 0 (smaller = harder codes).
         n_iters: Number of Sinkhorn iterations (seed: 3).
+        gather_distributed: Under torch.distributed (DDP workers), enforce the equipartition
+            over the global batch of all workers (sums are all-reduced), as SwAV does.
 
     Returns:
         Codes q. Shape: (B, K); rows sum to 1, columns to B/K (approximately, closer with
@@ -46,12 +49,23 @@ def sinkhorn(scores: Tensor, epsilon: float = 0.03, n_iters: int = 3) -> Tensor:
     """
     if epsilon <= 0 or n_iters < 1:
         raise ValueError(f"sinkhorn needs epsilon > 0 and n_iters >= 1, got {epsilon}, {n_iters}.")
-    # Work in float64 with the max subtracted: exp(score / 0.03) overflows float32 otherwise.
-    q = (scores.double() - scores.double().max()).div(epsilon).exp().T  # (K, B)
-    q /= q.sum()
-    k, b = q.shape
+    dist = torch.distributed
+    world = dist.get_world_size() if (gather_distributed and dist.is_available()
+                                      and dist.is_initialized()) else 1
+
+    def all_reduce(t: Tensor, op=None) -> Tensor:
+        if world > 1:
+            dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+        return t
+
+    # Work in float64 with the (global) max subtracted: exp(score / 0.03) overflows otherwise.
+    s = scores.double()
+    shift = all_reduce(s.max().clone(), dist.ReduceOp.MAX if world > 1 else None)
+    q = (s - shift).div(epsilon).exp().T  # (K, B)
+    q /= all_reduce(q.sum())
+    k, b = q.shape[0], q.shape[1] * world
     for _ in range(n_iters):
-        q /= q.sum(dim=1, keepdim=True) * k  # each prototype gets mass 1/K
+        q /= all_reduce(q.sum(dim=1, keepdim=True)) * k  # each prototype gets mass 1/K
         q /= q.sum(dim=0, keepdim=True) * b  # each sample gets mass 1/B
     return (q * b).T.to(scores.dtype)
 
@@ -68,15 +82,16 @@ def split_modalities(x: Tensor, n_modalities: int) -> tuple[Tensor, ...]:
     return torch.chunk(x, n_modalities, dim=0)
 
 
-def swav_codes(scores: Tensor, epsilon: float, n_iters: int, n_modalities: int = 1) -> Tensor:
+def swav_codes(scores: Tensor, epsilon: float, n_iters: int, n_modalities: int = 1,
+               gather_distributed: bool = False) -> Tensor:
     """Sinkhorn codes computed separately inside each modality's part (eq. 4). Shape (B, K)."""
     parts = split_modalities(scores.detach(), n_modalities)
-    return torch.cat([sinkhorn(p, epsilon, n_iters) for p in parts], dim=0)
+    return torch.cat([sinkhorn(p, epsilon, n_iters, gather_distributed) for p in parts], dim=0)
 
 
 def swav_loss_per_sample(scores: list[Tensor], temperature: float = 0.1,
                          epsilon: float = 0.03, n_iters: int = 3, n_modalities: int = 1,
-                         n_assign: int = 2) -> Tensor:
+                         n_assign: int = 2, gather_distributed: bool = False) -> Tensor:
     """Swapped-prediction loss per sample (seed 001 eq. 1, SwAV's multi-crop form).
 
     Codes are computed for the first ``n_assign`` views; every other view predicts them:
@@ -92,6 +107,7 @@ def swav_loss_per_sample(scores: list[Tensor], temperature: float = 0.1,
         n_iters: Sinkhorn iterations.
         n_modalities: M; codes are computed per modality part.
         n_assign: Number of views that get codes (the high-resolution crops).
+        gather_distributed: Sinkhorn over the global batch of all DDP workers.
 
     Returns:
         Per-sample loss. Shape: (B,).
@@ -103,7 +119,7 @@ def swav_loss_per_sample(scores: list[Tensor], temperature: float = 0.1,
     log_p = [F.log_softmax(s / temperature, dim=1) for s in scores]
     total = scores[0].new_zeros(scores[0].shape[0])
     for a in range(n_assign):
-        q = swav_codes(scores[a], epsilon, n_iters, n_modalities)
+        q = swav_codes(scores[a], epsilon, n_iters, n_modalities, gather_distributed)
         for j in range(v):
             if j != a:
                 total = total - (q * log_p[j]).sum(dim=1) / (v - 1)
@@ -119,10 +135,12 @@ class SwaVLoss(nn.Module):
         sinkhorn_iterations: Table I: 3.
         n_modalities: M equal batch parts with their own prototypes and codes (eq. 4).
         n_assign: Views that get codes (2 for the two high-resolution crops).
+        gather_distributed: Sinkhorn equipartition over all DDP workers' samples.
     """
 
     def __init__(self, temperature: float = 0.1, epsilon: float = 0.03,
-                 sinkhorn_iterations: int = 3, n_modalities: int = 1, n_assign: int = 2):
+                 sinkhorn_iterations: int = 3, n_modalities: int = 1, n_assign: int = 2,
+                 gather_distributed: bool = False):
         super().__init__()
         if temperature <= 0 or epsilon <= 0:
             raise ValueError(f"temperature and epsilon must be > 0, got {temperature}, {epsilon}.")
@@ -134,11 +152,13 @@ class SwaVLoss(nn.Module):
         self.sinkhorn_iterations = int(sinkhorn_iterations)
         self.n_modalities = int(n_modalities)
         self.n_assign = int(n_assign)
+        self.gather_distributed = bool(gather_distributed)
 
     def per_sample(self, scores: list[Tensor]) -> Tensor:
         """Per-sample L_ss, shape (B,); see :func:`swav_loss_per_sample`."""
         return swav_loss_per_sample(list(scores), self.temperature, self.epsilon,
-                                    self.sinkhorn_iterations, self.n_modalities, self.n_assign)
+                                    self.sinkhorn_iterations, self.n_modalities, self.n_assign,
+                                    self.gather_distributed)
 
     def forward(self, scores: list[Tensor]) -> Tensor:
         """Args: scores: per view, prototype scores of shape (B, K). Returns the mean loss."""

@@ -131,7 +131,9 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
             classifier's keys are ignored, and a 3-channel first conv is summed into 1
             channel when ``in_chans=1`` (timm's adaptation).
         num_classes: 0 returns the embedding; > 0 appends a linear classifier (``.head``),
-            ``forward`` then returns logits and ``forward_features`` the embedding.
+            ``forward`` then returns logits and ``forward_features`` the embedding. A file
+            saved from such a model (keys ``backbone.*``, ``head.*``) loads into both forms;
+            with ``num_classes=0`` its head is dropped.
 
     Returns:
         The module, with ``embed_dim`` (the embedding size).
@@ -148,11 +150,18 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
         model, ignored = _torchvision_backbone(name[len(TORCHVISION_PREFIX):], in_chans)
     else:
         model, ignored = _timm_backbone(name, in_chans)
-    if weights is not None:
-        load_weights(model, weights, ignore_keys=ignored)
-    if num_classes > 0:
-        model = _WithClassifier(model, num_classes)
-    return model
+    if weights is None:
+        return _WithClassifier(model, num_classes) if num_classes > 0 else model
+    path = Path(weights)
+    state = _read_state_dict(path)
+    if any(k.startswith("backbone.") for k in state):  # saved with a classifier (num_classes > 0)
+        if num_classes > 0:
+            model = _WithClassifier(model, num_classes)
+            _load_state(model, state, path, ())
+            return model
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    _load_state(model, state, path, ignored)
+    return _WithClassifier(model, num_classes) if num_classes > 0 else model
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
@@ -193,7 +202,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike,
             mismatches; the message lists the first offending keys.
     """
     path = Path(path)
-    state = {k: v for k, v in _read_state_dict(path).items() if k not in set(ignore_keys)}
+    _load_state(model, _read_state_dict(path), path, ignore_keys)
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor], path: Path,
+                ignore_keys: list[str] | tuple[str, ...]) -> None:
+    state = {k: v for k, v in state.items() if k not in set(ignore_keys)}
     own = model.state_dict()
     for key, value in list(state.items()):  # 3-channel conv -> in_chans (sum / repeat)
         if key in own and value.ndim == 4 and own[key].ndim == 4 and value.shape[1] != own[key].shape[1] \

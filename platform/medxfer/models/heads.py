@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medxfer.losses.swav import split_modalities  # one definition of the modality split
+
 
 class LinearClassifier(nn.Linear):
     """Linear classifier (linear probing / fine-tuning head).
@@ -95,6 +97,5 @@ class SwaVPrototypes(nn.Module):
         protos = F.normalize(self.weight, dim=2)
         if modality is not None:
             return z @ protos[modality].T
-        from medxfer.losses.swav import split_modalities  # one definition of the split
         parts = split_modalities(z, self.n_modalities)
         return torch.cat([p @ protos[m].T for m, p in enumerate(parts)], dim=0)
