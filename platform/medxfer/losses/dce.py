@@ -58,8 +58,10 @@ def kmeans_1d(values: Tensor, k: int = 5, n_iters: int = 20) -> Tensor:
         Sorted centres. Shape: (B, k).
     """
     values = values.float()
-    qs = (torch.arange(k, dtype=values.dtype, device=values.device) + 0.5) / k
-    centres = torch.quantile(values, qs, dim=1).T.contiguous()  # (B, k)
+    # Quantile initialisation by sorting (torch.quantile refuses inputs over 16M elements).
+    n = values.shape[1]
+    idx = ((torch.arange(k, device=values.device) + 0.5) / k * (n - 1)).round().long()
+    centres = values.sort(dim=1).values[:, idx].contiguous()  # (B, k)
     for _ in range(n_iters):
         assign = (values[:, :, None] - centres[:, None, :]).abs().argmin(dim=2)  # (B, P)
         onehot = F.one_hot(assign, k).to(values.dtype)  # (B, P, k)
