@@ -1,0 +1,11 @@
+"""Model parts the methods compose: backbones, heads, the DCE shallow U-Net.
+
+No Ray or MLflow imports; no downloads (weights only from local files).
+"""
+
+from medxfer.models.backbones import TinyCNN, create_backbone, list_backbones, load_weights
+from medxfer.models.heads import LinearClassifier, ProjectionHead, SwaVPrototypes
+from medxfer.models.unet import ShallowUNet
+
+__all__ = ["LinearClassifier", "ProjectionHead", "ShallowUNet", "SwaVPrototypes", "TinyCNN",
+           "create_backbone", "list_backbones", "load_weights"]

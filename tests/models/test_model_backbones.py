@@ -1,0 +1,118 @@
+"""Backbones: shapes for in_chans 1/3 and several sizes, local weights only, clear errors."""
+
+import socket
+
+import pytest
+import torch
+
+from medxfer.errors import MedxferInputError
+from medxfer.models import TinyCNN, create_backbone, list_backbones
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any socket connection fails the test: weights must never be downloaded."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "resnet10t", "torchvision:resnet18",
+                                  "torchvision:mobilenet_v3_small"])
+@pytest.mark.parametrize("in_chans", [1, 3])
+def test_embedding_shape_any_size(name, in_chans):
+    model = create_backbone(name, in_chans=in_chans).eval()
+    for size in (28, 32, 45):
+        with torch.no_grad():
+            out = model(torch.randn(2, in_chans, size, size))
+        assert out.shape == (2, model.embed_dim) and torch.isfinite(out).all()
+
+
+def test_tiny_cnn_is_registered_and_wide_enough():
+    assert "tiny_cnn" in list_backbones()
+    model = create_backbone("tiny_cnn", in_chans=1)
+    assert isinstance(model, TinyCNN) and model.embed_dim >= 64
+
+
+def test_torchvision_first_conv_adapted_and_classifier_removed():
+    model = create_backbone("torchvision:resnet18", in_chans=1)
+    assert model.conv1.in_channels == 1 and isinstance(model.fc, torch.nn.Identity)
+    assert model.embed_dim == 512
+
+
+def test_num_classes_adds_head():
+    model = create_backbone("tiny_cnn", in_chans=3, num_classes=5).eval()
+    x = torch.randn(3, 3, 32, 32)
+    assert model(x).shape == (3, 5) and model.forward_features(x).shape == (3, model.embed_dim)
+
+
+@pytest.mark.parametrize("name,wrap", [("tiny_cnn", None), ("tiny_cnn", "state_dict"),
+                                       ("tiny_cnn", "model"), ("resnet10t", None),
+                                       ("torchvision:resnet18", "state_dict")])
+def test_weights_round_trip(tmp_path, name, wrap):
+    src = create_backbone(name, in_chans=1).eval()
+    state = src.state_dict()
+    path = tmp_path / "w.pt"
+    torch.save(state if wrap is None else {wrap: state, "epoch": 3}, path)
+    dst = create_backbone(name, in_chans=1, weights=path).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(src(x), dst(x))
+    fresh = create_backbone(name, in_chans=1).eval()
+    with torch.no_grad():
+        assert not torch.allclose(fresh(x), dst(x))  # the load really changed something
+
+
+def test_source_classifier_ignored_and_rgb_conv_adapted(tmp_path):
+    import timm
+    rgb = timm.create_model("resnet10t", pretrained=False, num_classes=10)  # with a 10-way fc
+    path = tmp_path / "rgb.pt"
+    torch.save(rgb.state_dict(), path)
+    gray = create_backbone("resnet10t", in_chans=1, weights=path)
+    first = "conv1.0.weight"  # resnet10t has a deep stem
+    assert torch.allclose(gray.state_dict()[first], rgb.state_dict()[first].sum(dim=1, keepdim=True))
+
+
+def test_missing_weight_file_names_path(tmp_path):
+    path = tmp_path / "nowhere" / "resnet.pt"
+    with pytest.raises(MedxferInputError, match="not found") as info:
+        create_backbone("tiny_cnn", weights=path)
+    assert str(path) in str(info.value) and info.value.path == str(path)
+
+
+def test_strict_mismatch_error(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save(create_backbone("torchvision:mobilenet_v3_small").state_dict(), path)
+    with pytest.raises(MedxferInputError, match="do not match the architecture") as info:
+        create_backbone("tiny_cnn", weights=path)
+    assert "missing keys" in str(info.value) and "unexpected keys" in str(info.value)
+    torch.save({"features.0.weight": torch.zeros(1)}, path)
+    bad = create_backbone("tiny_cnn").state_dict()
+    bad["features.0.weight"] = torch.zeros(32, 3, 5, 5)
+    torch.save(bad, path)
+    with pytest.raises(MedxferInputError, match="shape mismatches: features.0.weight"):
+        create_backbone("tiny_cnn", weights=path)
+
+
+def test_not_a_state_dict_and_unknown_name(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(MedxferInputError, match="expected a state dict"):
+        create_backbone("tiny_cnn", weights=path)
+    with pytest.raises(ValueError, match="unknown backbone 'no_such_net'"):
+        create_backbone("no_such_net")
+    with pytest.raises(ValueError, match="unknown torchvision"):
+        create_backbone("torchvision:no_such_net")
+
+
+def test_classifier_checkpoint_loads_with_and_without_head(tmp_path):
+    src = create_backbone("tiny_cnn", in_chans=1, num_classes=3).eval()
+    path = tmp_path / "finetuned.pt"
+    torch.save({"state_dict": src.state_dict()}, path)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, num_classes=3, weights=path).eval()(x), src(x))
+        assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, weights=path).eval()(x), src.forward_features(x))
+    with pytest.raises(MedxferInputError, match="shape mismatches: head.weight"):
+        create_backbone("tiny_cnn", in_chans=1, num_classes=4, weights=path)
