@@ -30,6 +30,7 @@ from medxfer.cli_common import TrackingUriOption  # noqa: F401  (re-exported)
 # (module, attribute, group name): sub-apps, e.g. `medxfer benchmark import`.
 _GROUPS: list[tuple[str, str, str]] = [
     ("medxfer.tracking.cli", "benchmark_app", "benchmark"),
+    ("medxfer.data.cli", "data_app", "data"),
 ]
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [
