@@ -19,7 +19,8 @@ _EXPORTS = {
                  "load_target", "npz_path", "write_sidecar", "MEDMNIST_2D", "SIZES", "SPLITS",
                  "TASKS"),
     "splits": ("subsample_per_class", "thesis_subsets"),
-    "transforms": ("build_transform", "list_transforms", "preset", "TwoViews", "Compose"),
+    "transforms": ("build_transform", "list_transforms", "preset", "preset_spec", "TwoViews",
+                   "Compose", "register_transform", "reference_energies"),
     "synth": ("synthesize", "MODALITIES"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
