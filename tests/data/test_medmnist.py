@@ -134,7 +134,8 @@ def test_all_twelve_2d_flags_have_metadata():
 
     tasks = {flag: dataset_info(flag).task for flag in MEDMNIST_2D}
     assert len(tasks) == 12 and tasks["chestmnist"] == "multi-label, binary-class"
-    assert tasks["retinamnist"] == "ordinal-regression" and tasks["pneumoniamnist"] == "binary-class"
+    assert tasks["retinamnist"] == "ordinal-regression"
+    assert tasks["pneumoniamnist"] == "binary-class"
 
 
 def test_load_target_thesis_subsets(tmp_path):

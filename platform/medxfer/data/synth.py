@@ -289,7 +289,7 @@ def _patient_params(rng: np.random.Generator, S: int) -> dict:
 
 
 def _split_labels(rng, mod: Modality, n_per_class: int, pid0: int):
-    """Labels and patient ids of one split: patients are runs of 2-4 images of (mostly) one label."""
+    """Labels and patient ids of one split; a patient is 2-4 images of (mostly) one label."""
     if mod.task.startswith("multi-label"):
         n, L = n_per_class * len(mod.labels), len(mod.labels)
         sizes = []

@@ -99,7 +99,8 @@ class TwoViews:
     def __init__(self, transform: Callable):
         self.transform = transform
 
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def __call__(self, x: Tensor,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         if isinstance(self.transform, Transform):
             return self.transform(x, generator), self.transform(x, generator)
         return self.transform(x), self.transform(x)

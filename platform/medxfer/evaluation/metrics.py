@@ -31,7 +31,8 @@ CLASSIFICATION_METRICS = ("auc", "acc", "f1_micro", "f1_macro", "map")
 def _kind(task: str) -> str:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {list(TASKS)}")
-    return {"binary-class": "binary", "multi-label, binary-class": "multilabel"}.get(task, "multiclass")
+    kinds = {"binary-class": "binary", "multi-label, binary-class": "multilabel"}
+    return kinds.get(task, "multiclass")
 
 
 def _prepare(task: str, y_true, y_score) -> tuple[str, np.ndarray, np.ndarray]:
@@ -95,7 +96,8 @@ def average_precision(task: str, y_true, y_score) -> float:
     return _macro(average_precision_score, y_bin, s)
 
 
-def predictions(task: str, y_true, y_score, threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def predictions(task: str, y_true, y_score,
+                threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(y_true, y_pred)``: argmax (multi-class) or ``score > threshold`` (binary, multi-label).
 
     A binary ``(n, 2)`` score predicts the argmax.
