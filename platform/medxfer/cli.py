@@ -31,6 +31,7 @@ from medxfer.cli_common import TrackingUriOption  # noqa: F401  (re-exported)
 _GROUPS: list[tuple[str, str, str]] = [
     ("medxfer.tracking.cli", "benchmark_app", "benchmark"),
     ("medxfer.transferability.cli", "estimate_app", "estimate"),
+    ("medxfer.data.cli", "data_app", "data"),
 ]
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [

@@ -1,0 +1,33 @@
+"""Data the methods train on: MedMNIST-layout ``.npz`` loader, splits, transforms, synthetic data.
+
+Public API (imported lazily so that ``medxfer --help`` does not pay for torch):
+
+* :class:`MedMNISTDataset`, :func:`load_target`, :func:`load_split`, :func:`dataset_info`,
+  :class:`DatasetInfo`, :func:`npz_path` (``medxfer.data.medmnist``);
+* :func:`subsample_per_class`, :func:`thesis_subsets` (``medxfer.data.splits``);
+* :func:`build_transform`, :func:`list_transforms`, :func:`preset`, :class:`TwoViews`
+  (``medxfer.data.transforms``);
+* :func:`synthesize`, :data:`MODALITIES` (``medxfer.data.synth``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "medmnist": ("MedMNISTDataset", "DatasetInfo", "SplitArrays", "dataset_info", "load_split",
+                 "load_target", "npz_path", "write_sidecar", "MEDMNIST_2D", "SIZES", "SPLITS",
+                 "TASKS"),
+    "splits": ("subsample_per_class", "thesis_subsets"),
+    "transforms": ("build_transform", "list_transforms", "preset", "preset_spec", "TwoViews",
+                   "Compose", "register_transform", "reference_energies"),
+    "synth": ("synthesize", "MODALITIES"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
