@@ -18,9 +18,10 @@ def logme(features, labels, *, source_logits=None, random_state=None,
           evidence: str = "thesis") -> float:
     """Mean over classes of the per-sample log evidence of a one-vs-rest linear model.
 
-    Computes exactly the reference numbers (spec "LogME") with one symmetric
-    eigendecomposition of the smaller Gram matrix (F^T F when N > D, F F^T otherwise)
-    instead of an SVD, and class sums F^T t_c instead of the N x k matrix U.
+    Computes the reference numbers (spec "LogME") with one symmetric eigendecomposition of
+    the smaller Gram matrix (F^T F when N > D, F F^T otherwise) instead of an SVD, and class
+    sums F^T t_c instead of the N x k matrix U. When N > D and F is rank deficient, the
+    reference's own SVD of F^T F decides the rank (see ``_gram_spectrum``).
 
     Args:
         features: Shape (N, D). Cast to float64 internally (spec dtype rule).
@@ -45,14 +46,10 @@ def logme(features, labels, *, source_logits=None, random_state=None,
     onehot[np.arange(n), y] = 1.0
 
     if n > d:
-        # SVD of F^T F in the reference; eigh gives the same spectrum at a fraction of the cost.
-        w, v = np.linalg.eigh(f.T @ f)
-        w, v = w[::-1], v[:, ::-1]
-        s = np.sqrt(np.clip(w, 0.0, None))
-        k = int(np.sum(s > 1e-10))
-        s, v = s[:k], v[:, :k]
-        # x = U^T t with U = F V / s  ->  x = V^T (F^T t) / s
-        x_all = (v.T @ (f.T @ onehot)) / s[:, None]
+        s, vh = _gram_spectrum(f)
+        k = s.size
+        # x = U^T t with U = F V^T / s  ->  x = V (F^T t) / s: no N x k matrix needed.
+        x_all = (vh @ (f.T @ onehot)) / s[:, None]
     else:
         # Thin SVD of F in the reference (no rank cut): U are the eigenvectors of F F^T.
         w, u = np.linalg.eigh(f @ f.T)
@@ -65,6 +62,26 @@ def logme(features, labels, *, source_logits=None, random_state=None,
     scores = [_class_evidence(x_all[:, c], onehot[:, c].sum(), sigma, n, d, k, evidence)
               for c in range(num_classes)]
     return float(np.mean(scores))
+
+
+def _gram_spectrum(f):
+    """Singular values s > 1e-10 of F and their right vectors (rows), as the reference gets them.
+
+    The reference takes the SVD of F^T F, s = sqrt of its singular values, and keeps
+    s > 1e-10. When F is well conditioned, eigh of F^T F gives the same spectrum at about half
+    the cost. When it is (numerically) rank deficient -- dead or duplicated dimensions -- which
+    near-zero directions survive the 1e-10 cut depends on the rounding of the reference's SVD
+    (exact zeros come out near 1e-13 and are kept), so the reference's own SVD is used then.
+    """
+    gram = f.T @ f
+    w, v = np.linalg.eigh(gram)
+    if w[0] > 1e-8 * w[-1] > 0:
+        s, vh = np.sqrt(w[::-1]), v[:, ::-1].T
+    else:
+        _, s2, vh = np.linalg.svd(gram)
+        s = np.sqrt(s2)
+    keep = s > 1e-10
+    return s[keep], vh[keep]
 
 
 def _class_evidence(x, t_norm2, sigma, n, d, k, evidence):
