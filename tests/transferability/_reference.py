@@ -90,7 +90,7 @@ def nleep_reference_global_rng(X, y, component_ratio=5):
 
 
 # --- PARC (spec "PARC") ---------------------------------------------------------------------
-def parc_slow(X, y):
+def parc_slow(X, y, exact_label_ties=False):
     N = X.shape[0]
     red = PCA(n_components=min(32, N), svd_solver="randomized", random_state=1919,
               iterated_power=1).fit_transform(X).astype(np.float64)
@@ -102,7 +102,12 @@ def parc_slow(X, y):
         a = a / np.sqrt((a ** 2).sum(1, keepdims=True))
         return a @ a.T
 
-    fd, ld = 1 - corr_rows(z), 1 - corr_rows(onehot)
+    fd = 1 - corr_rows(z)
+    if exact_label_ties:  # one-hot rows: correlation 1 within a class, -1/(C-1) across
+        C = onehot.shape[1]
+        ld = np.array([[0.0 if a == b else 1 + 1 / (C - 1) for b in y] for a in y])
+    else:  # the reference's np.corrcoef, rounding (and so its tie breaking) included
+        ld = 1 - np.corrcoef(onehot)
     pairs = [(i, j) for i in range(N) for j in range(i + 1, N)]
     a = rankdata([fd[i, j] for i, j in pairs])
     b = rankdata([ld[i, j] for i, j in pairs])
