@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from medxfer.transferability import get_metric
+
+from ._data import blobs
+from ._reference import nleep_reference_global_rng
+
+nleep = get_metric("nleep")
+
+
+@pytest.fixture
+def global_rng_guard():
+    """Restore NumPy's global RNG after a test that seeds it on purpose."""
+    state = np.random.get_state()
+    yield
+    np.random.set_state(state)
+
+
+def _same_state(a, b):
+    return a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+
+
+def test_random_state_equals_seeding_the_global_rng(global_rng_guard):
+    x, y = blobs(n=90, d=20, c=3, sep=0.7)
+    np.random.seed(7)
+    p_ref = nleep_reference_global_rng(x, y)
+    assert nleep(x, y, random_state=7) == pytest.approx(p_ref.mean(), rel=1e-12)
+    assert nleep(x, y, random_state=7, convention="paper") == \
+        pytest.approx(np.log(p_ref).mean(), rel=1e-12)
+
+
+def test_global_rng_untouched():
+    x, y = blobs(n=90, d=20, c=3, sep=0.7)
+    before = np.random.get_state()
+    nleep(x, y, random_state=3)
+    nleep(x, y)  # None: a fresh seed, still not the global RNG
+    assert _same_state(before, np.random.get_state())
+
+
+def test_seed_matters_and_is_reproducible():
+    x, y = blobs(n=90, d=20, c=3, sep=0.7)
+    values = {nleep(x, y, random_state=s) for s in range(4)}
+    assert len(values) > 1  # stochastic through the GMM initialisation (spec pitfall 4)
+    assert nleep(x, y, random_state=1) == nleep(x, y, random_state=1)
+
+
+def test_float32_and_float64_agree():
+    x, y = blobs(n=90, d=20, c=3, sep=0.7)
+    assert nleep(x, y, random_state=0) == pytest.approx(
+        nleep(x.astype(np.float64), y, random_state=0), abs=1e-6)
+
+
+def test_label_renaming_invariant_and_probability_range():
+    x, y = blobs(n=90, d=20, c=3, sep=0.7)
+    base = nleep(x, y, random_state=0)
+    assert 0 <= base <= 1
+    assert nleep(x, np.array([2, 0, 1])[y], random_state=0) == pytest.approx(base, rel=1e-12)
+
+
+def test_needs_five_samples_per_component():
+    x, y = blobs(n=12, d=20, c=3)
+    with pytest.raises(ValueError, match="5 x 3 = 15 components"):
+        nleep(x, y)
