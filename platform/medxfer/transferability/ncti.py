@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
@@ -75,22 +76,21 @@ def ncti_combine(seli, ncc, vc, *, convention: str = "thesis") -> np.ndarray:
     Returns:
         Shape (S,): the combined score per source; higher is better.
     """
+    from .combine import combine  # the one implementation of min-max across sources
+
     if convention not in CONVENTIONS:
         raise ValueError(f"ncti_combine: convention must be one of {CONVENTIONS}; "
                          f"got {convention!r}")
-    terms = [_minmax(np.asarray(t, dtype=np.float64), name)
-             for t, name in ((seli, "seli"), (ncc, "ncc"), (vc, "vc"))]
-    if len({t.shape for t in terms}) != 1:
+    terms = {}
+    for t, name in ((seli, "seli"), (ncc, "ncc"), (vc, "vc")):
+        a = np.asarray(t, dtype=np.float64)
+        if a.ndim != 1:
+            raise ValueError(f"ncti_combine: {name} must be 1-d (one value per source); "
+                             f"got shape {a.shape}")
+        terms[name] = a
+    if len({a.shape for a in terms.values()}) != 1:
         raise ValueError(f"ncti_combine: seli, ncc and vc must have the same shape; "
-                         f"got {[t.shape for t in terms]}")
-    sign = 1.0 if convention == "thesis" else -1.0
-    return terms[0] + terms[1] + sign * terms[2]
-
-
-def _minmax(t, name):
-    if t.ndim != 1:
-        raise ValueError(f"ncti_combine: {name} must be 1-d (one value per source); "
-                         f"got shape {t.shape}")
-    lo, hi = np.nanmin(t), np.nanmax(t)
-    # All sources equal: the reference's (x - min) / (max - min) is 0/0; keep NaN visible.
-    return (t - lo) / (hi - lo) if hi > lo else np.full_like(t, np.nan)
+                         f"got {[a.shape for a in terms.values()]}")
+    # One target column; its name never equals a (positional) source, so nothing is masked.
+    frames = {n: pd.DataFrame({"target": a}) for n, a in terms.items()}
+    return combine("ncti", frames, convention=convention)["target"].to_numpy()
