@@ -52,28 +52,16 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: run the app, map bad input to exit code 2."""
+    """Console-script entry point; returns the exit code (bad input -> 2, usage errors -> 2)."""
     try:
-        rv = app(args=argv, standalone_mode=False)
-        if isinstance(rv, int):  # click returns the code of typer.Exit in this mode
-            return rv
+        app(args=argv, standalone_mode=True)
     except MedxferInputError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         return 2
-    except (typer.Abort, KeyboardInterrupt):
-        typer.secho("aborted", err=True)
-        return 130
-    except SystemExit as exc:  # typer.Exit inside commands
-        return int(exc.code or 0)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        raise
+    except SystemExit as exc:  # click ends every standalone run with sys.exit(code)
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
     return 0
 
 

@@ -6,11 +6,25 @@ thesis (seed 004) chapter 6.
 
     >>> from medxfer.transferability import get_metric, list_metrics, combine
     >>> score = get_metric("logme")(features, labels)
+
+Names are imported lazily (the registry pulls in torch for FU) so that ``medxfer --help`` and
+the CLI's other verbs stay fast.
 """
 
-from .combine import combine, list_combinations
-from .ncti import NCTITerms, ncti_combine
-from .registry import MetricInfo, get_metric, list_metrics, metric_info
+from __future__ import annotations
 
-__all__ = ["MetricInfo", "NCTITerms", "combine", "get_metric", "list_combinations",
-           "list_metrics", "metric_info", "ncti_combine"]
+import importlib
+
+_EXPORTS = {
+    "combine": ("combine", "list_combinations"),
+    "ncti": ("NCTITerms", "ncti_combine"),
+    "registry": ("MetricInfo", "get_metric", "list_metrics", "metric_info"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
