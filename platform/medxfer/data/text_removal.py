@@ -281,57 +281,55 @@ class ClassicalDetector:
         labels[~keep[labels]] = 0
         return labels
 
-    def _polarity(self, gray: np.ndarray, box: Box) -> str:
-        """``bright`` or ``dark``: which way the box's extreme pixels depart from the ring of
-        background just outside it (gaps between dark letters are "bright" structures to a
-        top-hat, so the top-hat responses alone cannot tell)."""
-        return _box_polarity(gray, box)
-
     def _lines(self, gray: np.ndarray, chars: dict[str, np.ndarray]
                ) -> tuple[np.ndarray, list[Box]]:
+        """Merge each polarity's characters into lines and keep the text-like ones.
+
+        With both polarities, a line must also agree with :func:`_box_polarity` (its pixels
+        depart from the surrounding background in that direction): the gaps between dark
+        letters are bright structures to a top-hat and would otherwise form a "bright line".
+        """
         h, w = gray.shape
-        union = np.zeros((h, w), np.uint8)
-        heights = []
-        for labels in chars.values():
-            union |= (labels > 0).astype(np.uint8)
-            _, _, st, _ = cv2.connectedComponentsWithStats((labels > 0).astype(np.uint8), 8)
-            heights.extend(st[1:, cv2.CC_STAT_HEIGHT].tolist())
-        if not union.any():
-            return np.zeros((h, w), bool), []
-        tall = [v for v in heights if v >= self.min_height]
-        char_h = float(np.median(tall)) if tall else float(self.min_height)
-        gap = self.gap if self.gap is not None else max(2, int(round(0.6 * char_h)))
-        # close horizontally (joins letters and words) and a little vertically (i-dots, accents)
-        merged = cv2.morphologyEx(union, cv2.MORPH_CLOSE,
-                                  cv2.getStructuringElement(cv2.MORPH_RECT, (2 * gap + 1, 1)))
-        merged = cv2.morphologyEx(merged, cv2.MORPH_CLOSE, np.ones((5, 1), np.uint8))
-        m, lines, lstats, _ = cv2.connectedComponentsWithStats(merged, 8)
         keep_mask = np.zeros((h, w), bool)
         boxes: list[Box] = []
-        for j in range(1, m):
-            x, y, bw, bh, _ = lstats[j]
-            sl = (slice(y, y + bh), slice(x, x + bw))
-            pol = self._polarity(gray, (x, y, x + bw, y + bh)) if len(chars) > 1 \
-                else next(iter(chars))
-            lab = chars[pol][sl] * (lines[sl] == j)
-            strokes = lab > 0
-            if not strokes.any():
+        for pol, labels in chars.items():
+            cand = (labels > 0).astype(np.uint8)
+            if not cand.any():
                 continue
-            ys, xs = np.nonzero(strokes)
-            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-            lh, lw = y1 - y0, x1 - x0
-            if not (self.min_height <= lh <= self.max_height):
-                continue
-            fill = float(strokes.sum()) / float(lh * lw)
-            if not (self.min_fill <= fill <= self.max_fill):
-                continue
-            _, _, cst, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), 8)
-            n_chars = int(np.sum(cst[1:, cv2.CC_STAT_HEIGHT] >= max(3, 0.4 * lh)))
-            if n_chars < 1 or (n_chars < self.min_chars and lh < self.min_single_height):
-                continue
-            keep_mask[sl] |= strokes
-            boxes.append((x + x0 - self.pad, y + y0 - self.pad,
-                          x + x1 + self.pad, y + y1 + self.pad))
+            _, _, st, _ = cv2.connectedComponentsWithStats(cand, 8)
+            tall = st[1:, cv2.CC_STAT_HEIGHT]
+            tall = tall[tall >= self.min_height]
+            char_h = float(np.median(tall)) if tall.size else float(self.min_height)
+            gap = self.gap if self.gap is not None else max(2, int(round(0.6 * char_h)))
+            # close horizontally (joins letters and words), a little vertically (i-dots)
+            merged = cv2.morphologyEx(cand, cv2.MORPH_CLOSE,
+                                      cv2.getStructuringElement(cv2.MORPH_RECT, (2 * gap + 1, 1)))
+            merged = cv2.morphologyEx(merged, cv2.MORPH_CLOSE, np.ones((5, 1), np.uint8))
+            m, lines, lstats, _ = cv2.connectedComponentsWithStats(merged, 8)
+            for j in range(1, m):
+                x, y, bw, bh, _ = lstats[j]
+                if not (self.min_height <= bh <= self.max_height + 4):
+                    continue
+                sl = (slice(y, y + bh), slice(x, x + bw))
+                strokes = (labels[sl] > 0) & (lines[sl] == j)
+                ys, xs = np.nonzero(strokes)
+                y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+                lh, lw = y1 - y0, x1 - x0
+                if not (self.min_height <= lh <= self.max_height):
+                    continue
+                fill = float(strokes.sum()) / float(lh * lw)
+                if not (self.min_fill <= fill <= self.max_fill):
+                    continue
+                _, _, cst, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), 8)
+                n_chars = int(np.sum(cst[1:, cv2.CC_STAT_HEIGHT] >= max(3, 0.4 * lh)))
+                if n_chars < 1 or (n_chars < self.min_chars and lh < self.min_single_height):
+                    continue
+                box = (x + x0, y + y0, x + x1, y + y1)
+                if len(chars) > 1 and _box_polarity(gray, box) != pol:
+                    continue
+                keep_mask[sl] |= strokes
+                boxes.append((box[0] - self.pad, box[1] - self.pad,
+                              box[2] + self.pad, box[3] + self.pad))
         return keep_mask, _clip_boxes(boxes, gray.shape)
 
 
