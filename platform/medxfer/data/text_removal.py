@@ -422,9 +422,10 @@ def remove_text(image: np.ndarray, detector: TextDetector | None = None, *, dila
 
     ``cleaned`` has the dtype and shape of ``image`` and equals it bit for bit wherever
     ``mask`` (bool, (H, W)) is False; ``mask`` lies inside the detected boxes. uint8 images are
-    inpainted directly; other dtypes per channel in float32 scaled to [0, 1] by their range
-    (uint16: 0..65535; float: [0, 1], or [-1, 1] when the image has negative values) and scaled
-    back, rounded and clipped only inside the mask. Pass ``boxes`` to skip detection.
+    inpainted directly; other dtypes (uint16, float in [0, 1] or [-1, 1], ...) per channel in
+    float32, mapped from the image's own min..max to 0..255 and back, rounded (integers) and
+    clipped to that range; only the pixels inside the mask are written back. Pass ``boxes``
+    to skip detection.
     """
     img = np.asarray(image)
     if img.ndim not in (2, 3):
@@ -448,21 +449,20 @@ def remove_text(image: np.ndarray, detector: TextDetector | None = None, *, dila
                                 inpaint_radius, flag)
         filled = filled.reshape(planes.shape)
     else:
-        if np.issubdtype(img.dtype, np.integer):
-            info = np.iinfo(img.dtype)
-            lo, hi = float(info.min), float(info.max)
-        elif np.issubdtype(img.dtype, np.floating):
-            finite = img[np.isfinite(img)]
-            lo = -1.0 if finite.size and float(finite.min()) < 0 else 0.0
-            hi = max(1.0, float(finite.max())) if finite.size else 1.0
-            lo = min(lo, float(finite.min())) if finite.size else lo
-        else:
+        if not (np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)):
             raise ValueError(f"unsupported dtype {img.dtype}")
-        scale = (hi - lo) or 1.0
+        # the image's own range (12-bit data in uint16, floats in [0, 1] or [-1, 1], ...);
+        # inpainted values interpolate their surroundings, so they stay inside it
+        finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 1.0
+        # float32 on a 0..255 scale: OpenCV's Telea treats float input as 0..255 data (on
+        # [0, 1] floats it returns values around 255), Navier-Stokes works on either
+        scale = ((hi - lo) or 1.0) / 255.0
         filled = np.empty(planes.shape, np.float64)
         for c in range(planes.shape[2]):
             p = ((planes[..., c].astype(np.float64) - lo) / scale).astype(np.float32)
-            p = np.nan_to_num(p, nan=0.0, posinf=1.0, neginf=0.0)
+            p = np.nan_to_num(p, nan=0.0, posinf=255.0, neginf=0.0)
             filled[..., c] = _inpaint_plane(p, mask8, inpaint_radius, flag)
         filled = filled * scale + lo
         if np.issubdtype(img.dtype, np.integer):

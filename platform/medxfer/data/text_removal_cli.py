@@ -87,9 +87,9 @@ def remove_text_cmd(
 ) -> None:
     """Remove burned-in text (DCE stage 1): detect text boxes, inpaint only those pixels.
 
-    Writes the cleaned files to OUTPUT_DIR with the same relative paths and a
-    text_boxes.csv report (file, x0, y0, x1, y1; half-open pixel boxes; .npz entries are named
-    FILE:ARRAY[INDEX]). Unreadable files are skipped and listed.
+    Writes the cleaned files to OUTPUT_DIR with the same relative paths, and a report
+    text_boxes.csv (file, x0, y0, x1, y1: half-open pixel boxes; .npz entries are named
+    FILE:ARRAY[INDEX]). Unreadable files are skipped and listed (--fail-on-error: exit 2).
 
     Example: medxfer data remove-text scans/ scans_clean/
     """
