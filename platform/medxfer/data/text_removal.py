@@ -206,33 +206,35 @@ class ClassicalDetector:
     Steps (all sizes in pixels of the image):
 
     1. white top-hat (bright text) and black-hat (dark text) with a square of side
-       ``2 * max_stroke + 1``: strokes up to ``max_stroke`` px wide keep their full contrast;
-       smooth gradients, lungs, large bones and blobs wider than the square are removed;
-    2. threshold at ``max(min_contrast, median + noise_k * sigma)`` of the top-hat response
-       (sigma from its MAD, so noisy images need more contrast), with hysteresis down to half
-       that level to keep anti-aliased stroke ends;
-    3. character candidates = connected components, kept when they are not too tall, their
-       stroke width (2 x max of the distance transform) is at most ``max_stroke`` + 1 and their
-       edges are sharp: the 90th percentile of the Sobel gradient over the component, divided by
-       its contrast, is at least ``min_sharpness`` (drawn text has ~1 px edges; a Gaussian blob
-       of sigma s has a ratio of about 0.6 / s);
-    4. characters are merged into lines by a closing with a ``(2 * gap + 1) x 1`` horizontal
-       kernel (``gap`` defaults to 0.6 x the median character height); a line is text when its
-       height is in ``[min_height, max_height]``, its stroke fill ratio is in
-       ``[min_fill, max_fill]`` and it has at least ``min_chars`` characters, or it is a single
-       character at least ``min_single_height`` tall (side markers like "L"/"R").
+       ``2 * max_stroke + 1`` (default ``max(6, min(H, W) // 170)``): strokes up to
+       ``max_stroke`` px wide keep their full contrast; smooth gradients, lungs, large bones and
+       blobs wider than the square are removed;
+    2. threshold at ``max(min_contrast, median + noise_k * sigma)`` of the response (sigma
+       from its MAD, so noisy images need more contrast), with hysteresis down to half that
+       level to keep anti-aliased stroke ends;
+    3. character candidates = connected components no taller than ``max_height`` (default
+       ``max(80, min(H, W) // 8)``) whose edges are sharp: the 90th percentile of the Sobel
+       gradient around the component divided by its contrast is at least ``min_sharpness``
+       (drawn text has ~1 px edges, ratio 0.75-1.0 measured; a Gaussian blob of sigma s has
+       about 0.6 / s, plus a little from noise);
+    4. per polarity, characters are merged into lines by a closing with a ``(2 * gap + 1) x 1``
+       horizontal kernel (``gap`` defaults to 0.6 x the median character height); a line is
+       text when its height is in ``[min_height, max_height]``, its stroke fill ratio is in
+       ``[min_fill, max_fill]``, it has at least ``min_chars`` characters or is a single
+       character at least ``min_single_height`` tall (side markers "L"/"R"), and its pixels
+       depart from the background ring around it in the line's own polarity.
 
     Boxes are padded by ``pad`` pixels.
     """
 
     name = "classical"
 
-    max_stroke: int = 6
+    max_stroke: int | None = None  # None: max(6, min(H, W) // 170), 12 px at 2048 px
     min_contrast: float = 24.0
     noise_k: float = 6.0
     min_sharpness: float = 0.65
     min_height: int = 5
-    max_height: int = 80
+    max_height: int | None = None  # None: max(80, min(H, W) // 8)
     min_fill: float = 0.08
     max_fill: float = 0.75
     min_chars: int = 2
@@ -245,22 +247,24 @@ class ClassicalDetector:
         """(text-stroke mask of accepted lines, boxes). The mask is what :meth:`detect` saw."""
         gray = to_gray_u8(image)
         h, w = gray.shape
-        k = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * self.max_stroke + 1,) * 2)
+        stroke = self.max_stroke or max(6, min(h, w) // 170)
+        max_h = self.max_height or max(80, min(h, w) // 8)
+        k = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * stroke + 1,) * 2)
         gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
         grad = np.sqrt(gx * gx + gy * gy) / 4.0  # ~ the intensity step across a sharp edge
         ops = {"bright": cv2.MORPH_TOPHAT, "dark": cv2.MORPH_BLACKHAT}
         polarities = list(ops) if self.polarity == "both" else [self.polarity]
         chars = {pol: self._characters(cv2.morphologyEx(gray, ops[pol], k).astype(np.float32),
-                                       grad) for pol in polarities}
-        return self._lines(gray, chars)
+                                       grad, max_h) for pol in polarities}
+        return self._lines(gray, chars, max_h)
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return self.stroke_mask(image)[1]
 
     # -- steps
 
-    def _characters(self, resp: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    def _characters(self, resp: np.ndarray, grad: np.ndarray, max_h: int) -> np.ndarray:
         """Label image of the character candidates of one polarity (0 = none)."""
         med = float(np.median(resp))
         sigma = 1.4826 * float(np.median(np.abs(resp - med)))
@@ -270,7 +274,7 @@ class ClassicalDetector:
         keep = np.zeros(n, bool)
         for i in range(1, n):
             x, y, bw, bh, area = stats[i]
-            if bh > self.max_height or area < 2:
+            if bh > max_h or area < 2:
                 continue
             sl = (slice(max(0, y - 1), y + bh + 1), slice(max(0, x - 1), x + bw + 1))
             comp = labels[sl] == i
@@ -281,7 +285,7 @@ class ClassicalDetector:
         labels[~keep[labels]] = 0
         return labels
 
-    def _lines(self, gray: np.ndarray, chars: dict[str, np.ndarray]
+    def _lines(self, gray: np.ndarray, chars: dict[str, np.ndarray], max_h: int
                ) -> tuple[np.ndarray, list[Box]]:
         """Merge each polarity's characters into lines and keep the text-like ones.
 
@@ -308,14 +312,14 @@ class ClassicalDetector:
             m, lines, lstats, _ = cv2.connectedComponentsWithStats(merged, 8)
             for j in range(1, m):
                 x, y, bw, bh, _ = lstats[j]
-                if not (self.min_height <= bh <= self.max_height + 4):
+                if not (self.min_height <= bh <= max_h + 4):
                     continue
                 sl = (slice(y, y + bh), slice(x, x + bw))
                 strokes = (labels[sl] > 0) & (lines[sl] == j)
                 ys, xs = np.nonzero(strokes)
                 y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
                 lh, lw = y1 - y0, x1 - x0
-                if not (self.min_height <= lh <= self.max_height):
+                if not (self.min_height <= lh <= max_h):
                     continue
                 fill = float(strokes.sum()) / float(lh * lw)
                 if not (self.min_fill <= fill <= self.max_fill):
@@ -386,19 +390,22 @@ def text_mask(image: np.ndarray, boxes: Sequence[Box], *, mode: Literal["pixels"
     inside = np.zeros((h, w), bool)
     mask = np.zeros((h, w), bool)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * max_stroke + 1,) * 2)
-    m = 2 * max_stroke + 2
     for x0, y0, x1, y1 in _clip_boxes(boxes, gray.shape):
         inside[y0:y1, x0:x1] = True
         if mode == "box":
             mask[y0:y1, x0:x1] = True
             continue
         # crop with context so the top-hat sees the background around the box
+        m = max(2 * max_stroke + 2, y1 - y0)
         cy0, cy1, cx0, cx1 = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
         crop = gray[cy0:cy1, cx0:cx1]
         inner = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
         op = cv2.MORPH_TOPHAT if _box_polarity(gray, (x0, y0, x1, y1)) == "bright" \
             else cv2.MORPH_BLACKHAT
-        r = np.ascontiguousarray(cv2.morphologyEx(crop, op, k)[inner])
+        # strokes of big text can be wider than max_stroke: grow the square with the box
+        side = max(2 * max_stroke + 1, ((y1 - y0) // 2) | 1)
+        kb = k if side == k.shape[0] else cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+        r = np.ascontiguousarray(cv2.morphologyEx(crop, op, kb)[inner])
         score = float(np.percentile(r, 99))
         if score < 8:  # nothing stroke-like (flat box): leave it
             continue

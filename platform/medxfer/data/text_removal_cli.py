@@ -76,6 +76,9 @@ def remove_text_cmd(
              ".npz files, whose *_images arrays are all cleaned).")] = "*.png",
     mask_mode: Annotated[str, typer.Option(
         help="pixels: inpaint the text strokes inside each box; box: the whole boxes.")] = "pixels",
+    max_stroke: Annotated[Optional[int], typer.Option(
+        help="Classical detector: widest text stroke in pixels (default max(6, min(H, W) // "
+             "170)); raise it for big bold labels.", show_default=False)] = None,
     dilate: Annotated[int, typer.Option(help="Grow the stroke mask by this many pixels.")] = 2,
     inpaint_radius: Annotated[float, typer.Option(help="cv2.inpaint radius in pixels.")] = 3.0,
     method: Annotated[str, typer.Option(help="Inpainting: telea or ns (Navier-Stokes).")] = "telea",
@@ -112,6 +115,8 @@ def remove_text_cmd(
         raise MedxferInputError("output folder must differ from the input folder",
                                 path=str(output_dir))
     det = get_detector(detector, model_dir)  # MedxferInputError (exit 2) if models are missing
+    if max_stroke is not None and det.name == "classical":
+        det.max_stroke = max_stroke
     out_root = output_dir.resolve()
     files = sorted(
         p for p in input_dir.rglob(glob)
