@@ -429,7 +429,7 @@ def leave_one_site_out(sites: np.ndarray, *, groups: np.ndarray | None = None
         for p in np.unique(g):
             at = np.unique(sites[g == p])
             if len(at) > 1:
-                raise MedxferInputError(f"patient {p!r} appears at sites {list(at)}; "
+                raise MedxferInputError(f"patient {p.item()!r} appears at sites {at.tolist()}; "
                                         "leave-one-site-out would leak it", field="groups")
     return [(s.item() if hasattr(s, "item") else s, _sorted(np.flatnonzero(sites != s)),
              _sorted(np.flatnonzero(sites == s))) for s in names]
