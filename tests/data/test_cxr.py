@@ -337,3 +337,35 @@ def test_dataset_options_validated(tmp_path):
         CXRDataset(m, indices=[0, 99])
     sub = CXRDataset(m, indices=[4, 5], size=4)
     assert sub.labels.tolist() == [1, 1] and len(sub) == 2
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_check_counts_and_bad_files(tmp_path, capsys):
+    from typer.testing import CliRunner
+
+    from medxfer.cli import app, main
+
+    names = _images(tmp_path, 3)
+    csv = tmp_path / "m.csv"
+    csv.write_text("path,labels,patient_id,site\n"
+                   f"img/{names[0]},Mass|Effusion,p1,A\n"
+                   f"img/{names[1]},No Finding,p1,A\n"
+                   f"img/{names[2]},Mass,p2,B\n")
+    assert main(["data", "check", str(csv), "--labels", "cxr14"]) == 0
+    out = capsys.readouterr().out
+    assert "3 images listed, 3 found, 14 labels (multi-label)" in out
+    assert [ln.split() for ln in out.splitlines() if ln.strip().startswith("Mass")] == \
+        [["Mass", "2"]]
+    assert "patients: 2" in out and "ok: no bad files" in out
+    (tmp_path / "img" / names[2]).write_bytes(b"garbage")
+    with open(csv, "a") as fh:
+        fh.write("img/gone.png,Mass,p3,B\n")
+    assert main(["data", "check", str(csv)]) == 2
+    cap = capsys.readouterr()
+    assert "bad files: 2" in cap.out and "gone.png" in cap.out and names[2] in cap.out
+    assert "2 missing or unreadable" in cap.err
+    csv.write_text("file,label\nx.png,a\n")
+    assert main(["data", "check", str(csv)]) == 2
+    assert "'path'" in capsys.readouterr().err
+    help_ = CliRunner().invoke(app, ["data", "check", "--help"]).output
+    assert "Example: medxfer data check" in help_
