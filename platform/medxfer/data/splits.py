@@ -249,9 +249,11 @@ def _iterative_stratify(counts: np.ndarray, sizes: np.ndarray, proportions: Sequ
 def _group_units(y: np.ndarray, multilabel: bool, groups: np.ndarray | None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(unit id per row, per-unit label counts, per-unit sizes): groups or single rows."""
-    onehot = y.astype(np.float64) if multilabel else \
-        np.eye(int(np.unique(y, return_inverse=True)[1].max(initial=-1)) + 1)[
-            np.unique(y, return_inverse=True)[1].reshape(-1)]
+    if multilabel:
+        onehot = y.astype(np.float64)
+    else:
+        cls = np.unique(y, return_inverse=True)[1].reshape(-1)
+        onehot = np.eye(int(cls.max(initial=-1)) + 1)[cls]
     if groups is None:
         unit = np.arange(len(y))
     else:
