@@ -55,3 +55,63 @@ def synth(
                        text_prob=text_prob, n_sites=sites, modalities=flags,
                        progress=lambda it: track(list(it), description="synthesising"))
     typer.echo(f"wrote {len(paths)} modalities to {out}: {', '.join(p.name for p in paths)}")
+
+
+@data_app.command()
+def check(
+    manifest: Annotated[Path, typer.Argument(help="CSV manifest (path, label(s), patient_id, "
+                                                  "site, age) or an image folder.")],
+    labels: Annotated[Optional[str], typer.Option(
+        help="Label names in index order, comma-separated, or cxr14 / chexpert "
+             "(default: from the data).")] = None,
+    uncertain: Annotated[str, typer.Option(
+        help="CheXpert -1 in one-hot columns: error, zero or one.")] = "error",
+    decode: Annotated[bool, typer.Option(
+        "--decode/--no-decode", help="Decode every image to find corrupt ones.")] = True,
+) -> None:
+    """Validate a chest X-ray manifest (or image folder) and print counts and bad files.
+
+    Prints images per label, per site and per patient, and every missing or unreadable file
+    with its path; exits 2 when there is any (or the CSV itself is malformed).
+
+    Example: medxfer data check data/cxr/train.csv --labels cxr14
+    """
+    from collections import Counter
+
+    from medxfer.data.cxr import read_image, read_manifest, scan_folder
+    from medxfer.errors import MedxferInputError
+
+    if manifest.is_dir():
+        m = scan_folder(manifest)
+    else:
+        m = read_manifest(manifest, label_names=labels, uncertain=uncertain, on_missing="skip")
+    bad = [(p, why) for p, why in m.skipped]
+    if decode:
+        for p in m.paths:
+            try:
+                read_image(p)
+            except MedxferInputError as exc:
+                bad.append((str(p), str(exc).split(": ", 1)[-1]))
+    kind = "multi-label" if m.multilabel else "single-label"
+    typer.echo(f"{m.source}: {len(m) + len(m.skipped)} images listed, {len(m)} found, "
+               f"{len(m.label_names)} labels ({kind})")
+    typer.echo("per label, found images" + (" (positives)" if m.multilabel else "") + ":")
+    for name, count in m.label_counts().items():
+        typer.echo(f"  {name:30s} {count}")
+    if m.multilabel:
+        typer.echo(f"  {'(no label)':30s} {int((m.labels.sum(1) == 0).sum())}")
+    if m.sites is not None:
+        typer.echo("per site:")
+        for site, count in sorted(Counter(m.sites.tolist()).items()):
+            typer.echo(f"  {site:30s} {count}")
+    if m.patients is not None:
+        per = sorted(Counter(m.patients.tolist()).values())
+        typer.echo(f"patients: {len(per)} (images per patient: min {per[0]}, "
+                   f"median {per[len(per) // 2]}, max {per[-1]})")
+    if bad:
+        typer.echo(f"bad files: {len(bad)}")
+        for p, why in bad:
+            typer.echo(f"  {p}: {why}")
+        raise MedxferInputError(f"{len(bad)} missing or unreadable image(s), listed above",
+                                path=m.source)
+    typer.echo("ok: no bad files")
