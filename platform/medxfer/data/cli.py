@@ -115,3 +115,12 @@ def check(
         raise MedxferInputError(f"{len(bad)} missing or unreadable image(s), listed above",
                                 path=m.source)
     typer.echo("ok: no bad files")
+
+
+def _register_remove_text() -> None:
+    from medxfer.data.text_removal_cli import remove_text_cmd
+
+    data_app.command("remove-text")(remove_text_cmd)
+
+
+_register_remove_text()
