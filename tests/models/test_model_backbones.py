@@ -116,3 +116,16 @@ def test_classifier_checkpoint_loads_with_and_without_head(tmp_path):
         assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, weights=path).eval()(x), src.forward_features(x))
     with pytest.raises(MedxferInputError, match="shape mismatches: head.weight"):
         create_backbone("tiny_cnn", in_chans=1, num_classes=4, weights=path)
+
+
+def test_source_classifier_kept_as_head_when_num_classes_given(tmp_path):
+    import torchvision
+    src = torchvision.models.resnet18(weights=None, num_classes=7).eval()
+    path = tmp_path / "tv.pt"
+    torch.save(src.state_dict(), path)
+    model = create_backbone("torchvision:resnet18", weights=path, num_classes=7).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), src(x), atol=1e-5)
+    with pytest.raises(MedxferInputError, match="shape mismatches"):
+        create_backbone("torchvision:resnet18", weights=path, num_classes=5)

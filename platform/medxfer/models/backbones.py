@@ -133,7 +133,10 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
         num_classes: 0 returns the embedding; > 0 appends a linear classifier (``.head``),
             ``forward`` then returns logits and ``forward_features`` the embedding. A file
             saved from such a model (keys ``backbone.*``, ``head.*``) loads into both forms;
-            with ``num_classes=0`` its head is dropped.
+            with ``num_classes=0`` its head is dropped. A torchvision/timm file that holds
+            its own classifier (e.g. ``fc.*`` of a 1000-way ImageNet ResNet) fills ``.head``
+            when ``num_classes`` matches it (the source logits LEEP needs); a file without
+            it leaves ``.head`` freshly initialised.
 
     Returns:
         The module, with ``embed_dim`` (the embedding size).
@@ -161,7 +164,13 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
             return model
         state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     _load_state(model, state, path, ignored)
-    return _WithClassifier(model, num_classes) if num_classes > 0 else model
+    if num_classes <= 0:
+        return model
+    wrapped = _WithClassifier(model, num_classes)
+    if len(ignored) == 2 and all(k in state for k in ignored):  # the file's own classifier
+        _load_state(wrapped.head, {"weight": state[ignored[0]], "bias": state[ignored[1]]},
+                    path, ())
+    return wrapped
 
 
 def _read_state_dict(path: Path) -> dict[str, Tensor]:

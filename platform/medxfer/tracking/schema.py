@@ -19,6 +19,11 @@ ORIGIN_RUN_ID = "medxfer.origin_run_id"
 ORIGIN_STATUS = "medxfer.origin_status"
 ORIGIN_FILE = "medxfer.origin_file"
 METRIC = "medxfer.metric"          # estimates: transferability metric name
+SKIP_REASON = "medxfer.skip_reason"  # estimates: why a metric could not run (no score logged)
+BACKBONE = "medxfer.backbone"      # estimates: create_backbone name of the source model
+WEIGHTS = "medxfer.weights"        # estimates: the local weight file scored
+N_SAMPLES = "medxfer.n_samples"    # estimates: target training-fold images scored
+IMAGE_SIZE = "medxfer.image_size"  # estimates: side the model was fed at
 
 KIND_TRIAL = "trial"
 KIND_IMPORT = "import"

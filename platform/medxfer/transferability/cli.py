@@ -127,3 +127,68 @@ def evaluate(
     if figures is not None:
         for path in report.write_figures(ev, truth, figures):
             typer.echo(f"wrote {path}", err=True)
+
+
+@estimate_app.command()
+def score(
+    zoo: Annotated[Path, typer.Argument(
+        help="Zoo YAML: a list of source models (name, architecture, weights, num_classes, "
+             "normalization, in_chans, input_size); see examples/zoo_synthetic.yaml.",
+        show_default=False)],
+    target: Annotated[Path, typer.Option(
+        "--target", help="Folder of MedMNIST-layout .npz files holding the target dataset.",
+        show_default=False)],
+    flag: Annotated[str, typer.Option(
+        "--flag", help="The target dataset's flag (its <flag>.npz in --target; the "
+                       "medxfer.target tag).", show_default=False)],
+    name: Annotated[str, typer.Option(
+        help="Experiment transferability/NAME receiving one run per (source, target, "
+             "metric).")] = "default",
+    metrics: Annotated[str, typer.Option(
+        help="'all' or comma-separated registry names (logme,leep,nleep,parc,sfda,ncti,gbc,"
+             "lp,fu).")] = "all",
+    size: Annotated[Optional[int], typer.Option(
+        help="Image side of the .npz to read (28/64/128/224); default: each source's "
+             "input_size, else 28.", show_default=False)] = None,
+    n_per_class: Annotated[int, typer.Option(
+        help="Training-fold images per class (thesis: 100); 0 = the whole train split.")] = 100,
+    batch_size: Annotated[int, typer.Option(help="Feature-extraction batch size.")] = 32,
+    random_state: Annotated[Optional[int], typer.Option(
+        help="Seed of the stochastic metric NLEEP; -1: unseeded, as the thesis.")] = 0,
+    device: Annotated[Optional[str], typer.Option(
+        help="Torch device (default: cuda if available, else cpu).", show_default=False)] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Score every source model of a zoo on a target, without fine-tuning, into MLflow.
+
+    Features and source logits of the target's training fold (n per class, batch size 32, eval
+    mode, grey images to RGB for 3-channel models, the zoo's normalisation) are extracted once
+    per source; every metric is computed on them, FU on the model. One run per (source,
+    target, metric) in transferability/NAME, tagged per DESIGN.md, value as metric 'score'
+    (ncti: its raw terms 'seli', 'ncc', 'vc'; lp and fu as their own metrics; lp_fu is
+    computed by 'estimate evaluate'). Re-scoring updates the same runs. Prints a sources x
+    metrics table.
+
+    \b
+    Example:
+      medxfer estimate score examples/zoo_synthetic.yaml --target data/synth \\
+          --flag synthorgan --name synth --metrics all
+    """
+    from medxfer.transferability.scoring import format_table, score_zoo
+
+    if n_per_class < 0 or batch_size < 1:
+        from medxfer.errors import MedxferInputError
+
+        raise MedxferInputError("--n-per-class must be >= 0 and --batch-size >= 1",
+                                field="--n-per-class")
+    result = score_zoo(zoo, target, flag, metrics=metrics, size=size,
+                       n_per_class=n_per_class or None, batch_size=batch_size,
+                       tracking_uri=tracking_uri, name=name,
+                       random_state=None if random_state is not None and random_state < 0
+                       else random_state,
+                       progress=progress, device=device,
+                       echo=lambda msg: typer.echo(msg, err=True))
+    typer.echo(f"{result.experiment}: {len(result.run_ids)} runs "
+               f"({len(result.skipped)} skipped metric(s))", err=True)
+    typer.echo(format_table(result))

@@ -14,8 +14,11 @@ and ``fu_*.csv`` (so ``--invert lp_fu`` can apply eq. 6.8).
 MLflow: runs of experiment ``transferability/<name>`` tagged ``medxfer.kind=estimate`` with
 ``medxfer.source`` / ``medxfer.arch`` (rows, by benchmark), ``medxfer.target`` and
 ``medxfer.metric``; the value is metric ``score``, except ``ncti`` runs, which carry its raw terms
-as metrics ``seli``, ``ncc`` and ``vc``. Where several runs share (row, target, metric) the
-latest started wins.
+as metrics ``seli``, ``ncc`` and ``vc`` (``score`` is not read for them). Runs tagged
+``medxfer.skip_reason`` (a metric that could not run for a source, e.g. LEEP without a source
+head) are left out. ``medxfer estimate score`` keeps one run per (source, arch, target, metric)
+and logs a re-score at the next step, so the latest value is read. Where several runs share
+(row, target, metric) the latest started wins.
 
 Ground-truth CSV: first column ``source`` (after an optional unnamed index column), then one
 column per target; test AUC on a 0-1 scale.
@@ -216,6 +219,8 @@ def read_scores_mlflow(tracking_uri: str, name: str, *, benchmark: str = "datase
                                   order_by=["attributes.start_time ASC"])
         for run in page:
             tags, metrics = run.data.tags, run.data.metrics
+            if schema.SKIP_REASON in tags:  # the metric could not run for this source
+                continue
             metric, row, target = (tags.get(k) for k in (schema.METRIC, row_tag, schema.TARGET))
             if not (metric and row and target):
                 raise MedxferInputError(
