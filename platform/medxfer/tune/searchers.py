@@ -8,6 +8,8 @@ benchmark replay (:mod:`medxfer.tune.replay`) drives the very same objects in-pr
 * ``grid``: ``BasicVariantGenerator`` over ``tune.grid_search`` of every param (Ray's order).
 * ``random``: ``BasicVariantGenerator`` over ``tune.choice`` (samples with replacement, as a
   real random search does: a repeated configuration costs a trial).
+* ``shuffled``: ``BasicVariantGenerator`` given the whole grid as ``points_to_evaluate`` in a
+  seeded random order: random search without replacement.
 * ``hyperopt``: ``HyperOptSearch`` (TPE) over ``tune.choice`` (= ``hp.choice``) of every param.
 * ``prior``: :class:`WarmStartSearcher` without adaptivity: the warm-start order only.
 * ``warmstart``: :class:`WarmStartSearcher`: never repeats a grid point; starts with the
@@ -357,6 +359,17 @@ def _random(values, *, metric, mode, seed, budget, prior=None, candidates=None) 
                        {k: tune.choice(list(v)) for k, v in values.items()}, budget)
 
 
+def _shuffled(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    names = list(values)
+    grid = [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
+    order = np.random.default_rng(seed).permutation(len(grid))
+    return SearchSetup(BasicVariantGenerator(points_to_evaluate=[grid[i] for i in order]),
+                       {k: tune.choice(list(v)) for k, v in values.items()}, len(grid))
+
+
 def _hyperopt(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
     from ray import tune
     from ray.tune.search.hyperopt import HyperOptSearch
@@ -378,6 +391,7 @@ def _warm(adaptive: bool) -> Factory:
 SEARCHERS: dict[str, Factory] = {
     "grid": _grid,
     "random": _random,
+    "shuffled": _shuffled,
     "hyperopt": _hyperopt,
     "prior": _warm(adaptive=False),
     "warmstart": _warm(adaptive=True),
