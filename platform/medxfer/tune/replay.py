@@ -241,6 +241,12 @@ def summarize(results: pd.DataFrame, budget: int | None = None) -> pd.DataFrame:
 
 
 def _pct(x: np.ndarray, q: float) -> float:
-    # np.percentile with inf: interpolating between a finite value and inf gives inf or nan.
-    v = np.percentile(np.where(np.isfinite(x), x, np.finfo(float).max), q, method="linear")
-    return math.inf if v >= np.finfo(float).max / 2 else float(v)
+    """Linear-interpolation percentile where ``inf`` (not reached) may be among the values: the
+    result is inf as soon as an inf value gets any weight."""
+    v = np.sort(np.asarray(x, dtype=float))
+    pos = q / 100 * (len(v) - 1)
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    frac = pos - lo
+    if not math.isfinite(v[lo]) or (frac > 0 and not math.isfinite(v[hi])):
+        return math.inf
+    return float(v[lo] + (v[hi] - v[lo]) * frac)
