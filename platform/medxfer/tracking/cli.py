@@ -118,3 +118,55 @@ def ui(
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@benchmark_app.command("replay")
+def replay_cmd(
+    searcher: Annotated[list[str], typer.Option(
+        "--searcher", help="Searcher registry name (repeatable): grid, random, shuffled, "
+                           "hyperopt, prior, warmstart.")],
+    name: NameOption = None,
+    benchmark: BenchmarkOption = "dataset",
+    budget: Annotated[int, typer.Option(help="Most trials per (pair, seed).")] = 120,
+    seeds: Annotated[int, typer.Option(help="Seeds 0..K-1 per pair.")] = 1,
+    tolerance: Annotated[float, typer.Option(
+        help="Reached when the selected configuration's test AUC is this close to the ground "
+             "truth.")] = 0.005,
+    per_pair: Annotated[bool, typer.Option(
+        "--per-pair", help="Print trials per (searcher, pair, seed) instead of the summary.")]
+    = False,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown or latex.")]
+    = "table",
+    output: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
+    tracking_uri: TrackingUriOption = None,
+) -> None:
+    """Replay searchers on the benchmark's logged grid: per (source, target) pair, the trials
+    until the selected (lowest val_loss so far) configuration's test AUC is within --tolerance
+    of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
+    within --budget). Priors of prior/warmstart leave the replayed target's runs out.
+
+    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from medxfer.errors import MedxferInputError
+    from medxfer.reports.tables import FORMATS, render, write_or_print
+    from medxfer.tune.replay import replay, summarize
+
+    if fmt not in FORMATS:
+        raise MedxferInputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}",
+                                field="format")
+    if not 0 <= tolerance < 1:
+        raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1", field="tolerance")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("replaying", total=None)
+
+        def progress(s, done, total):
+            bar.update(task, total=total, completed=done, description=f"replaying {s}")
+
+        results = replay(tracking_uri, name, searchers=searcher, benchmark=benchmark,
+                         budget=budget, seeds=seeds, tolerance=tolerance, progress=progress)
+    table = (results.drop(columns="seconds").set_index(["searcher", "row", "target", "seed"])
+             if per_pair else summarize(results))
+    write_or_print(render(table, fmt, digits=1), output, typer.echo)

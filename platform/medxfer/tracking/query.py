@@ -176,6 +176,15 @@ def _candidate_runs_client(uri: str, exp_id: str, sel: Selection) -> pd.DataFram
     return out.dropna(subset=["row_flag", "target", "sel", "met"])
 
 
+def _architecture_targets_only(cand: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """The architecture table's targets are those of the architecture benchmark; the dataset
+    benchmark only lends its ImageNet/ResNet18 runs for them."""
+    if benchmark == schema.BENCHMARK_ARCHITECTURE and cand["bench"].eq(benchmark).any():
+        targets = set(cand.loc[cand["bench"].eq(benchmark), "target"])
+        cand = cand[cand["target"].isin(targets)]
+    return cand
+
+
 def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
                   benchmark: str = schema.BENCHMARK_DATASET, metric: str = "test_auc",
                   select_by: str = "val_loss", mode: str = "min",
@@ -192,11 +201,7 @@ def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
     exp_id = _experiment_id(uri, experiment)
     cand = (_candidate_runs_sql if is_sql_uri(uri) else _candidate_runs_client)(uri, exp_id, sel)
     cols = ["row", "target", "run_id", "select_by", "value", "n_runs"]
-    if sel.benchmark == schema.BENCHMARK_ARCHITECTURE and cand["bench"].eq(sel.benchmark).any():
-        # The architecture table's targets are those of the architecture benchmark; the
-        # dataset benchmark only lends its ImageNet/ResNet18 runs for them.
-        targets = set(cand.loc[cand["bench"].eq(sel.benchmark), "target"])
-        cand = cand[cand["target"].isin(targets)]
+    cand = _architecture_targets_only(cand, sel.benchmark)
     if cand.empty:
         return pd.DataFrame(columns=cols)
     cand = cand.sort_values(["row_flag", "target", "sel", "run_id"],
@@ -223,3 +228,94 @@ def ground_truth(tracking_uri: str | None = None, name: str | None = None, *,
     table.index.name = "source"  # CSV layout: first column `source` (archs too)
     table.columns.name = None
     return table.astype(float)
+
+
+# --- the logged grid: one row per run with its params and metrics (benchmark replay) ---------
+
+def _grid_runs_sql(uri: str, exp_id: str, benchmark: str, params: tuple[str, ...],
+                   metrics: tuple[str, ...]) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    binds = {
+        "row_tag": schema.row_key(benchmark), "target_tag": schema.TARGET,
+        "bench_tag": schema.BENCHMARK, "source_tag": schema.SOURCE, "kind_tag": schema.KIND,
+        "kind_sweep": schema.KIND_SWEEP, "exp_id": int(exp_id), "bench": benchmark,
+    }
+    cols, joins = [], []
+    for i, p in enumerate(params):
+        binds[f"p{i}"] = p
+        cols.append(f"tp{i}.value")
+        joins.append(f"LEFT JOIN params tp{i} ON tp{i}.run_uuid = r.run_uuid AND tp{i}.key = :p{i}")
+    for i, m in enumerate(metrics):
+        binds[f"m{i}"] = m
+        cols.append(f"CASE WHEN tm{i}.is_nan THEN NULL ELSE tm{i}.value END")
+        joins.append(f"LEFT JOIN latest_metrics tm{i} ON tm{i}.run_uuid = r.run_uuid "
+                     f"AND tm{i}.key = :m{i}")
+    query = sa.text(f"""
+        SELECT r.run_uuid, trow.value, ttgt.value, COALESCE(tb.value, 'dataset'), {", ".join(cols)}
+        FROM runs r
+        JOIN tags trow ON trow.run_uuid = r.run_uuid AND trow.key = :row_tag
+        JOIN tags ttgt ON ttgt.run_uuid = r.run_uuid AND ttgt.key = :target_tag
+        LEFT JOIN tags tb ON tb.run_uuid = r.run_uuid AND tb.key = :bench_tag
+        LEFT JOIN tags tsrc ON tsrc.run_uuid = r.run_uuid AND tsrc.key = :source_tag
+        LEFT JOIN tags tkind ON tkind.run_uuid = r.run_uuid AND tkind.key = :kind_tag
+        {" ".join(joins)}
+        WHERE r.experiment_id = :exp_id AND r.lifecycle_stage = 'active'
+          AND COALESCE(tkind.value, '') <> :kind_sweep
+          AND {_BENCH_CONDITION}
+    """)
+    with _engine(uri).connect() as conn:
+        rows = conn.execute(query, binds).all()
+    return pd.DataFrame(rows, columns=["run_id", "row_flag", "target", "bench", *params,
+                                       *metrics])
+
+
+def _grid_runs_client(uri: str, exp_id: str, benchmark: str, params: tuple[str, ...],
+                      metrics: tuple[str, ...]) -> pd.DataFrame:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    df = mlflow.search_runs([exp_id], output_format="pandas", max_results=1_000_000)
+    columns = ["run_id", "row_flag", "target", "bench", *params, *metrics]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+
+    def col(name):
+        return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index)
+
+    bench = col(f"tags.{schema.BENCHMARK}").fillna(schema.BENCHMARK_DATASET)
+    keep = bench.eq(benchmark)
+    if benchmark == schema.BENCHMARK_ARCHITECTURE:
+        keep |= bench.eq(schema.BENCHMARK_DATASET) & col(f"tags.{schema.SOURCE}").eq("imagenet")
+    keep &= col(f"tags.{schema.KIND}").fillna("").ne(schema.KIND_SWEEP)
+    out = pd.DataFrame({"run_id": df["run_id"], "row_flag": col(f"tags.{schema.row_key(benchmark)}"),
+                        "target": col(f"tags.{schema.TARGET}"), "bench": bench,
+                        **{p: col(f"params.{p}") for p in params},
+                        **{m: col(f"metrics.{m}") for m in metrics}})[keep]
+    return out.dropna(subset=["row_flag", "target"])[columns]
+
+
+def grid_runs(tracking_uri: str | None = None, name: str | None = None, *,
+              benchmark: str = schema.BENCHMARK_DATASET,
+              params: tuple[str, ...] = ("lr", "wd", "momentum", "batch_size"),
+              metrics: tuple[str, ...] = ("val_loss", "test_auc"),
+              kind: str = "benchmark") -> pd.DataFrame:
+    """Every logged run of a benchmark table with its hyperparameters and final metrics.
+
+    One row per run: ``run_id``, ``row`` (source or arch flag, as in :func:`selected_runs`),
+    ``target``, the ``params`` (strings as logged; None where a run lacks one) and the
+    ``metrics`` (floats; NaN where absent, e.g. FAILED imported runs). Same run selection as the
+    ground truth (benchmark table, architecture targets, no sweep parent runs), so the row with
+    the best ``val_loss`` of a pair is the ground-truth run. Sorted by row, target, run id.
+    """
+    Selection(benchmark)  # validates the benchmark kind
+    params, metrics = tuple(params), tuple(metrics)
+    uri = resolve_tracking_uri(tracking_uri)
+    experiment = resolve_experiment(uri, name, kind)
+    exp_id = _experiment_id(uri, experiment)
+    reader = _grid_runs_sql if is_sql_uri(uri) else _grid_runs_client
+    runs = _architecture_targets_only(reader(uri, exp_id, benchmark, params, metrics), benchmark)
+    for m in metrics:
+        runs[m] = pd.to_numeric(runs[m], errors="coerce").astype(float)
+    runs = runs.rename(columns={"row_flag": "row"}).drop(columns="bench")
+    return runs.sort_values(["row", "target", "run_id"]).reset_index(drop=True)

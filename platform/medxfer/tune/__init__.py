@@ -1,0 +1,1 @@
+"""Ray Tune glue: searchers (``searchers.py``) and the benchmark replay (``replay.py``)."""
