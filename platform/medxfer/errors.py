@@ -24,3 +24,12 @@ class MedxferInputError(ValueError):
         self.path = path
         self.line = line
         self.field = field
+
+
+def check_choice(value, choices, field: str, *, path: str | None = None):
+    """Return ``value`` if it is one of ``choices``, else raise naming the field and the choices."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise MedxferInputError(f"{field} must be one of {listed}, got {value!r}", path=path,
+                                field=field)
+    return value

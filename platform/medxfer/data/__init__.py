@@ -17,7 +17,7 @@ Public API (imported lazily so that ``medxfer --help`` does not pay for torch):
 
 from __future__ import annotations
 
-import importlib
+from medxfer._lazy import lazy_exports
 
 _EXPORTS = {
     "medmnist": ("MedMNISTDataset", "DatasetInfo", "SplitArrays", "dataset_info", "load_split",
@@ -32,11 +32,4 @@ _EXPORTS = {
                    "Compose", "register_transform", "reference_energies"),
     "synth": ("synthesize", "MODALITIES"),
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

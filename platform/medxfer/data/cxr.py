@@ -58,7 +58,7 @@ import torch
 from torch.utils.data import Dataset
 
 from medxfer.data.medmnist import DatasetInfo
-from medxfer.errors import MedxferInputError
+from medxfer.errors import MedxferInputError, check_choice
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,8 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
     Raises:
         MedxferInputError: naming the CSV and, where it applies, line and column.
     """
-    if on_missing not in ("raise", "skip"):
-        raise MedxferInputError(f"on_missing must be 'raise' or 'skip', got {on_missing!r}",
-                                field="on_missing")
-    if uncertain not in ("error", "zero", "one"):
-        raise MedxferInputError(f"uncertain must be 'error', 'zero' or 'one', got {uncertain!r}",
-                                field="uncertain")
+    check_choice(on_missing, ("raise", "skip"), "on_missing")
+    check_choice(uncertain, ("error", "zero", "one"), "uncertain")
     csv_path = Path(csv_path)
     src = str(csv_path)
     try:

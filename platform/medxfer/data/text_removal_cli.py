@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.errors import MedxferInputError
+from medxfer.errors import MedxferInputError, check_choice
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 NPZ_SUFFIX = ".npz"
@@ -103,14 +103,9 @@ def remove_text_cmd(
 
     if not input_dir.is_dir():
         raise MedxferInputError("input folder not found", path=str(input_dir))
-    if method not in ("telea", "ns"):
-        raise MedxferInputError(f"--method must be telea or ns, got {method!r}", field="method")
-    if mask_mode not in ("pixels", "box"):
-        raise MedxferInputError(f"--mask-mode must be pixels or box, got {mask_mode!r}",
-                                field="mask_mode")
-    if detector not in ("auto", "easyocr", "classical"):
-        raise MedxferInputError(f"--detector must be auto, easyocr or classical, got {detector!r}",
-                                field="detector")
+    check_choice(method, ("telea", "ns"), "--method")
+    check_choice(mask_mode, ("pixels", "box"), "--mask-mode")
+    check_choice(detector, ("auto", "easyocr", "classical"), "--detector")
     if output_dir.resolve() == input_dir.resolve():
         raise MedxferInputError("output folder must differ from the input folder",
                                 path=str(output_dir))

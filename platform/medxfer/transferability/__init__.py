@@ -13,18 +13,11 @@ the CLI's other verbs stay fast.
 
 from __future__ import annotations
 
-import importlib
+from medxfer._lazy import lazy_exports
 
 _EXPORTS = {
     "combine": ("combine", "list_combinations"),
     "ncti": ("NCTITerms", "ncti_combine"),
     "registry": ("MetricInfo", "get_metric", "list_metrics", "metric_info"),
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, _EXPORTS)
