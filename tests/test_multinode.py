@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_sweep_spans_two_nodes_and_logs_to_server(tmp_path):
     t0 = time.monotonic()
-    res = run_in_subprocess("smoke_sweep", {"workdir": str(tmp_path), "sleep": 2.0},
+    res = run_in_subprocess("smoke_sweep", {"workdir": str(tmp_path), "sleep": 1.0},
                             timeout=240)
     wall = time.monotonic() - t0
 
