@@ -65,6 +65,24 @@ def test_shared_server_logs_runs(mlflow_server):
     assert back.info.status == "FINISHED"
 
 
+@pytest.mark.parametrize("host,ok", [("127.0.0.1", True), ("localhost", True),
+                                     ("10.1.2.3:5000", True), ("mlflow.example.org", False)])
+def test_server_checks_host_header(mlflow_server, host, ok):
+    """MLflow 3.17's DNS-rebinding guard: localhost and private IPs pass by default, a DNS name
+    must be listed with --allowed-hosts (clusters/README.md)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{mlflow_server.uri}/api/2.0/mlflow/experiments/search"
+                                 "?max_results=1", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    assert (status == 200) is ok, status
+
+
 def test_rejects_non_loopback_host(tmp_path):
     with pytest.raises(ValueError, match="loopback"):
         MlflowServer(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "a", host="0.0.0.0")

@@ -35,7 +35,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from medxfer.tracking.uri import absolute_uri, sqlite_path
+from medxfer.tracking.uri import absolute_uri
 
 DEFAULT_STARTUP_TIMEOUT_S = 120.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -88,13 +88,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _create_store(backend_store_uri: str) -> None:
     """Create the store's tables once, in this process, before any server worker opens it."""
-    from mlflow.tracking import MlflowClient
+    from medxfer.tracking.store import client
 
-    db = sqlite_path(backend_store_uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    # Any call that opens the SQLAlchemy store runs its migrations (creates every table).
-    MlflowClient(tracking_uri=backend_store_uri).search_experiments(max_results=1)
+    # client() creates a sqlite file's directory; any call that opens the SQLAlchemy store
+    # runs its migrations (creates every table).
+    client(backend_store_uri).search_experiments(max_results=1)
 
 
 class MlflowServer:
