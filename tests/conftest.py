@@ -69,3 +69,18 @@ def benchmark_store(benchmark_dir, tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('benchmark') / 'mlruns.db'}"
     result = import_benchmark(benchmark_dir, name="medmnist-transfer", tracking_uri=uri)
     return uri, result
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One ``mlflow server`` on 127.0.0.1 (sqlite store) shared by the session; stops itself.
+
+    Tests sharing it must use experiment names of their own. It also stops if the test run is
+    killed (see ``medxfer.tracking.server``).
+    """
+    from medxfer.tracking.server import MlflowServer
+
+    d = tmp_path_factory.mktemp("mlflow_server")
+    with MlflowServer(f"sqlite:///{d / 'server.db'}", d / "artifacts",
+                      log_path=d / "server.log") as server:
+        yield server

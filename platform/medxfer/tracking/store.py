@@ -24,6 +24,10 @@ def default_artifact_root(tracking_uri: str) -> str:
     return str((base / "mlartifacts").resolve())
 
 
+def _is_server_uri(uri: str) -> bool:
+    return uri.split("://", 1)[0].lower() in ("http", "https")
+
+
 def client(tracking_uri: str | None = None):
     """An ``MlflowClient`` on the resolved (absolute) tracking URI; creates a sqlite store."""
     from mlflow import MlflowClient
@@ -39,7 +43,10 @@ def ensure_experiment(tracking_uri: str, name: str, *, artifact_root: str | None
     """Return the id of experiment ``name``, creating it (and the store) if needed.
 
     New experiments get an absolute artifact location ``<artifact_root>/<name>``; a deleted
-    experiment of that name is restored.
+    experiment of that name is restored. On a tracking *server* (``http(s)://``) with no
+    ``artifact_root`` and no ``$MEDXFER_ARTIFACT_ROOT``, the server chooses the location (its
+    ``--default-artifact-root`` / ``--artifacts-destination``): a path on the calling machine
+    would be unreachable for the server, the UI and workers on other nodes.
     """
     c = client(tracking_uri)
     exp = c.get_experiment_by_name(name)
@@ -47,8 +54,12 @@ def ensure_experiment(tracking_uri: str, name: str, *, artifact_root: str | None
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    root = artifact_root or default_artifact_root(tracking_uri)
-    location = root if "://" in root else Path(root, *name.split("/")).resolve().as_uri()
+    if artifact_root is None and _is_server_uri(tracking_uri) and not os.environ.get(
+            ARTIFACT_ROOT_ENV):
+        location = None
+    else:
+        root = artifact_root or default_artifact_root(tracking_uri)
+        location = root if "://" in root else Path(root, *name.split("/")).resolve().as_uri()
     try:
         return c.create_experiment(name, artifact_location=location)
     except Exception:

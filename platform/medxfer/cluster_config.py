@@ -1,0 +1,59 @@
+"""Reading ``clusters/*.yaml``: the local runtime settings medxfer and the tests share.
+
+``clusters/local.yaml`` is a Ray cluster-launcher config (provider ``local``) whose
+``metadata.medxfer`` block (a field Ray's schema reserves for user data) holds the
+``ray.init()`` keyword arguments of the in-process local runtime and the embedded tracking
+store. The sweep verb uses it when no ``--address`` is given; ``tests/test_clusters.py`` checks
+that the test session's runtime has the same resources.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_CLUSTERS = Path(__file__).resolve().parents[2] / "clusters"
+TRIAL_SLOT = "trial_slot"
+
+
+@dataclass(frozen=True)
+class LocalRuntime:
+    ray_init: dict[str, Any]
+    tracking_uri: str
+    artifact_root: str
+    path: Path = field(default=Path())
+
+    def init_kwargs(self, **overrides) -> dict[str, Any]:
+        """``ray.init`` keyword arguments (deep-copied), with ``overrides`` applied."""
+        kw = copy.deepcopy(self.ray_init)
+        kw.update(overrides)
+        return kw
+
+
+def load_yaml(path: str | Path) -> dict:
+    import yaml
+
+    with open(path) as fh:
+        data = yaml.safe_load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_local(path: str | Path | None = None) -> LocalRuntime:
+    """The local runtime of ``clusters/local.yaml`` (or ``path``)."""
+    p = Path(path) if path is not None else REPO_CLUSTERS / "local.yaml"
+    meta = (load_yaml(p).get("metadata") or {}).get("medxfer")
+    if not isinstance(meta, dict) or not isinstance(meta.get("ray_init"), dict):
+        raise ValueError(f"{p}: metadata.medxfer.ray_init: missing (a mapping of ray.init "
+                         "keyword arguments)")
+    ray_init = meta["ray_init"]
+    if TRIAL_SLOT not in (ray_init.get("resources") or {}):
+        raise ValueError(f"{p}: metadata.medxfer.ray_init.resources: must declare "
+                         f"{TRIAL_SLOT!r}")
+    tracking = meta.get("tracking") or {}
+    return LocalRuntime(ray_init=ray_init,
+                        tracking_uri=tracking.get("uri", "sqlite:///mlruns.db"),
+                        artifact_root=tracking.get("artifact_root", "mlartifacts"), path=p)

@@ -1,0 +1,264 @@
+"""A local ``mlflow server`` for tests, demos and single-machine clusters, that stops by itself.
+
+``MlflowServer`` starts ``mlflow server`` as a subprocess bound to 127.0.0.1, waits for
+``/health`` and exposes ``.uri``. It stops
+
+* on ``stop()`` / leaving the ``with`` block (SIGTERM to its process group, SIGKILL after a grace
+  period), and
+* when the process that started it dies, however it dies (``kill -9`` of a test run included):
+  the server runs in its own process group, and a tiny watchdog process holds the read end of a
+  pipe whose write end only the starting process holds. When that process exits, the pipe
+  reaches EOF and the watchdog kills the server's process group. (Linux's
+  ``PR_SET_PDEATHSIG`` alone would not do: it covers only the direct child, and
+  ``mlflow server`` runs uvicorn in a grandchild.)
+
+Facts from ``RAY-MLFLOW-NOTES.md``: the server takes 12-23 s to answer ``/health`` under load
+on this machine, ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` keeps it at ~0.5 GB instead of
+~1.6 GB (no job-runner processes), and a brand-new sqlite store opened by several processes at
+once races while creating its tables, so the store is created once here before the server starts.
+
+For a shared tracking server on a cluster (PostgreSQL, object-store artifacts, ``--host 0.0.0.0
+--allowed-hosts``) see ``clusters/README.md``; this class deliberately binds loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from medxfer.tracking.uri import absolute_uri
+
+DEFAULT_STARTUP_TIMEOUT_S = 120.0
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+# Run as ``python -c``: block on stdin (the pipe); on EOF the starter is gone, so kill the
+# server's process group (SIGTERM, then SIGKILL after a grace period) and exit. SIGINT/SIGHUP are
+# ignored so that a Ctrl-C in the starter's terminal cannot kill the watchdog before it cleans up.
+_WATCHDOG = r"""
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+try:
+    while os.read(0, 4096):
+        pass
+except OSError:
+    pass
+def alive():
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+if alive():
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except OSError:
+        pass
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive():
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+class MlflowServerError(RuntimeError):
+    """The server did not come up (the message carries its log tail)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _create_store(backend_store_uri: str) -> None:
+    """Create the store's tables once, in this process, before any server worker opens it."""
+    from medxfer.tracking.store import client
+
+    # client() creates a sqlite file's directory; any call that opens the SQLAlchemy store
+    # runs its migrations (creates every table).
+    client(backend_store_uri).search_experiments(max_results=1)
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1 with a free port; a context manager.
+
+    >>> with MlflowServer("sqlite:////tmp/s.db", "/tmp/art") as server:  # doctest: +SKIP
+    ...     mlflow.set_tracking_uri(server.uri)
+    """
+
+    def __init__(self, backend_store_uri: str, artifact_root: str | os.PathLike, *,
+                 host: str = "127.0.0.1", port: int | None = None, workers: int = 1,
+                 startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S, stop_grace: float = 10.0,
+                 log_path: str | os.PathLike | None = None, extra_args: list[str] | None = None):
+        if host not in _LOOPBACK:
+            raise ValueError(f"MlflowServer binds loopback only (got host={host!r}); a server "
+                             "for a cluster is run as described in clusters/README.md")
+        self.backend_store_uri = absolute_uri(backend_store_uri) if (
+            backend_store_uri.startswith("sqlite:") or "://" not in backend_store_uri
+        ) else backend_store_uri
+        self.artifact_root = str(artifact_root)
+        if "://" not in self.artifact_root:
+            self.artifact_root = str(Path(self.artifact_root).resolve())
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.startup_timeout = startup_timeout
+        self.stop_grace = stop_grace
+        self.extra_args = list(extra_args or [])
+        self._log_path = Path(log_path) if log_path else None
+        self._own_log = False
+        self.proc: subprocess.Popen | None = None
+        self.watchdog: subprocess.Popen | None = None
+        self._pipe_w: int | None = None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def uri(self) -> str:
+        if self.port is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs this object started (server group leader, watchdog)."""
+        return [p.pid for p in (self.proc, self.watchdog) if p is not None]
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    def start(self) -> MlflowServer:
+        if self.proc is not None:
+            raise RuntimeError("server already started")
+        _create_store(self.backend_store_uri)
+        if self.port is None:
+            self.port = free_port(self.host)
+        if self._log_path is None:
+            fd, name = tempfile.mkstemp(prefix="mlflow-server-", suffix=".log")
+            os.close(fd)
+            self._log_path, self._own_log = Path(name), True
+        if "://" not in self.artifact_root:
+            Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        env.pop("MLFLOW_TRACKING_URI", None)  # the server's store is the one given here
+        cmd = [sys.executable, "-m", "mlflow", "server",
+               "--backend-store-uri", self.backend_store_uri,
+               "--default-artifact-root", self.artifact_root,
+               "--host", self.host, "--port", str(self.port),
+               "--workers", str(self.workers), *self.extra_args]
+        with open(self._log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        try:
+            self._start_watchdog()
+            self._wait_healthy()
+        except BaseException:
+            self._own_log = False  # keep the log the error message points to
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server's process group and the watchdog; idempotent."""
+        if self.proc is not None:
+            _kill_group(self.proc, self.stop_grace)
+        if self._pipe_w is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pipe_w)  # the watchdog sees EOF, finds nothing left, exits
+            self._pipe_w = None
+        if self.watchdog is not None:
+            try:
+                self.watchdog.wait(timeout=self.stop_grace + 5)
+            except subprocess.TimeoutExpired:
+                self.watchdog.kill()
+                self.watchdog.wait()
+        if self._own_log and self._log_path is not None:
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def __enter__(self) -> MlflowServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ internals
+    def _start_watchdog(self) -> None:
+        r, w = os.pipe()  # both ends non-inheritable; only the watchdog gets r (as stdin)
+        try:
+            self.watchdog = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), str(self.stop_grace)],
+                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+        finally:
+            os.close(r)
+        self._pipe_w = w
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        url = f"{self.uri}/health"
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise MlflowServerError(
+                    f"mlflow server exited with code {code} before answering {url}; "
+                    f"log {self._log_path}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise MlflowServerError(
+                    f"mlflow server did not answer {url} within {self.startup_timeout:.0f} s; "
+                    f"log {self._log_path}:\n{self.log_tail()}")
+            time.sleep(0.25)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _kill_group(proc: subprocess.Popen, grace: float) -> None:
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    if _group_alive(pgid):
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)
+        if _group_alive(pgid):
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
