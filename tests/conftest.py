@@ -46,15 +46,9 @@ def ray_runtime(tmp_path_factory):
 
     if ray.is_initialized():
         ray.shutdown()
-    ctx = ray.init(
-        address="local",
-        num_cpus=2,
-        resources={"trial_slot": 2},
-        object_store_memory=300 * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
-    )
+    from medxfer.cluster_config import init_local_ray
+
+    ctx = init_local_ray(log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
     try:
         yield ctx
     finally:

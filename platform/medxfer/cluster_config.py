@@ -57,3 +57,18 @@ def load_local(path: str | Path | None = None) -> LocalRuntime:
     return LocalRuntime(ray_init=ray_init,
                         tracking_uri=tracking.get("uri", "sqlite:///mlruns.db"),
                         artifact_root=tracking.get("artifact_root", "mlartifacts"), path=p)
+
+
+def init_local_ray(path: str | Path | None = None, **overrides):
+    """Start the local runtime of ``clusters/local.yaml`` with every server on 127.0.0.1.
+
+    ``_node_ip_address`` 127.0.0.1 binds Ray's gRPC servers to loopback; Ray would still rewrite
+    127.0.0.1 into the machine's "reachable" IP for addresses unless
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (set here if unset). Returns ``ray.init``'s context.
+    """
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    return ray.init(**load_local(path).init_kwargs(**overrides))
