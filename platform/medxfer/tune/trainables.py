@@ -149,7 +149,8 @@ def toy_trial(config: dict) -> None:
         start = int(state["epoch"])
     if toy.get("log"):
         with open(toy["log"], "a") as f:
-            f.write(json.dumps({"pid": os.getpid(), "start_epoch": start}) + "\n")
+            f.write(json.dumps({"pid": os.getpid(), "start_epoch": start,
+                                "trial_id": tune.get_context().get_trial_id()}) + "\n")
 
     def evaluate(split: str) -> tuple[float, float]:
         xs, ys = splits[split]
