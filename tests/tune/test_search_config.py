@@ -99,3 +99,29 @@ def test_shipped_yamls_cover_the_issue():
     assert expected_trials(grid.search) == 120
     assert grid.config["train"]["epochs"] == 400 and grid.search.early_stopping.patience == 50
     assert grid.search.select_by == "val_loss"
+
+
+def test_trial_resources_fast_path_and_trainer_driver():
+    from medxfer.tune.sweep import trial_resources
+
+    assert trial_resources({"scaling": {"num_workers": 1, "use_gpu": False}}) == {"CPU": 1}
+    assert trial_resources({"scaling": {"num_workers": 2}}) == {"CPU": 0, "trial_slot": 1}
+    assert trial_resources({"scaling": {"num_workers": 1, "use_gpu": True}}) == {
+        "CPU": 0, "trial_slot": 1}
+
+
+def test_telemetry_sampler_reports_this_process():
+    import time
+
+    from medxfer.tune.telemetry import Sampler
+
+    s = Sampler(interval=0.05).start()
+    try:
+        t = time.monotonic()
+        while time.monotonic() - t < 0.3:
+            sum(i * i for i in range(10_000))
+        snap = s.snapshot()
+    finally:
+        s.stop()
+    assert snap["system/samples"] >= 2
+    assert snap["system/memory_rss_mb"] > 10 and snap["system/cpu_percent_max"] > 0
