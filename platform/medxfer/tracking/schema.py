@@ -69,3 +69,12 @@ def row_key(benchmark: str) -> str:
     if benchmark == BENCHMARK_ARCHITECTURE:
         return ARCH
     raise ValueError(f"benchmark {benchmark!r}: expected one of {', '.join(BENCHMARK_KINDS)}")
+
+# Sweeps (medxfer.tune): a trial's child run is keyed by its Tune trial id, so a resumed sweep
+# reuses it; the parent records the sweep's result.
+TRIAL_ID = "medxfer.trial_id"              # Tune trial id of a child run
+LAST_STEP = "medxfer.last_step"            # highest step logged (resume skips repeats)
+SELECTED_STEP = "medxfer.selected_step"    # epoch whose metrics the final step repeats
+BEST_RUN_ID = "medxfer.best_run_id"        # parent: the selected child run
+BEST_TRIAL_ID = "medxfer.best_trial_id"
+TRAINABLE = "medxfer.trainable"            # parent: which trainable ran (launcher | toy)

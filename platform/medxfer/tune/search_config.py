@@ -1,0 +1,262 @@
+"""The ``search:`` section of an experiment YAML, validated with errors that name YAML paths.
+
+The experiment config (``medxfer.config.ExperimentConfig``) keeps ``search`` as a plain dict and
+this module validates it::
+
+    search:
+      algorithm: hyperopt          # hyperopt | grid | random   (tune/search.py: SEARCHERS)
+      metric: val_loss             # what the searcher and scheduler optimise
+      mode: min
+      num_samples: 20              # trials (grid: repeats of the whole grid, default 1)
+      max_concurrent: 2
+      max_failures: 2              # retries per trial, each from its last checkpoint
+      seed: 0
+      space:                       # keys are dotted config paths (nested dicts work too)
+        train.lr: {loguniform: [1.0e-6, 1.0e-3]}
+        train.batch_size: {choice: [32, 64, 128]}
+      points_to_evaluate:          # hyperopt/random: configurations tried first
+        - {train.lr: 1.0e-4, train.batch_size: 64}
+      scheduler: {type: asha, max_t: 100, grace_period: 5, reduction_factor: 3}
+      early_stopping: {metric: val_auc, mode: max, patience: 50}
+      select_by: val_loss          # which epoch a trial's final step reports (DESIGN.md)
+      select_mode: min
+      storage_path: ray_results    # Ray Tune storage; made absolute against the working dir
+
+Every error names its YAML path, e.g. ``search.space.train.lr.loguniform: lower bound must be
+> 0``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, \
+    model_validator
+
+from medxfer.errors import MedxferInputError
+
+ALGORITHMS = ("hyperopt", "grid", "random")
+LEAF_KINDS = ("loguniform", "uniform", "choice", "grid")
+_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _num(v: Any) -> Any:
+    """YAML 1.1 reads ``1e-6`` (no dot) as a string: accept it as the number it means."""
+    if isinstance(v, str) and _FLOAT_RE.match(v.strip()):
+        return float(v)
+    return v
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Leaf(BaseModel):
+    """One search-space leaf: exactly one of ``loguniform``, ``uniform``, ``choice``, ``grid``."""
+
+    model_config = ConfigDict(extra="forbid")
+    loguniform: Optional[list[Any]] = None
+    uniform: Optional[list[Any]] = None
+    choice: Optional[list[Any]] = None
+    grid: Optional[list[Any]] = None
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in LEAF_KINDS if getattr(self, k) is not None)
+
+    @property
+    def values(self) -> list[Any]:
+        return getattr(self, self.kind)
+
+    @field_validator("loguniform", "uniform", mode="before")
+    @classmethod
+    def _bounds(cls, v, info):
+        if v is None:
+            return v
+        if not isinstance(v, (list, tuple)) or len(v) != 2:
+            raise ValueError("expected two bounds [lower, upper]")
+        lo, hi = (_num(x) for x in v)
+        for x in (lo, hi):
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+                raise ValueError(f"bound {x!r} is not a finite number")
+        if info.field_name == "loguniform" and lo <= 0:
+            raise ValueError("lower bound must be > 0")
+        if lo >= hi:
+            raise ValueError(f"lower bound {lo} must be < upper bound {hi}")
+        return [float(lo), float(hi)]
+
+    @field_validator("choice", "grid", mode="before")
+    @classmethod
+    def _values(cls, v):
+        if v is None:
+            return v
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError("expected a non-empty list of values")
+        return [_num(x) for x in v]
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in LEAF_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of {', '.join(LEAF_KINDS)}; got "
+                             f"{', '.join(given) or 'none'}")
+        return self
+
+
+class AshaConfig(_Strict):
+    type: Literal["asha"] = "asha"
+    max_t: int = Field(100, ge=1)
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3, gt=1)
+
+
+class FifoConfig(_Strict):
+    type: Literal["fifo"] = "fifo"
+
+
+class EarlyStopping(_Strict):
+    """Stop a trial when ``metric`` has not improved for ``patience`` reported epochs."""
+
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(ge=1)
+
+
+class SearchConfig(_Strict):
+    algorithm: Literal["hyperopt", "grid", "random"] = "hyperopt"
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    num_samples: int = Field(10, ge=1)
+    max_concurrent: int = Field(1, ge=1)
+    max_failures: int = Field(2, ge=0)
+    seed: Optional[int] = None
+    space: dict[str, Leaf] = Field(default_factory=dict)
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
+    scheduler: Optional[Union[AshaConfig, FifoConfig]] = Field(None, discriminator="type")
+    early_stopping: Optional[EarlyStopping] = None
+    select_by: str = "val_loss"
+    select_mode: Literal["min", "max"] = "min"
+    storage_path: str = "ray_results"
+    checkpoints_to_keep: int = Field(2, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _grid_samples(cls, data):
+        # A grid is enumerated once unless num_samples asks for repeats.
+        if isinstance(data, dict) and data.get("algorithm") == "grid" \
+                and "num_samples" not in data:
+            data = {**data, "num_samples": 1}
+        return data
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _flatten_space(cls, v):
+        """Accept dotted keys and nested dicts; a leaf is a dict with a leaf kind as key."""
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError("expected a mapping of config paths to leaves")
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict) and not any(k in LEAF_KINDS for k in node) and node:
+                for k, sub in node.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), sub)
+            else:
+                out[prefix] = node
+
+        for k, sub in v.items():
+            walk(str(k), sub)
+        return out
+
+    @field_validator("points_to_evaluate", mode="before")
+    @classmethod
+    def _points(cls, v):
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise ValueError("expected a list of {config.path: value} mappings")
+        return [{k: _num(x) for k, x in p.items()} if isinstance(p, dict) else p for p in v]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        # Errors raised here carry their own YAML path (see _PathError).
+        for key, leaf in self.space.items():
+            if self.algorithm == "grid" and leaf.kind in ("loguniform", "uniform"):
+                raise _PathError(f"space.{key}.{leaf.kind}",
+                                 "algorithm grid needs grid or choice leaves (a continuous "
+                                 "range cannot be enumerated)")
+            if self.algorithm == "hyperopt" and leaf.kind == "grid":
+                raise _PathError(f"space.{key}.grid",
+                                 "algorithm hyperopt cannot search a grid leaf; use choice")
+        for i, point in enumerate(self.points_to_evaluate):
+            for key, value in point.items():
+                leaf = self.space.get(key)
+                if leaf is None:
+                    raise _PathError(f"points_to_evaluate.{i}.{key}",
+                                     f"not a key of search.space ({', '.join(self.space)})")
+                if leaf.kind in ("choice", "grid") and value not in leaf.values:
+                    raise _PathError(f"points_to_evaluate.{i}.{key}",
+                                     f"{value!r} is not one of {leaf.values}")
+                if leaf.kind in ("loguniform", "uniform"):
+                    lo, hi = leaf.values
+                    if not isinstance(value, (int, float)) or not lo <= value <= hi:
+                        raise _PathError(f"points_to_evaluate.{i}.{key}",
+                                         f"{value!r} is outside [{lo}, {hi}]")
+        if self.points_to_evaluate and self.algorithm == "grid":
+            raise _PathError("points_to_evaluate", "not used by algorithm grid")
+        return self
+
+    def resolved_storage_path(self, base: str | os.PathLike | None = None) -> str:
+        p = Path(os.path.expanduser(self.storage_path))
+        if not p.is_absolute():
+            p = Path(base or Path.cwd()) / p
+        return str(p.resolve())
+
+
+class _PathError(ValueError):
+    """A validation error whose location is known better than pydantic's ``loc``."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.yaml_path = path
+        self.message = message
+
+
+def format_validation_error(exc: ValidationError, prefix: str) -> list[str]:
+    """``ValidationError`` -> ``["search.space.train.lr.loguniform: lower bound ..."]``."""
+    lines = []
+    for err in exc.errors():
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _PathError):
+            lines.append(f"{prefix}.{ctx_err.yaml_path}: {ctx_err.message}")
+            continue
+        # Drop pydantic's union/discriminator tags (e.g. 'asha') from the location.
+        loc = [str(p) for p in err["loc"]
+               if not (isinstance(p, str) and p in ("asha", "fifo"))
+               and not str(p).startswith("function-")]
+        msg = err["msg"]
+        for noise in ("Value error, ", "Assertion failed, "):
+            msg = msg.replace(noise, "")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(".".join([prefix, *loc]) + f": {msg}")
+    return lines
+
+
+def parse_search(raw: Any, *, source: str | None = None, prefix: str = "search") -> SearchConfig:
+    """Validate the ``search:`` mapping; raise :class:`MedxferInputError` naming YAML paths."""
+    if raw is None:
+        raise MedxferInputError(f"{prefix}: a sweep needs a search section", path=source)
+    if not isinstance(raw, dict):
+        raise MedxferInputError(f"{prefix}: expected a mapping, got {type(raw).__name__}",
+                                path=source)
+    try:
+        return SearchConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise MedxferInputError("; ".join(format_validation_error(exc, prefix)),
+                                path=source) from None

@@ -1,0 +1,317 @@
+"""Run a sweep: Ray Tune over an experiment's search space, every trial an MLflow child run.
+
+:func:`run_sweep` is what ``medxfer sweep`` calls:
+
+1. resolve the tracking URI (absolute) and create the store and experiment ``sweep/<name>``
+   once, in this process, before any trial starts; find or create the parent run;
+2. start (or join) Ray: ``--address`` connects to a cluster, else a local runtime with
+   ``num_cpus`` CPUs and ``trial_slot`` resources;
+3. build the trainable (:mod:`medxfer.tune.trainables`): single-CPU-worker trials run the
+   method directly in the function trainable with ``{"CPU": 1}``; several workers or GPUs run a
+   0-CPU trial driver holding one ``trial_slot`` so the ``TorchTrainer``'s workers can be
+   scheduled (RAY-MLFLOW-NOTES.md);
+4. ``Tuner(...).fit()`` — or ``Tuner.restore(..., resume_errored=True)`` with ``resume`` — with
+   :class:`~medxfer.tune.mlflow_callback.MlflowSweepCallback` writing the child runs from the
+   driver, ``FailureConfig(max_failures)`` retrying trials from their last checkpoint;
+5. log the result (the ground-truth row of ``medxfer.tracking.query``, best config) to the
+   parent run and return it.
+
+The effective experiment (config + search, after ``--smoke-test``) is saved as
+``<storage_path>/<name>/medxfer_sweep.json``; ``--resume`` reads it from there, so a resumed
+sweep runs exactly what the interrupted one started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from medxfer.errors import MedxferInputError
+from medxfer.tracking import schema
+from medxfer.tune.experiment import (Experiment, experiment_from_dict, safe_name, scaling_of,
+                                     trial_params)
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "medxfer_sweep.json"
+
+
+@dataclass
+class SweepResult:
+    name: str
+    experiment: str
+    tracking_uri: str
+    parent_run_id: str
+    storage_dir: str
+    trainable: str
+    n_trials: int
+    n_errored: int
+    seconds: float
+    best: dict[str, Any] = field(default_factory=dict)       # ground-truth row
+    best_config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"sweep {self.name}: {self.n_trials} trials ({self.n_errored} errored) in "
+                 f"{self.seconds:.1f} s, trainable {self.trainable}",
+                 f"MLflow: {self.tracking_uri} experiment {self.experiment} parent run "
+                 f"{self.parent_run_id}",
+                 f"Tune: {self.storage_dir}"]
+        if self.best:
+            b = self.best
+            lines.append(f"ground truth: source={b.get('source')} target={b.get('target')} "
+                         f"arch={b.get('arch')} method={b.get('method')} "
+                         f"{b.get('metric')}={b.get('value'):.4f} (selected by "
+                         f"{b.get('select_by')}={b.get('select_value'):.4f}, run "
+                         f"{b.get('run_id')})")
+            lines.append("best config: " + json.dumps(self.best_config, sort_keys=True))
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- names and paths
+
+
+def default_name(exp: Experiment) -> str:
+    return safe_name(f"{exp.default_name}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
+def latest_sweep_dir(storage: Path, stem: str) -> Optional[Path]:
+    cands = [p for p in storage.glob(f"{stem}*") if (p / SNAPSHOT).is_file()]
+    return max(cands, key=lambda p: (p / SNAPSHOT).stat().st_mtime) if cands else None
+
+
+def _snapshot(exp: Experiment, trainable: str | None) -> dict:
+    return {"config": exp.config, "search": exp.search.model_dump(mode="json"),
+            "trainable": trainable, "source": str(exp.path) if exp.path else None}
+
+
+def _from_snapshot(path: Path) -> tuple[Experiment, str | None]:
+    snap = json.loads(path.read_text())
+    raw = dict(snap["config"])
+    raw["search"] = snap["search"]
+    exp = experiment_from_dict(raw, source=str(path))
+    exp.config = snap["config"]
+    return exp, snap.get("trainable")
+
+
+# --------------------------------------------------------------------------- MLflow parent
+
+
+def _find_parent(client, exp_id: str, name: str):
+    runs = client.search_runs([exp_id], filter_string=(
+        f"tags.`{schema.KIND}` = '{schema.KIND_SWEEP}' and tags.`{schema.SWEEP}` = '{name}'"),
+        max_results=5)
+    return runs[0] if runs else None
+
+
+def _create_parent(client, exp_id: str, name: str, exp: Experiment, trainable: str) -> str:
+    from mlflow.entities import Param
+
+    from medxfer.tune.experiment import schema_tags
+    from medxfer.tune.space import expected_trials
+
+    tags = {schema.KIND: schema.KIND_SWEEP, schema.SWEEP: name, schema.TRAINABLE: trainable,
+            **schema_tags(exp.config)}
+    run = client.create_run(exp_id, tags=tags, run_name=name)
+    s = exp.search
+    params = trial_params(exp.config, {})
+    params.update({"search.algorithm": s.algorithm, "search.metric": s.metric,
+                   "search.mode": s.mode, "search.num_samples": str(s.num_samples),
+                   "search.trials": str(expected_trials(s)),
+                   "search.max_concurrent": str(s.max_concurrent),
+                   "search.max_failures": str(s.max_failures), "search.seed": str(s.seed),
+                   "search.select_by": s.select_by, "search.select_mode": s.select_mode})
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    client.log_dict(run.info.run_id, {"config": exp.config,
+                                      "search": s.model_dump(mode="json")}, "experiment.json")
+    return run.info.run_id
+
+
+def _finish_parent(client, uri: str, experiment: str, parent_id: str, exp: Experiment,
+                   results, n_errored: int) -> tuple[dict, dict]:
+    from mlflow.entities import Metric, RunTag
+
+    from medxfer.tracking.query import selected_runs
+    from medxfer.tune.experiment import schema_tags
+
+    tags = schema_tags(exp.config)
+    bench = tags.get(schema.BENCHMARK, schema.BENCHMARK_DATASET)
+    s = exp.search
+    rows = selected_runs(uri, experiment, benchmark=bench, metric="test_auc",
+                         select_by=s.select_by, mode=s.select_mode)
+    best: dict[str, Any] = {}
+    best_config: dict[str, Any] = {}
+    if not rows.empty:
+        # A sweep normally has one (source, target); if it spans several, report the best.
+        r = rows.sort_values("select_by", ascending=s.select_mode == "min").iloc[0]
+        run = client.get_run(r["run_id"])
+        t = run.data.tags
+        trial_id = t.get(schema.TRIAL_ID)
+        best = {"source": t.get(schema.SOURCE), "target": t.get(schema.TARGET),
+                "arch": t.get(schema.ARCH), "method": t.get(schema.METHOD),
+                "metric": "test_auc", "value": float(r["value"]), "select_by": s.select_by,
+                "select_value": float(r["select_by"]), "run_id": r["run_id"],
+                "trial_id": trial_id, "n_runs": int(r["n_runs"])}
+        for res in results:
+            if (res.metrics or {}).get("trial_id") == trial_id:
+                best_config = dict(res.config)
+        if not best_config:
+            best_config = {k: v for k, v in run.data.params.items()}
+        ts = int(time.time() * 1000)
+        client.log_batch(parent_id, metrics=[
+            Metric("best_test_auc", best["value"], ts, 0),
+            Metric(f"best_{s.select_by}", best["select_value"], ts, 0)], tags=[
+            RunTag(schema.BEST_RUN_ID, best["run_id"]),
+            RunTag(schema.BEST_TRIAL_ID, str(trial_id))])
+        client.log_dict(parent_id, {"ground_truth": best, "best_config": best_config,
+                                    "all_pairs": rows.to_dict(orient="records")},
+                        "sweep_result.json")
+    client.log_batch(parent_id, metrics=[
+        Metric("trials", float(len(results)), int(time.time() * 1000), 0),
+        Metric("trials_errored", float(n_errored), int(time.time() * 1000), 0)])
+    client.set_terminated(parent_id, "FINISHED" if n_errored < len(results) else "FAILED")
+    return best, best_config
+
+
+# --------------------------------------------------------------------------- Ray
+
+
+def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
+    """Connect or start Ray; True when this call started it (and so shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return True
+    ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
+             resources={"trial_slot": slots}, include_dashboard=False,
+             object_store_memory=512 * 1024 * 1024)
+    return True
+
+
+def trial_resources(config: dict) -> dict[str, float]:
+    """The fast path takes one CPU; a TorchTrainer trial driver takes 0 CPUs + a trial slot."""
+    workers, use_gpu = scaling_of(config)
+    if workers > 1 or use_gpu:
+        return {"CPU": 0, "trial_slot": 1}
+    return {"CPU": 1}
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
+              tracking_uri: str | None = None, address: str | None = None,
+              resume: bool = False, trainable: str | None = None,
+              num_cpus: int | None = None, verbose: int = 1,
+              storage_path: str | None = None) -> SweepResult:
+    """Run (or ``resume``) a sweep and return its result (see module docstring).
+
+    ``trainable``: a name in :data:`medxfer.tune.trainables.TRAINABLES`; None = the training
+    core's launcher, or the toy trainable while the launcher is not installed.
+    """
+    from ray import tune
+
+    from medxfer.tracking.store import client as mlflow_client, ensure_experiment
+    from medxfer.tracking.uri import resolve_tracking_uri
+    from medxfer.tune.mlflow_callback import MlflowSweepCallback
+    from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
+    from medxfer.tune.space import to_param_space
+    from medxfer.tune.trainables import make_trial_fn, resolve_trainable
+
+    t0 = time.monotonic()
+    if exp is None and not resume:
+        raise MedxferInputError("an experiment is needed unless resuming")
+    storage = Path(storage_path or (exp.search.resolved_storage_path() if exp else
+                                    Path("ray_results").resolve()))
+    if resume:
+        if name:
+            sweep_dir = storage / safe_name(name)
+        else:
+            stem = safe_name(exp.default_name) if exp else ""
+            sweep_dir = latest_sweep_dir(storage, stem)
+            if sweep_dir is None:
+                raise MedxferInputError(f"--resume: no sweep '{stem}*' under {storage}; pass "
+                                        "--name", field="name")
+        if not (sweep_dir / SNAPSHOT).is_file() or not tune.Tuner.can_restore(str(sweep_dir)):
+            raise MedxferInputError(f"--resume: no restorable sweep at {sweep_dir}",
+                                    field="name")
+        exp, snap_trainable = _from_snapshot(sweep_dir / SNAPSHOT)
+        trainable = trainable or snap_trainable
+        name = sweep_dir.name
+    else:
+        name = safe_name(name) if name else default_name(exp)
+        sweep_dir = storage / name
+        if tune.Tuner.can_restore(str(sweep_dir)):
+            raise MedxferInputError(f"sweep {name!r} already exists at {sweep_dir}; continue it "
+                                    "with --resume or choose another --name", field="name")
+    assert exp is not None
+
+    cfg_tracking = exp.config.get("tracking") or {}
+    uri = resolve_tracking_uri(tracking_uri, cfg_tracking.get("uri"))
+    experiment = schema.experiment_name("sweep", name)
+    artifact_root = cfg_tracking.get("artifact_root")
+    if artifact_root and "://" not in artifact_root:
+        artifact_root = str(Path(artifact_root).expanduser().resolve())
+    exp_id = ensure_experiment(uri, experiment, artifact_root=artifact_root)
+    client = mlflow_client(uri)
+
+    trainable_name, _ = resolve_trainable(trainable)
+    parent = _find_parent(client, exp_id, name)
+    if parent is not None and not resume:
+        raise MedxferInputError(f"{experiment} in {uri} already has a sweep run; resume it with "
+                                "--resume or choose another --name", field="name")
+    parent_id = (parent.info.run_id if parent is not None
+                 else _create_parent(client, exp_id, name, exp, trainable_name))
+    if parent is not None and parent.info.status != "RUNNING":
+        client.update_run(parent_id, status="RUNNING")
+
+    s = exp.search
+    started = _init_ray(address, num_cpus, s.max_concurrent)
+    try:
+        resources = trial_resources(exp.config)
+        fn = tune.with_resources(make_trial_fn(trainable_name, exp.config), resources)
+        if resume:
+            tuner = tune.Tuner.restore(str(sweep_dir), trainable=fn, resume_errored=True)
+        else:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp, trainable_name),
+                                                         indent=1, default=str))
+            search_alg, space = make_searcher(s, to_param_space(s))
+            callback = MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
+                                           s.select_by, s.select_mode)
+            tuner = tune.Tuner(
+                fn, param_space=space,
+                tune_config=tune.TuneConfig(
+                    metric=s.metric, mode=s.mode, search_alg=search_alg,
+                    scheduler=make_scheduler(s), num_samples=s.num_samples,
+                    max_concurrent_trials=s.max_concurrent,
+                    reuse_actors=resources.get("CPU", 0) > 0),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(storage), callbacks=[callback],
+                    stop=make_stopper(s), verbose=verbose,
+                    failure_config=tune.FailureConfig(max_failures=s.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(
+                        num_to_keep=s.checkpoints_to_keep)))
+        log.info("sweep %s: resume with `medxfer sweep %s --name %s --resume`", name,
+                 exp.path or "CONFIG", name)
+        results = tuner.fit()
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    n_errored = sum(1 for r in results if r.error is not None)
+    best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
+                                       n_errored)
+    return SweepResult(name=name, experiment=experiment, tracking_uri=uri,
+                       parent_run_id=parent_id, storage_dir=str(sweep_dir),
+                       trainable=trainable_name, n_trials=len(results), n_errored=n_errored,
+                       seconds=time.monotonic() - t0, best=best, best_config=best_config)

@@ -1,0 +1,112 @@
+"""A sweep whose driver is SIGKILLed resumes with ``--resume``: only unfinished trials run and
+MLflow ends with every trial recorded exactly once. Both drivers run as subprocesses with their
+own local Ray runtime, so the session's runtime stays intact; the Ray helpers the killed driver
+leaves behind are stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from medxfer.tracking import schema
+
+from sweep_helpers import experiment, steps, sweep_runs
+
+REPO = Path(__file__).resolve().parents[2]
+EPOCHS = 2
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO / "platform"), *filter(None, [env.get("PYTHONPATH")])])
+    env["TUNE_GLOBAL_CHECKPOINT_S"] = "1"   # save the experiment state often (small sweep)
+    env["RAY_DEDUP_LOGS"] = "0"
+    return env
+
+
+def _finished(uri: str, name: str) -> set[str]:
+    try:
+        _, children = sweep_runs(uri, name)
+    except Exception:  # store or experiment not created yet
+        return set()
+    return {c.data.tags[schema.TRIAL_ID] for c in children if c.info.status == "FINISHED"}
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver, then every process it had started (raylet, GCS, workers)."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)
+
+
+@pytest.mark.timeout(600)
+def test_killed_driver_resumes_unfinished_trials_once(tmp_path, tracking_uri):
+    log = tmp_path / "attempts.jsonl"
+    raw = experiment(
+        {"algorithm": "grid", "max_concurrent": 1, "max_failures": 0,
+         "storage_path": str(tmp_path / "ray_results"),
+         "space": {"train.lr": {"grid": [0.1, 0.05, 0.02, 0.01, 0.005]}}},
+        train={"epochs": EPOCHS}, toy={"n": 192, "epoch_seconds": 2.0, "log": str(log)})
+    cfg = tmp_path / "kill.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    cmd = [sys.executable, "-m", "medxfer.cli", "sweep", str(cfg), "--name", "kill",
+           "--trainable", "toy", "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    # Create the store before two processes (driver, this poller) open it (NOTES: table race).
+    from medxfer.tracking.store import client
+
+    client(tracking_uri).search_experiments()
+    out1 = open(tmp_path / "driver1.log", "w")
+    driver = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=out1,
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while len(_finished(tracking_uri, "kill")) < 2:
+            assert driver.poll() is None, (tmp_path / "driver1.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no two trials finished in time"
+            time.sleep(0.5)
+        time.sleep(1.5)  # let Tune write its experiment state (TUNE_GLOBAL_CHECKPOINT_S=1)
+    finally:
+        _kill_tree(driver)
+        out1.close()
+    done_before = _finished(tracking_uri, "kill")
+    assert 2 <= len(done_before) < 5
+    lines_before = len(log.read_text().splitlines())
+
+    resumed = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=_env(), capture_output=True,
+                             text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "sweep kill: 5 trials (0 errored)" in resumed.stdout
+
+    parents, children = sweep_runs(tracking_uri, "kill")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    ids = [c.data.tags[schema.TRIAL_ID] for c in children]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert c.data.tags[schema.PARENT_RUN_ID] == parents[0].info.run_id
+        for key in ("val_loss", "test_auc"):
+            assert steps(tracking_uri, c.info.run_id, key) == list(range(1, EPOCHS + 2))
+    # Only the unfinished trials ran after the restore.
+    after = [json.loads(line) for line in log.read_text().splitlines()[lines_before:]]
+    rerun = {a["trial_id"] for a in after}
+    assert rerun and not (rerun & done_before), (rerun, done_before)
+    assert rerun == set(ids) - done_before

@@ -1,0 +1,138 @@
+"""Real sweeps on the session's local Ray runtime with a sqlite MLflow store (toy trainable:
+a real tiny torch loop on synthetic tensors with the launcher's contract)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from medxfer.tracking import schema
+from medxfer.tracking.query import ground_truth
+from medxfer.tune.experiment import experiment_from_dict
+from medxfer.tune.sweep import run_sweep
+
+from sweep_helpers import experiment, steps, sweep_runs
+
+pytestmark = pytest.mark.timeout(300)
+
+METRICS = ("train_loss", "val_loss", "val_auc", "test_auc")
+
+
+def _sweep(tmp_path, uri, name, search, **over):
+    exp = experiment_from_dict(experiment(search, **over))
+    return run_sweep(exp, name=name, tracking_uri=uri, trainable="toy", verbose=0,
+                     storage_path=str(tmp_path / "ray_results"))
+
+
+def _check_children(uri, name, n, epochs):
+    parents, children = sweep_runs(uri, name)
+    assert len(parents) == 1
+    assert len(children) == n
+    assert len({c.data.tags[schema.TRIAL_ID] for c in children}) == n
+    for c in children:
+        t = c.data.tags
+        assert t[schema.PARENT_RUN_ID] == parents[0].info.run_id
+        assert t[schema.SWEEP] == name and t[schema.KIND] == schema.KIND_TRIAL
+        assert (t[schema.SOURCE], t[schema.TARGET], t[schema.ARCH], t[schema.METHOD]) == (
+            "scratch", "synthpneumonia", "tiny_cnn", "finetune")
+        assert c.info.status == "FINISHED"
+        # every epoch once, then the selected epoch repeated at the final step
+        for key in METRICS:
+            assert steps(uri, c.info.run_id, key) == list(range(1, epochs + 2)), key
+        sel = int(t[schema.SELECTED_STEP])
+        assert 1 <= sel <= epochs
+        # hardware telemetry sampled in the trial's process, logged per epoch
+        assert steps(uri, c.info.run_id, "system/cpu_percent") == list(range(1, epochs + 1))
+        assert c.data.metrics["system/memory_rss_mb"] > 10
+        assert c.data.metrics["system/cpu_percent"] >= 0
+    return parents[0], children
+
+
+def test_grid_concurrent_sweep_logs_completely(ray_runtime, tmp_path, tracking_uri):
+    """Grid 2 x 2 with two concurrent trials: 4 children, every epoch, no duplicates; the sweep's
+    ground-truth row is what medxfer.tracking.query.ground_truth answers for sweep/<name>."""
+    res = _sweep(tmp_path, tracking_uri, "grid", {
+        "algorithm": "grid", "max_concurrent": 2, "space": {
+            "train.lr": {"grid": [0.1, 0.01]}, "train.momentum": {"choice": [0.9, 0.0]}}})
+    assert res.n_trials == 4 and res.n_errored == 0
+    parent, children = _check_children(tracking_uri, "grid", 4, 2)
+    combos = {(c.data.params["lr"], c.data.params["momentum"]) for c in children}
+    assert combos == {("0.1", "0.9"), ("0.1", "0.0"), ("0.01", "0.9"), ("0.01", "0.0")}
+
+    gt = ground_truth(tracking_uri, "sweep/grid")
+    assert list(gt.index) == ["scratch"] and list(gt.columns) == ["synthpneumonia"]
+    best = min(children, key=lambda c: (c.data.metrics["val_loss"], c.info.run_id))
+    assert math.isclose(gt.loc["scratch", "synthpneumonia"], best.data.metrics["test_auc"])
+    assert res.best["run_id"] == best.info.run_id
+    assert res.best["value"] == pytest.approx(best.data.metrics["test_auc"])
+    assert {"source": "scratch", "target": "synthpneumonia", "arch": "tiny_cnn",
+            "method": "finetune"}.items() <= res.best.items()
+    assert set(res.best_config) == {"train.lr", "train.momentum"}
+
+    from mlflow import MlflowClient
+
+    p = MlflowClient(tracking_uri=tracking_uri).get_run(parent.info.run_id)
+    assert p.info.status == "FINISHED"
+    assert p.data.tags[schema.BEST_RUN_ID] == best.info.run_id
+    assert p.data.metrics["best_test_auc"] == pytest.approx(best.data.metrics["test_auc"])
+    assert p.data.params["search.algorithm"] == "grid"
+
+
+def test_hyperopt_sweep_params_in_range(ray_runtime, tmp_path, tracking_uri):
+    res = _sweep(tmp_path, tracking_uri, "hyper", {
+        "algorithm": "hyperopt", "num_samples": 3, "max_concurrent": 1, "seed": 1,
+        "space": {"train.lr": {"loguniform": [1e-3, 1e-1]},
+                  "train.batch_size": {"choice": [16, 64]}},
+        "points_to_evaluate": [{"train.lr": 0.02, "train.batch_size": 16}]},
+        train={"epochs": 1})
+    assert res.n_trials == 3 and res.n_errored == 0
+    _, children = _check_children(tracking_uri, "hyper", 3, 1)
+    lrs = [float(c.data.params["lr"]) for c in children]
+    assert all(1e-3 <= lr <= 1e-1 for lr in lrs)
+    assert {c.data.params["batch_size"] for c in children} <= {"16", "64"}
+    assert 0.02 in lrs  # points_to_evaluate ran first
+
+
+def test_random_sweep_params_in_range(ray_runtime, tmp_path, tracking_uri):
+    res = _sweep(tmp_path, tracking_uri, "rand", {
+        "algorithm": "random", "num_samples": 3, "max_concurrent": 2, "seed": 3,
+        "scheduler": {"type": "asha", "max_t": 1, "grace_period": 1},  # plugs in, stops none
+        "space": {"train.lr": {"uniform": [0.01, 0.2]},
+                  "train.weight_decay": {"choice": [0.0, 1e-4]}}},
+        train={"epochs": 1})
+    assert res.n_trials == 3
+    _, children = _check_children(tracking_uri, "rand", 3, 1)
+    assert all(0.01 <= float(c.data.params["lr"]) <= 0.2 for c in children)
+    assert {c.data.params["weight_decay"] for c in children} <= {"0.0", "0.0001"}
+
+
+def test_failed_trial_retried_from_checkpoint(ray_runtime, tmp_path, tracking_uri):
+    """The trial raises on its first attempt at epoch 2; the retry resumes after epoch 1."""
+    log = tmp_path / "attempts.jsonl"
+    res = _sweep(tmp_path, tracking_uri, "retry", {
+        "algorithm": "grid", "max_failures": 1, "space": {"train.lr": {"grid": [0.05]}}},
+        train={"epochs": 3},
+        toy={"n": 192, "fail_at_epoch": 2, "fail_marker": str(tmp_path / "failed"),
+             "log": str(log)})
+    assert res.n_errored == 0
+    attempts = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [a["start_epoch"] for a in attempts] == [0, 1]
+    _, children = _check_children(tracking_uri, "retry", 1, 3)
+    rid = children[0].info.run_id
+    from mlflow import MlflowClient
+
+    hist = {m.step: m.value for m in
+            MlflowClient(tracking_uri=tracking_uri).get_metric_history(rid, "start_epoch")}
+    assert hist[1] == 0 and hist[2] == 1 and hist[3] == 1
+
+
+def test_patience_stopper():
+    from medxfer.tune.search import PatienceStopper
+
+    stop = PatienceStopper("val_auc", "max", patience=2)
+    seq = [0.6, 0.7, 0.65, 0.7, 0.71, 0.5, 0.5]
+    assert [stop("t", {"val_auc": v}) for v in seq] == [False, False, False, True, False,
+                                                         False, True]
+    assert stop("u", {"other": 1.0}) is False
