@@ -105,11 +105,17 @@ class TrainConfig(_Strict):
 
 
 class ScalingConfig(_Strict):
-    """``num_workers > 1`` or ``use_gpu`` runs through Ray Train's ``TorchTrainer``."""
+    """``num_workers > 1`` or ``use_gpu`` runs through Ray Train's ``TorchTrainer``.
+
+    ``storage_path``: where ``TorchTrainer`` runs persist checkpoints (absolute; a cluster needs
+    shared storage). Default: beside the Tune trial directories inside a sweep, else
+    ``~/ray_results``-like ``<cwd>/ray_results``.
+    """
 
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     resources_per_worker: dict[str, float] | None = None
+    storage_path: str | None = None
 
     @property
     def distributed(self) -> bool:
@@ -291,6 +297,8 @@ def parse_experiment(raw: Mapping[str, Any], *, source: str = "config",
         "method_config": options.model_dump(),
         "data": cfg.data.model_copy(update={"root": _absolute(cfg.data.root, base)}),
         "model": cfg.model.model_copy(update={"weights": _absolute(cfg.model.weights, base)}),
+        "scaling": cfg.scaling.model_copy(update={
+            "storage_path": _absolute(cfg.scaling.storage_path, base)}),
         "tracking": cfg.tracking.model_copy(update={
             "uri": uri, "artifact_root": _absolute(cfg.tracking.artifact_root, base)}),
     })
