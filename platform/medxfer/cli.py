@@ -38,6 +38,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.tracking.cli", "ui"),
     ("medxfer.demo", "demo"),
     ("medxfer.tune.cli", "sweep"),
+    ("medxfer.train.cli", "train"),
 ]
 
 

@@ -1,0 +1,20 @@
+"""Methods: a registry of training loops that run unchanged on the fast path, in Ray Tune and in
+Ray Train (``medxfer.train`` binds them).
+
+* :func:`get_method`, :func:`list_methods`, :func:`register_method`, :class:`Method`
+  (``train_loop_per_worker(config)`` + ``defaults`` + ``config_schema``);
+* :class:`Session`, :func:`get_session`, :func:`use_session`, :class:`LocalSession`: the one
+  interface a loop reports through (no Ray or MLflow import anywhere in this package).
+
+Registered (one module each): ``finetune``, ``simclr``, ``supcon``, ``cltci``.
+"""
+
+from medxfer.methods.registry import (Method, MethodOptions, get_method, list_methods,
+                                      register_method)
+from medxfer.methods.session import LocalSession, Session, get_session, use_session
+
+# Registration happens on import (Ray workers import this package and see the same entries).
+from medxfer.methods import cltci, finetune, simclr, supcon  # noqa: E402,F401  isort: skip
+
+__all__ = ["LocalSession", "Method", "MethodOptions", "Session", "get_method", "get_session",
+           "list_methods", "register_method", "use_session"]

@@ -1,0 +1,198 @@
+"""The shared loop of the contrastive methods (simclr, supcon, cltci): parts in, epochs out.
+
+A method supplies a :class:`Parts` (modules to train and checkpoint, and a ``loss(batch,
+train)`` function); this loop does the rest, identically for all of them:
+
+* data: the target's train/val splits, each item two views of one image
+  (:class:`medxfer.data.transforms.TwoViews` of ``data.transforms``, default: the seed 000
+  App. B crop 0.6-1.0 + rotation up to 15 degrees + a horizontal flip), its label and its patient
+  id (:class:`medxfer.methods.common.WithPatients`);
+* per epoch (step = epoch): ``train_loss``, ``val_loss`` (the same loss on augmented val views,
+  no update), ``lr``; a checkpoint every epoch; early stopping and selection as configured
+  (defaults: ``val_loss``, min);
+* final step: the selected epoch's ``train_loss``/``val_loss``, ``selected_epoch``, and, with
+  ``probe_epochs > 0``, a linear probe on the frozen selected encoder (:mod:`.probe`):
+  ``val_auc, val_acc, ..., test_auc, ...``, ``probe_val_loss``, ``probe_test_loss``. The final
+  checkpoint holds ``encoder.pt``: the encoder without the projection head (seed 000 sec. 3.2:
+  "the transformation head is discarded"), a plain state dict that ``finetune`` loads through
+  ``model.weights``.
+
+Under several workers each rank contrasts within its own shard of the batch (no all-gather of
+negatives) and a MoCo queue is per rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from medxfer.config import ExperimentConfig, parse_experiment
+from medxfer.methods.common import (Progress, WithPatients, build_optimizer, build_scheduler,
+                                    clone_state, in_chans, make_loader, report, restore,
+                                    seed_everything, start_epoch)
+from medxfer.methods.registry import MethodOptions
+from medxfer.methods.session import Session, get_session, to_device, unwrap
+
+#: Experiment defaults of every contrastive method (seed 003 sec. IV: SGD, cosine schedule).
+DEFAULTS: dict[str, Any] = {"train": {"optimizer": "sgd", "lr": 0.1, "scheduler": "cosine",
+                                      "early_stopping_metric": "val_loss",
+                                      "early_stopping_mode": "min",
+                                      "select_by": "val_loss", "mode": "min"}}
+
+
+class ContrastiveOptions(MethodOptions):
+    """Options shared by the contrastive methods.
+
+    Attributes:
+        temperature: tau of the contrastive loss.
+        proj_hidden_dim, proj_out_dim, proj_layers: the MLP projection head (SimCLR: 2 layers,
+            output 128).
+        probe_epochs: linear-probe epochs after pretraining (0: no probe).
+        probe_lr: the probe's Adam learning rate.
+    """
+
+    temperature: float = Field(0.1, gt=0)
+    proj_hidden_dim: int = Field(512, ge=1)
+    proj_out_dim: int = Field(128, ge=1)
+    proj_layers: int = Field(2, ge=1)
+    probe_epochs: int = Field(0, ge=0)
+    probe_lr: float = Field(1e-2, gt=0)
+
+
+class SSLNet(nn.Module):
+    """Encoder + projection head: (B, C, H, W) -> z (B, proj_out_dim)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+@dataclass
+class Parts:
+    """What a contrastive method plugs into :func:`run`.
+
+    Attributes:
+        net: the online network (trained, wrapped in DDP on several workers).
+        loss: ``loss(net, batch, train) -> scalar``; ``batch = (views, y, patients)`` on the
+            device, ``views = [v1, v2]``; ``train=False`` must not change any state (val).
+        extra: other modules to checkpoint (momentum encoder, queue), moved to the device.
+    """
+
+    net: SSLNet
+    loss: Callable[[nn.Module, Any, bool], torch.Tensor]
+    extra: dict[str, nn.Module] = field(default_factory=dict)
+
+
+def default_transforms(size: int) -> list[dict]:
+    """Seed ``000_3dd3de5c534b555f.txt`` App. B augmentations at ``size`` (+ horizontal flip)."""
+    return [{"name": "random_resized_crop", "size": size, "scale": [0.6, 1.0]},
+            {"name": "random_rotation", "degrees": 15},
+            {"name": "random_horizontal_flip", "p": 0.5}]
+
+
+def build_net(cfg: ExperimentConfig, opts: ContrastiveOptions, chans: int) -> SSLNet:
+    """Backbone (``model.*``, local weights only) + :class:`~medxfer.models.ProjectionHead`."""
+    from medxfer.models import ProjectionHead, create_backbone
+
+    encoder = create_backbone(cfg.model.backbone, in_chans=chans, weights=cfg.model.weights)
+    head = ProjectionHead(encoder.embed_dim, opts.proj_hidden_dim, opts.proj_out_dim,
+                          num_layers=opts.proj_layers)
+    return SSLNet(encoder, head)
+
+
+def _datasets(cfg: ExperimentConfig) -> tuple[dict, dict]:
+    from medxfer.data import TwoViews, build_transform, load_target
+
+    d = cfg.data
+    views = TwoViews(build_transform(d.transforms or default_transforms(d.size)))
+    eval_t = build_transform(d.eval_transforms) if d.eval_transforms else None
+    common = dict(n_train_per_class=d.n_train_per_class, n_val_per_class=d.n_val_per_class,
+                  seed=d.seed, as_rgb=d.as_rgb)
+    two = load_target(d.root, d.flag, d.size, transform=views, eval_transform=views, **common)
+    plain = load_target(d.root, d.flag, d.size, transform=eval_t, eval_transform=eval_t, **common)
+    return ({k: WithPatients(v) for k, v in two.items()},
+            {k: WithPatients(v) for k, v in plain.items()})
+
+
+def _epoch(session: Session, parts: Parts, net: nn.Module, loader, opt, train: bool) -> float:
+    net.train(train)
+    for m in parts.extra.values():
+        m.train(train)
+    total, n = torch.zeros((), device=session.device), 0
+    with torch.set_grad_enabled(train):
+        for batch in loader:
+            batch = to_device(batch, session.device)
+            loss = parts.loss(net, batch, train)
+            if train:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            total += loss.detach() * len(batch[1])
+            n += len(batch[1])
+    return session.all_reduce_mean(float(total) / max(n, 1))
+
+
+def run(config: dict[str, Any], build_parts: Callable[[ExperimentConfig, Any, int], Parts],
+        *, multilabel_ok: bool = True) -> None:
+    """The contrastive loop (module docstring); ``build_parts(cfg, options, in_chans)``."""
+    cfg = parse_experiment(config)
+    opts = cfg.options()
+    t, session = cfg.train, get_session()
+    seed_everything(t.seed)
+    two, plain = _datasets(cfg)
+    info = plain["train"].base.info
+    parts = build_parts(cfg, opts, in_chans(cfg, plain["train"].base))
+    modules = {"net": parts.net, **parts.extra}
+    opt = build_optimizer(parts.net.parameters(), t)
+    sched = build_scheduler(opt, t)
+    progress, best = restore(session, modules=modules, optimizer=opt, scheduler=sched)
+    if progress.done:
+        return
+    for m in parts.extra.values():
+        m.to(session.device)
+    net = session.prepare_model(parts.net)
+    # drop_last: BatchNorm in the projection head needs > 1 sample per batch
+    train = session.prepare_loader(make_loader(two["train"], t, shuffle=True,
+                                               drop_last=len(two["train"]) > t.batch_size))
+    val = session.prepare_loader(make_loader(two["val"], t, shuffle=False), shard=False)
+
+    def save(p: Progress, extra=None) -> dict:
+        return dict(modules={"net": net, **parts.extra}, optimizer=opt, scheduler=sched,
+                    progress=p, best_modules=best, extra_files=extra)
+
+    while not progress.should_stop(t):
+        epoch = progress.epoch + 1
+        start_epoch(train, epoch, t.seed)
+        lr = opt.param_groups[0]["lr"]
+        train_loss = _epoch(session, parts, net, train, opt, True)
+        session.sync_buffers(net)
+        val_loss = _epoch(session, parts, unwrap(net), val, opt, False)
+        sched.step()
+        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+        if progress.update(metrics, t):
+            best = {"net": clone_state(net)}
+        report(session, metrics, **save(progress))
+
+    unwrap(net).load_state_dict(best["net"])
+    encoder = unwrap(net).encoder
+    final = {k: v for k, v in progress.best_metrics.items() if k != "epoch"}
+    if getattr(opts, "probe_epochs", 0) > 0:
+        from medxfer.methods.probe import linear_probe
+
+        probe = linear_probe(encoder, plain, task=info.task, n_classes=info.n_classes,
+                             multilabel=info.multilabel, epochs=opts.probe_epochs,
+                             lr=opts.probe_lr, batch_size=t.batch_size, seed=t.seed,
+                             device=session.device)
+        probe["probe_val_loss"] = probe.pop("val_loss")
+        probe["probe_test_loss"] = probe.pop("test_loss")
+        final.update(probe)
+    final.update(epoch=progress.epoch + 1, selected_epoch=progress.best_epoch)
+    progress.done = True
+    report(session, final, **save(progress, {"encoder.pt": clone_state(encoder)}))

@@ -1,0 +1,123 @@
+"""finetune: supervised transfer of a (pre-trained) backbone to a target dataset.
+
+Protocol (seed ``004_43f54b618356cecf.txt`` sec. 6.4.2, "Benchmarking transfer performance"):
+full fine-tuning with SGD (momentum, weight decay), early stopping when the validation AUC has not
+improved for ``patience`` (thesis: 50) epochs, and the *selected* model is the epoch with the
+lowest validation loss; its test AUC is the ground truth. Seed ``000_3dd3de5c534b555f.txt``
+App. B adds Adam and LambdaLR with a multiplicative factor ``lambda_lr`` per epoch; seed
+``002_d7fb762c9e967338.txt`` the linear-probing setting (``freeze_backbone``: only the classifier
+trains; the backbone, BatchNorm statistics included, stays as loaded).
+
+Multi-class/binary targets use cross-entropy, multi-label targets (ChestMNIST, ``synthchest``)
+BCE-with-logits. Reports per epoch (step = epoch, 1-based): ``train_loss, val_loss, val_auc,
+val_acc, val_f1_micro, val_f1_macro, val_map, lr``; then one final step (``epochs run + 1``)
+with the selected epoch's val metrics and the ``test_*`` metrics of its weights, plus
+``selected_epoch`` (DESIGN.md: the last step is the selected model). The final checkpoint holds
+``model.pt``, the selected weights (keys ``backbone.*``/``head.*``; loadable by
+``create_backbone(..., weights=...)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from medxfer.config import parse_experiment
+from medxfer.methods.common import (Progress, build_optimizer, build_scheduler, classify_loss,
+                                    clone_state, evaluate, in_chans, load_datasets, make_loader,
+                                    report, restore, seed_everything, start_epoch)
+from medxfer.methods.registry import Method, MethodOptions, register_method
+from medxfer.methods.session import get_session, to_device, unwrap
+
+
+class FinetuneOptions(MethodOptions):
+    """``method_config`` of finetune.
+
+    Attributes:
+        freeze_backbone: linear probing (seed 002): only the classifier head trains.
+    """
+
+    freeze_backbone: bool = False
+
+
+DEFAULTS: dict[str, Any] = {"train": {"early_stopping_metric": "val_auc",
+                                      "early_stopping_mode": "max",
+                                      "select_by": "val_loss", "mode": "min"}}
+
+
+def train_epoch(model: nn.Module, loader, opt: torch.optim.Optimizer, loss_fn, device,
+                frozen: bool) -> float:
+    """One pass over ``loader``; returns the mean training loss of this rank."""
+    model.train()
+    if frozen:  # linear probe: the backbone's BatchNorm statistics stay as loaded
+        unwrap(model).backbone.eval()
+    total, n = torch.zeros((), device=device), 0
+    for x, y in loader:
+        x, y = to_device(x, device), to_device(y, device)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * len(x)
+        n += len(x)
+    return float(total) / max(n, 1)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Fine-tune ``model.backbone`` on ``data.flag``; see the module docstring."""
+    from medxfer.models import create_backbone
+
+    cfg = parse_experiment(config)
+    opts: FinetuneOptions = cfg.options()
+    t, session = cfg.train, get_session()
+    seed_everything(t.seed)
+    data = load_datasets(cfg)
+    info = data["train"].info
+    model = create_backbone(cfg.model.backbone, in_chans=in_chans(cfg, data["train"]),
+                            weights=cfg.model.weights, num_classes=info.n_classes)
+    if opts.freeze_backbone:
+        model.backbone.requires_grad_(False)
+    opt = build_optimizer((p for p in model.parameters() if p.requires_grad), t)
+    sched = build_scheduler(opt, t)
+    progress, best = restore(session, modules={"model": model}, optimizer=opt, scheduler=sched)
+    if progress.done:
+        return
+    loss_fn = classify_loss(info.multilabel)
+    model = session.prepare_model(model)
+    train = session.prepare_loader(make_loader(data["train"], t, shuffle=True))
+    val = session.prepare_loader(make_loader(data["val"], t, shuffle=False), shard=False)
+
+    def save(p: Progress, extra=None) -> dict:
+        return dict(modules={"model": model}, optimizer=opt, scheduler=sched, progress=p,
+                    best_modules=best, extra_files=extra)
+
+    while not progress.should_stop(t):
+        epoch = progress.epoch + 1
+        start_epoch(train, epoch, t.seed)
+        lr = opt.param_groups[0]["lr"]
+        train_loss = session.all_reduce_mean(
+            train_epoch(model, train, opt, loss_fn, session.device, opts.freeze_backbone))
+        session.sync_buffers(model)
+        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr,
+                   **evaluate(unwrap(model), val, session.device, info.task, loss_fn, "val_")}
+        sched.step()
+        if progress.update(metrics, t):
+            best = {"model": clone_state(model)}
+        report(session, metrics, **save(progress))
+
+    # Final step: the selected epoch's metrics and its test metrics (DESIGN.md run schema).
+    unwrap(model).load_state_dict(best["model"])
+    test = session.prepare_loader(make_loader(data["test"], t, shuffle=False), shard=False)
+    final = {k: v for k, v in progress.best_metrics.items() if k != "epoch"}
+    final.update(evaluate(unwrap(model), test, session.device, info.task, loss_fn, "test_"))
+    final.update(epoch=progress.epoch + 1, selected_epoch=progress.best_epoch)
+    progress.done = True
+    report(session, final, **save(progress, {"model.pt": best["model"]}))
+
+
+METHOD = register_method(Method(
+    name="finetune", train_loop_per_worker=train_loop_per_worker, config_schema=FinetuneOptions,
+    defaults=DEFAULTS,
+    description="supervised transfer: full fine-tuning or linear probing (CE / BCE)"))

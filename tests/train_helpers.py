@@ -1,0 +1,33 @@
+"""Helpers for the method and launcher tests: tiny synthetic data and configs (tiny_cnn, 28x28)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def synth(root: Path) -> Path:
+    from medxfer.data.synth import synthesize
+
+    synthesize(root, size=28, n_per_class=16, modalities=["synthpneumonia", "synthchest"])
+    return root
+
+
+def make_config(root, method="finetune", *, method_config=None, flag="synthpneumonia",
+                scaling=None, **train) -> dict:
+    """A validated ExperimentConfig dump for ``method`` on the tiny synthetic data."""
+    from medxfer.config import parse_experiment
+
+    t = {"epochs": 3, "batch_size": 8, "lr": 0.05, "scheduler": "none"}
+    t.update(train)
+    return parse_experiment({
+        "method": method, "method_config": method_config or {},
+        "data": {"root": str(root), "flag": flag, "n_train_per_class": None,
+                 "n_val_per_class": None},
+        "model": {"backbone": "tiny_cnn"}, "train": t,
+        "scaling": scaling or {}}).model_dump()
+
+
+def load_state(ckpt_dir) -> dict:
+    return torch.load(Path(ckpt_dir) / "state.pt", map_location="cpu", weights_only=True)
