@@ -1,10 +1,10 @@
 """Load an experiment YAML for a sweep: the experiment config plus its validated ``search``.
 
-MERGE SEAM (training core, branch ``train``): :func:`validate_base` stands in for
-``medxfer.config.ExperimentConfig`` until that lands. At merge, make it
-``ExperimentConfig.model_validate(raw).model_dump()`` (keeping its YAML-path error messages);
-the rest of the sweep code only uses the resulting plain dict and the keys read in
-:func:`schema_tags` / :func:`scaling_of`.
+The experiment part is validated by the training core's :mod:`medxfer.config` (the same rules
+and YAML-path errors as ``medxfer train``); run-schema tags and params come from
+:mod:`medxfer.tracking.runs`, so trials and ``medxfer train`` runs carry identical schemas.
+Two top-level keys are the sweep's own and are not part of the experiment config: ``name`` (the
+default sweep name) and ``toy`` (options of the ``toy`` trainable used by plumbing tests).
 """
 
 from __future__ import annotations
@@ -16,61 +16,23 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune.search_config import SearchConfig, format_validation_error, parse_search
+from medxfer.tune.search_config import SearchConfig, parse_search
 
-# --------------------------------------------------------------------------- interim base config
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+SWEEP_ONLY_KEYS = ("name", "toy")
 
 
-class _Train(_Open):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
-    optimizer: str = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.0, ge=0)
-    lambda_lr: Optional[float] = None
+def validate_base(raw: dict, source: str | None, base_dir: Path | None = None) -> dict:
+    """The experiment config as a plain dict (``ExperimentConfig.model_dump()``), plus the
+    sweep-only top-level keys passed through."""
+    from medxfer.config import parse_experiment
 
-
-class _Scaling(_Open):
-    num_workers: int = Field(1, ge=1)
-    use_gpu: bool = False
-
-
-class _Tracking(_Open):
-    uri: Optional[str] = None
-    experiment: Optional[str] = None
-    artifact_root: Optional[str] = None
-    benchmark: Optional[str] = None
-
-
-class _InterimExperiment(_Open):
-    """Interim stand-in for medxfer.config.ExperimentConfig (see module docstring)."""
-
-    name: Optional[str] = None
-    method: str
-    method_options: dict[str, Any] = Field(default_factory=dict)
-    data: dict[str, Any] = Field(default_factory=dict)
-    model: dict[str, Any] = Field(default_factory=dict)
-    train: _Train = Field(default_factory=_Train)
-    scaling: _Scaling = Field(default_factory=_Scaling)
-    tracking: _Tracking = Field(default_factory=_Tracking)
-    search: Optional[dict[str, Any]] = None
-
-
-def validate_base(raw: dict, source: str | None) -> dict:
-    """The experiment config as a plain dict (``ExperimentConfig(...).model_dump()`` at merge)."""
-    try:
-        return _InterimExperiment.model_validate(raw).model_dump()
-    except ValidationError as exc:
-        lines = [ln[1:] if ln.startswith(".") else ln for ln in format_validation_error(exc, "")]
-        raise MedxferInputError("; ".join(lines), path=source) from None
+    extras = {k: raw[k] for k in SWEEP_ONLY_KEYS if k in raw}
+    body = {k: v for k, v in raw.items() if k not in SWEEP_ONLY_KEYS}
+    cfg = parse_experiment(body, source=source or "config", base_dir=base_dir).model_dump()
+    cfg.update(extras)
+    return cfg
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -103,7 +65,7 @@ def experiment_from_dict(raw: Any, *, source: str | None = None,
                          path: Path | None = None) -> Experiment:
     if not isinstance(raw, dict):
         raise MedxferInputError("expected a mapping at the top level", path=source)
-    config = validate_base(raw, source)
+    config = validate_base(raw, source, path.parent if path is not None else None)
     search = parse_search(raw.get("search"), source=source)
     for key in search.space:
         parent = key.rsplit(".", 1)[0] if "." in key else ""
@@ -165,53 +127,25 @@ def set_path(cfg: dict, dotted: str, value: Any) -> None:
 
 
 def schema_tags(config: dict) -> dict[str, str]:
-    """Run-schema tags of a trial from its config (source, target, arch, method, benchmark).
-
-    MERGE SEAM: the training core's ``medxfer.tracking.runs`` derives these from a config; use
-    it here at merge. Interim lookup order: ``model.source`` | ``model.weights_source`` |
-    ``data.source``; ``data.target``; ``model.arch``; ``method``; ``tracking.benchmark``.
-    """
+    """Run-schema tags of a trial from its config (source, target, arch, method, benchmark):
+    those of :func:`medxfer.tracking.runs.trial_tags`, without ``kind`` (set by the caller)."""
     from medxfer.tracking import schema
+    from medxfer.tracking.runs import trial_tags
 
-    method = config.get("method")
-    if isinstance(method, dict):
-        method = method.get("name")
-    values = {
-        schema.SOURCE: _get(config, "model.source") or _get(config, "model.weights_source")
-        or _get(config, "data.source"),
-        schema.TARGET: _get(config, "data.target"),
-        schema.ARCH: _get(config, "model.arch"),
-        schema.METHOD: method,
-        schema.BENCHMARK: _get(config, "tracking.benchmark"),
-    }
-    return {k: str(v) for k, v in values.items() if v is not None}
-
-
-# DESIGN.md: params of our own runs are the leaf names of train.* (lr, weight_decay, ...) plus
-# the method's own; other sampled keys keep their dotted path.
-FIXED_PARAM_KEYS = ("train.epochs", "train.batch_size", "train.optimizer", "train.lr",
-                    "train.weight_decay", "train.momentum", "train.lambda_lr",
-                    "scaling.num_workers", "scaling.use_gpu", "data.target", "model.arch")
-
-
-def param_name(dotted: str) -> str:
-    if dotted.startswith("train.") or dotted.startswith("method_options."):
-        return dotted.split(".", 1)[1]
-    return dotted
+    return {k: v for k, v in trial_tags(config).items() if k != schema.KIND}
 
 
 def trial_params(config: dict, sampled: dict) -> dict[str, str]:
-    """MLflow params of a trial: the fixed keys that matter, then the sampled config on top."""
-    out: dict[str, str] = {}
-    for key in FIXED_PARAM_KEYS:
-        v = _get(config, key)
-        if v is not None:
-            out[param_name(key)] = _fmt(v)
-    for key, v in (config.get("method_options") or {}).items():
-        if not isinstance(v, (dict, list)):
-            out[key] = _fmt(v)
+    """MLflow params of a trial: :func:`medxfer.tracking.runs.trial_params` of its full config
+    (the sampled values already merged in), plus any sampled key outside those, by its dotted
+    path."""
+    from medxfer.tracking.runs import trial_params as run_params
+
+    out = run_params(config)
     for key, v in sampled.items():
-        out[param_name(key)] = _fmt(v)
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf not in out and key not in out:
+            out[key] = _fmt(v)
     return {k[:250]: v[:6000] for k, v in out.items()}
 
 

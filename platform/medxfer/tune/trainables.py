@@ -8,10 +8,10 @@ hyperparameters written in at their dotted paths (``train.lr`` -> ``config["trai
 
 ``TRAINABLES`` names them:
 
-* ``"launcher"``: ``medxfer.train.launcher.run_trial`` (the training core; default once it is
-  importable);
+* ``"launcher"`` (default): ``medxfer.train.launcher.run_trial``, the configured method;
 * ``"toy"``: :func:`toy_trial`, a real tiny torch training loop on synthetic tensors that
-  follows the same contract (tests, and the demo until the launcher lands).
+  follows the same contract, for testing the sweep plumbing (retries, resume, concurrency)
+  without the cost of data loading; its options are the config's top-level ``toy`` key.
 
 Reported metrics: ``train_loss``, ``val_loss``, ``val_auc``, ``test_auc`` and ``epoch`` (the
 1-based epoch, used as the MLflow step) each epoch; the wrapper adds ``system/*`` telemetry.
@@ -36,7 +36,7 @@ Trainable = Callable[[dict], None]
 
 
 def _launcher() -> Trainable:
-    from medxfer.train.launcher import run_trial  # the training core (branch `train`)
+    from medxfer.train.launcher import run_trial
 
     return run_trial
 
@@ -52,15 +52,9 @@ TRAINABLES: dict[str, Callable[[], Trainable]] = {
 
 
 def resolve_trainable(name: str | None = None) -> tuple[str, Trainable]:
-    """``name`` -> (name, fn). ``None``: the launcher, or the toy trainable (with a warning)
-    while the training core is not installed."""
+    """``name`` -> (name, fn); ``None`` is the launcher (the configured method)."""
     if name is None:
-        try:
-            return "launcher", _launcher()
-        except ImportError:
-            log.warning("medxfer.train.launcher is not available yet: trials run the toy "
-                        "trainable (synthetic tensors), not the method")
-            return "toy", toy_trial
+        return "launcher", _launcher()
     if name not in TRAINABLES:
         raise ValueError(f"trainable {name!r}: expected one of {', '.join(TRAINABLES)}")
     return name, TRAINABLES[name]()
