@@ -37,6 +37,7 @@ _GROUPS: list[tuple[str, str, str]] = [
 _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.tracking.cli", "ui"),
     ("medxfer.demo", "demo"),
+    ("medxfer.reports.cli", "report"),
 ]
 
 
