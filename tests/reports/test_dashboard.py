@@ -115,11 +115,13 @@ def test_best_so_far_curves_are_running_minima(page):
         if tag == "figure" and a.get("data-chart") == "best-so-far":
             target = a["data-target"]
         elif tag == "polyline":
-            got[(target, a["data-line"])] = [float(v) for v in a["data-values"].split()]
+            got[(target, a["data-line"])] = ([int(v) for v in a["data-trials"].split()],
+                                             [float(v) for v in a["data-values"].split()])
     assert len(polylines) == len(EXPECTED_CURVES)
     assert got.keys() == EXPECTED_CURVES.keys()
-    for key, curve in got.items():
-        np.testing.assert_allclose(curve, EXPECTED_CURVES[key])
+    for key, (trials, curve) in got.items():
+        assert trials == EXPECTED_CURVES[key][0]
+        np.testing.assert_allclose(curve, EXPECTED_CURVES[key][1])
         assert all(b <= a for a, b in zip(curve, curve[1:])), key  # monotone
 
 
@@ -128,9 +130,9 @@ def test_best_so_far_function_and_query(report_dir):
     trials = query.sweep_trials(uri)
     assert trials["run_id"].nunique() == 8  # the parent run is not a trial
     curves = best_so_far(trials, "val_loss", "min")
-    for (t, line), expected in EXPECTED_CURVES.items():
+    for (t, line), (trial_numbers, expected) in EXPECTED_CURVES.items():
         c = curves[(curves["target"] == t) & (curves["line"] == line)]
-        assert c["trial"].tolist() == list(range(1, len(expected) + 1))
+        assert c["trial"].tolist() == trial_numbers
         np.testing.assert_allclose(c["best"], expected)
     auc = best_so_far(trials, "val_auc", "max")
     np.testing.assert_allclose(

@@ -198,8 +198,8 @@ def _sweeps(uri, sweeps, metric, mode, out, res, meta) -> str:
     for s in names:
         panels = []
         for target, g in curves[curves["sweep"] == s].groupby("target", sort=True):
-            lines = {line: gl.sort_values("trial")["best"].tolist()
-                     for line, gl in g.groupby("line", sort=True)}
+            lines = {line: (gl["trial"].tolist(), gl["best"].tolist())
+                     for line, gl in g.sort_values("trial").groupby("line", sort=True)}
             if ALL_SOURCES in lines:  # drawn last, on top
                 lines[ALL_SOURCES] = lines.pop(ALL_SOURCES)
             panels.append(html.svg_lines(lines, chart="best-so-far", bold=ALL_SOURCES,

@@ -104,13 +104,18 @@ def png_figure(path: Path, *, chart: str, caption: str, **data) -> str:
             "</figure>")
 
 
-def svg_lines(lines: dict[str, list[float]], *, chart: str, title: str, ylabel: str,
-              bold: str | None = None, width: int = 420, height: int = 260, **data) -> str:
-    """Step lines (value vs 1-based index) as an inline SVG figure; one polyline per line."""
+def svg_lines(lines: dict[str, tuple[list[int], list[float]]], *, chart: str, title: str,
+              ylabel: str, bold: str | None = None, width: int = 420, height: int = 260,
+              **data) -> str:
+    """Step lines as an inline SVG figure: ``lines`` maps a name to (x = trial numbers, y).
+
+    Each line holds its value until its next x and ends at its last one; the polyline carries
+    the exact numbers in ``data-trials`` / ``data-values``.
+    """
     left, right, top, bottom = 58, 110, 24, 34
     pw, ph = width - left - right, height - top - bottom
-    ys = [v for vals in lines.values() for v in vals if math.isfinite(v)]
-    n = max((len(v) for v in lines.values()), default=1)
+    ys = [v for _, vals in lines.values() for v in vals if math.isfinite(v)]
+    n = max((max(xs) for xs, _ in lines.values() if len(xs)), default=1)
     lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
     if hi == lo:
         lo, hi = lo - 0.5, hi + 0.5
@@ -122,21 +127,22 @@ def svg_lines(lines: dict[str, list[float]], *, chart: str, title: str, ylabel: 
              f'<text x="12" y="{top + ph / 2}" text-anchor="middle" '
              f'transform="rotate(-90 12 {top + ph / 2})">{esc(ylabel)}</text>',
              f'<text x="{left + pw / 2}" y="14" text-anchor="middle">{esc(title)}</text>']
-    for v in (lo, hi):
+    for v in (lo, (lo + hi) / 2, hi):
         parts.append(f'<text x="{left - 4}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
-    for i in sorted({1, n}):
+    for i in sorted({1, (n + 1) // 2, n}):
         parts.append(f'<text x="{sx(i):.1f}" y="{top + ph + 14}" text-anchor="middle">{i}</text>')
-    for k, (name, vals) in enumerate(lines.items()):
+    for k, (name, (xs, vals)) in enumerate(lines.items()):
         pts = []
-        for i, v in enumerate(vals, start=1):  # steps: hold each best until the next trial
-            if pts:
-                pts.append(f"{sx(i):.1f},{sy(vals[i - 2]):.1f}")
+        for j, (i, v) in enumerate(zip(xs, vals)):  # steps: hold each best until the next trial
+            if j:
+                pts.append(f"{sx(i):.1f},{sy(vals[j - 1]):.1f}")
             pts.append(f"{sx(i):.1f},{sy(v):.1f}")
         colour = "#000" if name == bold else PALETTE[k % len(PALETTE)]
         cls = "curve all" if name == bold else "curve"
-        parts.append(f'<polyline class="{cls}" stroke="{colour}" points="{" ".join(pts)}" '
-                     f'data-line="{esc(name)}" data-values="{" ".join(num(v) for v in vals)}"/>')
-        parts.append(f'<text x="{left + pw + 6}" y="{top + 12 + 14 * k}" fill="{colour}">'
+        parts.append(f'<polyline class="{cls}" style="stroke:{colour}" points="{" ".join(pts)}" '
+                     f'data-line="{esc(name)}" data-trials="{" ".join(map(str, xs))}" '
+                     f'data-values="{" ".join(num(v) for v in vals)}"/>')
+        parts.append(f'<text x="{left + pw + 6}" y="{top + 12 + 14 * k}" style="fill:{colour}">'
                      f"{esc(name or '(untagged)')}</text>")
     attrs = "".join(f' data-{key}="{esc(v)}"' for key, v in data.items())
     return (f'<figure class="chart" data-chart="{esc(chart)}"{attrs}>'

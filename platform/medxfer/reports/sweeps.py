@@ -36,8 +36,9 @@ def best_so_far(trials: pd.DataFrame, metric: str = "val_loss", mode: str = "min
     """Running best of ``metric`` per (sweep, target): one line per source and, where a target
     has trials of several sources, a line ``ALL_SOURCES`` over all of them.
 
-    ``trial`` on each line counts that line's trials (1, 2, ...) in start order; ``value`` is the
-    trial's own best, ``best`` the running min (``mode="min"``) or max up to it. Columns:
+    ``trial`` is the trial's place among all trials of its (sweep, target) in start order
+    (1, 2, ...), so the lines of one target share an x axis; ``value`` is the trial's own best,
+    ``best`` the running min (``mode="min"``) or max of its line up to it. Columns:
     ``CURVE_COLS``.
     """
     per_trial = trial_values(trials, metric, mode)
@@ -45,6 +46,7 @@ def best_so_far(trials: pd.DataFrame, metric: str = "val_loss", mode: str = "min
         return pd.DataFrame(columns=CURVE_COLS)
     lines = []
     for (sweep, target), g in per_trial.groupby(["sweep", "target"], sort=True):
+        g = g.sort_values("trial").assign(trial=range(1, len(g) + 1))
         groups = [(src, gs) for src, gs in g.groupby("source", sort=True)]
         if len(groups) > 1:
             groups.append((ALL_SOURCES, g))
@@ -53,6 +55,6 @@ def best_so_far(trials: pd.DataFrame, metric: str = "val_loss", mode: str = "min
             best = gl["value"].cummin() if mode == "min" else gl["value"].cummax()
             lines.append(pd.DataFrame({
                 "sweep": sweep, "target": target, "line": line,
-                "trial": range(1, len(gl) + 1), "run_id": gl["run_id"].to_numpy(),
+                "trial": gl["trial"].to_numpy(), "run_id": gl["run_id"].to_numpy(),
                 "value": gl["value"].to_numpy(float), "best": best.to_numpy(float)}))
     return pd.concat(lines, ignore_index=True)[CURVE_COLS]
