@@ -185,3 +185,20 @@ def test_missing_experiment_exits_2(report_store, tmp_path, capsys, args):
     code = main(["report", *args, "--output", str(tmp_path / "r"), "--tracking-uri", report_store])
     assert code == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_full_benchmark_architecture_table(benchmark_store, tmp_path):
+    """On the published benchmark (imported once per session): the architecture heatmap."""
+    uri, _ = benchmark_store
+    out = tmp_path / "rep"
+    assert main(["report", "--name", "medmnist-transfer", "--benchmark", "architecture",
+                 "--output", str(out), "--tracking-uri", uri]) == 0
+    page = _Page((out / "index.html").read_text(encoding="utf-8"))
+    gt = query.ground_truth(uri, "medmnist-transfer", benchmark="architecture")
+    cells = page.table("ground-truth-table")
+    assert len(cells) == int(gt.notna().sum().sum()) and len(cells) > 50
+    for (a, t), v in cells.items():
+        assert v == gt.loc[a, t]
+    notes = page.find("p", **{"class": "no-data"})
+    assert len(notes) == 4  # no estimates given, no sweeps in the store
+    assert f"{gt.shape[0]} archs x {gt.shape[1]} targets" in (out / "index.html").read_text()

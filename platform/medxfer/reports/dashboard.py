@@ -90,16 +90,18 @@ def _ground_truth(uri, name, benchmark, select_by, mode, out, res, meta):
         return None, _section("ground-truth", title, _note(
             res, "ground-truth", f"{experiment} has no runs with tags for the {benchmark} "
                                  f"table and metrics {select_by}, test_auc"))
-    meta["benchmark counts"] = (f"{gt.shape[0]} {gt.index.name}s x {gt.shape[1]} targets, "
+    row = "arch" if benchmark == schema.BENCHMARK_ARCHITECTURE else "source"
+    meta["benchmark counts"] = (f"{gt.shape[0]} {row}s x {gt.shape[1]} targets, "
                                 f"{int(long['n_runs'].sum())} runs")
-    png = figures.heatmap_png(gt, out / "gt_heatmap.png", title=f"{experiment}: test AUC")
+    shown = gt.rename_axis(row)  # the CSV keeps the ground-truth layout's `source` column
+    png = figures.heatmap_png(shown, out / "gt_heatmap.png", title=f"{experiment}: test AUC")
     res.figures.append(png)
     csv = out / "ground_truth.csv"
     gt.to_csv(csv)
     res.tables.append(csv)
     body = (html.png_figure(png, chart="gt-heatmap", caption=f"{experiment}: {title}")
             + "<details open><summary>values</summary>"
-            + html.table(gt, table_id="ground-truth-table", spec=".3f",
+            + html.table(shown, table_id="ground-truth-table", spec=".3f",
                          cell_style=html.heatmap_style(gt.to_numpy().ravel()))
             .replace('class="data"', 'class="data heatmap"', 1)
             + "</details>")
