@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def table(df: pd.DataFrame, *, table_id: str, spec: str = ".3f", index_name: str
             f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-def heatmap_style(values) -> callable:
+def heatmap_style(values) -> Callable[[object], str]:
     """A ``cell_style`` colouring numbers by viridis over the finite range of ``values``."""
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
