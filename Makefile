@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/medxfer demo
 
 test: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:

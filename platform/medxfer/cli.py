@@ -39,6 +39,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.demo", "demo"),
     ("medxfer.tune.cli", "sweep"),
     ("medxfer.train.cli", "train"),
+    ("medxfer.reports.cli", "report"),
 ]
 
 

@@ -319,3 +319,97 @@ def grid_runs(tracking_uri: str | None = None, name: str | None = None, *,
         runs[m] = pd.to_numeric(runs[m], errors="coerce").astype(float)
     runs = runs.rename(columns={"row_flag": "row"}).drop(columns="bench")
     return runs.sort_values(["row", "target", "run_id"]).reset_index(drop=True)
+
+
+# --- sweep trials -------------------------------------------------------------------------------
+
+TRIAL_COLS = ["sweep", "run_id", "start_time", "source", "target", "arch", "key", "step", "value"]
+
+
+def sweep_trials(tracking_uri: str | None = None, names: list[str] | None = None, *,
+                 metrics: tuple[str, ...] = ("val_loss", "val_auc")) -> pd.DataFrame:
+    """Per-step metric histories of the trial runs of sweep experiments (for best-so-far plots).
+
+    Args:
+        names: sweep names (``<name>`` or ``sweep/<name>``); default: every ``sweep/*``
+            experiment. A named sweep that is not in the store raises ``MedxferInputError``.
+        metrics: the metric keys to read (their full history, one row per logged step).
+
+    Returns:
+        Long DataFrame with ``TRIAL_COLS``: ``sweep`` (name without prefix), ``run_id``,
+        ``start_time`` (ms), the ``source``/``target``/``arch`` tags (None if untagged), ``key``,
+        ``step``, ``value``. Trials are the runs tagged ``medxfer.kind=trial``; the sweep's
+        parent run is not one. NaN values are left out; sorted by sweep, start, run, key, step.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    experiments = _experiments(uri, "sweep")
+    if names:
+        wanted = [resolve_experiment(uri, n, "sweep") for n in names]
+        missing = [n for n in wanted if n not in experiments]
+        if missing:
+            raise MedxferInputError(f"sweep experiment(s) {', '.join(missing)} not found in {uri}",
+                                    field="sweep")
+        experiments = {n: experiments[n] for n in wanted}
+    if not experiments or not metrics:
+        return pd.DataFrame(columns=TRIAL_COLS)
+    read = _sweep_trials_sql if is_sql_uri(uri) else _sweep_trials_client
+    df = read(uri, experiments, list(metrics))
+    if df.empty:
+        return pd.DataFrame(columns=TRIAL_COLS)
+    df["sweep"] = df["sweep"].str.split("/", n=1).str[1]
+    df = df.sort_values(["sweep", "start_time", "run_id", "key", "step"])
+    return df[TRIAL_COLS].reset_index(drop=True)
+
+
+def _sweep_trials_sql(uri: str, experiments: dict[str, str], metrics: list[str]) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    query = sa.text("""
+        SELECT e.name AS sweep, r.run_uuid AS run_id, r.start_time AS start_time,
+               tsrc.value AS source, ttgt.value AS target, tarch.value AS arch,
+               m.key AS key, m.step AS step, m.value AS value, m.timestamp AS ts
+        FROM runs r
+        JOIN experiments e ON e.experiment_id = r.experiment_id
+        JOIN tags tkind ON tkind.run_uuid = r.run_uuid AND tkind.key = :kind_tag
+                       AND tkind.value = :kind_trial
+        JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key IN :metrics
+        LEFT JOIN tags tsrc ON tsrc.run_uuid = r.run_uuid AND tsrc.key = :source_tag
+        LEFT JOIN tags ttgt ON ttgt.run_uuid = r.run_uuid AND ttgt.key = :target_tag
+        LEFT JOIN tags tarch ON tarch.run_uuid = r.run_uuid AND tarch.key = :arch_tag
+        WHERE r.experiment_id IN :exp_ids AND r.lifecycle_stage = 'active'
+          AND m.is_nan = :false
+    """).bindparams(sa.bindparam("metrics", expanding=True),
+                    sa.bindparam("exp_ids", expanding=True))
+    with _engine(uri).connect() as conn:
+        rows = conn.execute(query, {
+            "kind_tag": schema.KIND, "kind_trial": schema.KIND_TRIAL, "metrics": metrics,
+            "source_tag": schema.SOURCE, "target_tag": schema.TARGET, "arch_tag": schema.ARCH,
+            "exp_ids": [int(i) for i in experiments.values()], "false": False,
+        }).all()
+    df = pd.DataFrame(rows, columns=TRIAL_COLS + ["ts"])
+    # A step logged twice: the later write wins, as in MLflow's own metric history.
+    df = df.sort_values("ts").drop_duplicates(["run_id", "key", "step"], keep="last")
+    return df.drop(columns="ts")
+
+
+def _sweep_trials_client(uri: str, experiments: dict[str, str], metrics: list[str]) -> pd.DataFrame:
+    import math
+
+    from mlflow import MlflowClient
+
+    c = MlflowClient(tracking_uri=uri)
+    ids = {v: k for k, v in experiments.items()}
+    records = []
+    runs = c.search_runs(list(experiments.values()),
+                         filter_string=f"tags.`{schema.KIND}` = '{schema.KIND_TRIAL}'",
+                         max_results=50_000)
+    for run in runs:
+        tags = run.data.tags
+        for key in metrics:
+            history = {m.step: m.value for m in sorted(
+                c.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)}
+            records += [(ids[run.info.experiment_id], run.info.run_id, run.info.start_time,
+                         tags.get(schema.SOURCE), tags.get(schema.TARGET), tags.get(schema.ARCH),
+                         key, step, value)
+                        for step, value in history.items() if not math.isnan(value)]
+    return pd.DataFrame(records, columns=TRIAL_COLS)
