@@ -108,3 +108,14 @@ def test_bad_options(store, capsys):
     assert "mode 'median'" in capsys.readouterr().err
     assert main(["benchmark", "ground-truth", "--benchmark", "species"]) == 2
     assert main(["benchmark", "ground-truth", "--format", "xml"]) == 2
+
+
+def test_pattern_spans_several_experiments(store, tmp_path):
+    d = tmp_path / "more"
+    write_export(d / "fined_oct.csv", [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
+    import_benchmark(d, name="mini2", tracking_uri=store)
+    gt = ground_truth(store, "benchmark/mini*")
+    assert gt.loc["imagenet", "octmnist"] == pytest.approx(0.66)
+    assert gt.loc["imagenet", "bloodmnist"] == pytest.approx(0.88)
+    with pytest.raises(ValueError, match="no experiment matches"):
+        ground_truth(store, "benchmark/zzz*")

@@ -106,6 +106,20 @@ def resolve_experiment(tracking_uri: str | None, name: str | None,
                             "choose one with --name", field="name")
 
 
+def _experiment_ids(uri: str, experiment: str) -> list[str]:
+    """Ids of ``experiment``, or of every experiment its ``*`` pattern matches
+    (e.g. ``sweep/demo-*``: the ground truth of several sweeps is one table)."""
+    if "*" not in experiment:
+        return [_experiment_id(uri, experiment)]
+    import fnmatch
+
+    found = _experiments(uri, experiment.split("/", 1)[0])
+    ids = [i for n, i in sorted(found.items()) if fnmatch.fnmatchcase(n, experiment)]
+    if not ids:
+        raise MedxferInputError(f"no experiment matches {experiment!r} in {uri}", field="name")
+    return ids
+
+
 def _experiment_id(uri: str, experiment: str) -> str:
     exp_id = _experiments(uri, experiment.split("/", 1)[0]).get(experiment)
     if exp_id is None:
@@ -121,7 +135,7 @@ _BENCH_CONDITION = """(COALESCE(tb.value, 'dataset') = :bench
                    AND tsrc.value = 'imagenet'))"""
 
 
-def _candidate_runs_sql(uri: str, exp_id: str, sel: Selection) -> pd.DataFrame:
+def _candidate_runs_sql(uri: str, exp_ids: list[str], sel: Selection) -> pd.DataFrame:
     import sqlalchemy as sa
 
     row_tag = schema.row_key(sel.benchmark)
@@ -136,25 +150,25 @@ def _candidate_runs_sql(uri: str, exp_id: str, sel: Selection) -> pd.DataFrame:
         LEFT JOIN tags tb ON tb.run_uuid = r.run_uuid AND tb.key = :bench_tag
         LEFT JOIN tags tsrc ON tsrc.run_uuid = r.run_uuid AND tsrc.key = :source_tag
         LEFT JOIN tags tkind ON tkind.run_uuid = r.run_uuid AND tkind.key = :kind_tag
-        WHERE r.experiment_id = :exp_id AND r.lifecycle_stage = 'active'
+        WHERE r.experiment_id IN :exp_ids AND r.lifecycle_stage = 'active'
           AND msel.is_nan = :false AND mmet.is_nan = :false
           AND COALESCE(tkind.value, '') <> :kind_sweep
           AND {_BENCH_CONDITION}
-    """)
+    """).bindparams(sa.bindparam("exp_ids", expanding=True))
     with _engine(uri).connect() as conn:
         rows = conn.execute(query, {
             "row_tag": row_tag, "target_tag": schema.TARGET, "select_by": sel.select_by,
             "metric": sel.metric, "bench_tag": schema.BENCHMARK, "source_tag": schema.SOURCE,
-            "kind_tag": schema.KIND, "kind_sweep": schema.KIND_SWEEP, "exp_id": int(exp_id),
-            "bench": sel.benchmark, "false": False,
+            "kind_tag": schema.KIND, "kind_sweep": schema.KIND_SWEEP,
+            "exp_ids": [int(i) for i in exp_ids], "bench": sel.benchmark, "false": False,
         }).all()
     return pd.DataFrame(rows, columns=_CAND_COLS)
 
 
-def _candidate_runs_client(uri: str, exp_id: str, sel: Selection) -> pd.DataFrame:
+def _candidate_runs_client(uri: str, exp_ids: list[str], sel: Selection) -> pd.DataFrame:
     import mlflow
 
-    df = mlflow.search_runs([exp_id], output_format="pandas", max_results=1_000_000)
+    df = mlflow.search_runs(exp_ids, output_format="pandas", max_results=1_000_000)
     if df.empty:
         return pd.DataFrame(columns=_CAND_COLS)
 
@@ -198,8 +212,8 @@ def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
     sel = Selection(benchmark, metric, select_by, mode)
     uri = resolve_tracking_uri(tracking_uri)
     experiment = resolve_experiment(uri, name, kind)
-    exp_id = _experiment_id(uri, experiment)
-    cand = (_candidate_runs_sql if is_sql_uri(uri) else _candidate_runs_client)(uri, exp_id, sel)
+    exp_ids = _experiment_ids(uri, experiment)
+    cand = (_candidate_runs_sql if is_sql_uri(uri) else _candidate_runs_client)(uri, exp_ids, sel)
     cols = ["row", "target", "run_id", "select_by", "value", "n_runs"]
     cand = _architecture_targets_only(cand, sel.benchmark)
     if cand.empty:

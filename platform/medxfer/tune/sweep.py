@@ -190,9 +190,10 @@ def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True)
         return True
-    ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
-             resources={"trial_slot": slots}, include_dashboard=False,
-             object_store_memory=512 * 1024 * 1024)
+    from medxfer.cluster_config import init_local_ray  # loopback-only local runtime
+
+    init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={"trial_slot": slots},
+                   object_store_memory=512 * 1024 * 1024)
     return True
 
 
