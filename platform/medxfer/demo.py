@@ -1,67 +1,290 @@
-"""``medxfer demo``: the main job on the embedded default (local sqlite store, offline).
+"""``medxfer demo``: the whole platform on one laptop, offline, on data it generates.
 
-Until the end-to-end demo of synthetic sweeps and estimates lands (issue 6), the demo imports the
-published transfer benchmark into the store and prints both ground-truth tables from MLflow.
+1. synthesise MedMNIST-layout modalities (``medxfer data synth``);
+2. pretrain a small backbone (``tiny_cnn``, 128-d embedding) on each source modality with the
+   ``finetune`` method (supervised pretraining), recorded in ``sweep/<demo>-pretrain``;
+3. a HyperOpt fine-tuning sweep of every source on every target (``sweep/<demo>-<target>-<source>``,
+   trials tagged ``medxfer.benchmark=dataset``): the ground truth, logged in MLflow;
+4. score every source on every target with every transferability metric
+   (``transferability/<demo>``);
+5. evaluate the scores against the logged ground truth (weighted tau per target, ranks,
+   Friedman, critical difference), print the tau table and write the HTML report.
+
+Everything goes into one MLflow store (the embedded default unless ``--tracking-uri``) and one
+output folder. Each run of the demo has its own name (``demo-<time>``), so re-running never
+collides with or duplicates an earlier demo.
 """
 
 from __future__ import annotations
 
-import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 
 from medxfer.cli_common import TrackingUriOption
 
-BENCHMARK_SUBDIR = Path("benchmark") / "medmnist-transfer"
+DEFAULT_SOURCES = ("synthderm", "synthchest", "synthpath", "synthoct")
+DEFAULT_TARGETS = ("synthorgan", "synthpneumonia", "synthblood")
 
 
-def find_benchmark_dir() -> Path | None:
-    """``$MEDXFER_BENCHMARK_DIR``, else ``shared/benchmark/medmnist-transfer`` beside the checkout
-    or beside the working directory."""
-    env = os.environ.get("MEDXFER_BENCHMARK_DIR")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    for base in (repo.parent, Path.cwd().parent, Path.cwd()):
-        cand = base / "shared" / BENCHMARK_SUBDIR
-        if cand.is_dir():
-            return cand
-    return None
+@dataclass
+class DemoPlan:
+    out: Path
+    name: str
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    n_per_class: int = 60          # images per class and split written by the generator
+    train_per_class: int = 50      # fine-tuning subsample (thesis: 100/25)
+    val_per_class: int = 20
+    pretrain_epochs: int = 4
+    epochs: int = 4                # fine-tuning epochs per trial
+    trials: int = 3                # HyperOpt trials per (source, target)
+    max_concurrent: int = 2
+    seed: int = 0
+    metrics: str = "all"
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def weights(self) -> Path:
+        return self.out / "weights"
+
+
+@dataclass
+class DemoResult:
+    tracking_uri: str
+    name: str
+    ground_truth: object
+    taus: object
+    evaluation: object
+    report: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _base_config(plan: DemoPlan, uri: str, flag: str) -> dict:
+    return {
+        "method": "finetune",
+        "data": {"root": str(plan.data), "flag": flag, "size": 28, "as_rgb": True,
+                 "n_train_per_class": plan.train_per_class,
+                 "n_val_per_class": plan.val_per_class, "seed": plan.seed},
+        "model": {"backbone": "tiny_cnn", "in_chans": 3, "arch": "tiny_cnn"},
+        "train": {"epochs": plan.epochs, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+                  "weight_decay": 1e-4, "batch_size": 32, "seed": plan.seed},
+        "tracking": {"uri": uri},
+    }
+
+
+def pretrain(plan: DemoPlan, uri: str, echo: Callable[[str], None]) -> dict[str, Path]:
+    """Supervised pretraining of one tiny backbone per source; returns source -> weight file."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    from medxfer.config import parse_experiment
+    from medxfer.tracking import schema
+    from medxfer.tracking.runs import log_report, trial_params, trial_tags
+    from medxfer.tracking.store import ensure_experiment
+    from medxfer.train.launcher import run_local
+
+    sweep = f"{plan.name}-pretrain"
+    exp_id = ensure_experiment(uri, schema.experiment_name("sweep", sweep))
+    client = MlflowClient(tracking_uri=uri)
+    plan.weights.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for src in plan.sources:
+        raw = _base_config(plan, uri, src)
+        raw["data"].update(source="scratch", n_train_per_class=plan.n_per_class,
+                           n_val_per_class=plan.val_per_class)
+        raw["train"].update(epochs=plan.pretrain_epochs)
+        cfg = parse_experiment(raw, source=f"demo pretrain {src}")
+        run = client.create_run(exp_id, run_name=f"pretrain-{src}",
+                                tags=trial_tags(cfg, sweep=sweep))
+        for k, v in trial_params(cfg).items():
+            client.log_param(run.info.run_id, k, v)
+        with tempfile.TemporaryDirectory(prefix="medxfer-demo-") as tmp:
+            session = run_local(cfg, storage_dir=tmp, keep=1, on_report=lambda m, _c, r=run:
+                                log_report(client, r.info.run_id, m))
+            final = Path(session.latest_checkpoint) / "model.pt"
+            dest = plan.weights / f"{src}.pt"
+            shutil.copyfile(final, dest)
+        last = session.history[-1]
+        client.set_terminated(run.info.run_id, "FINISHED")
+        echo(f"  pretrained {src:<15} val_auc {last.get('val_auc', float('nan')):.3f} "
+             f"-> {dest}")
+        out[src] = dest
+    return out
+
+
+def finetune_sweeps(plan: DemoPlan, uri: str, weights: dict[str, Path],
+                    echo: Callable[[str], None]) -> list[str]:
+    """A HyperOpt sweep per (source, target); returns the sweep names."""
+    from medxfer.tune.experiment import experiment_from_dict
+    from medxfer.tune.sweep import run_sweep
+
+    names = []
+    for tgt in plan.targets:
+        for src in plan.sources:
+            raw = _base_config(plan, uri, tgt)
+            raw["data"]["source"] = src
+            raw["model"]["weights"] = str(weights[src])
+            raw["tracking"]["benchmark"] = "dataset"
+            raw["search"] = {
+                "algorithm": "hyperopt", "metric": "val_loss", "mode": "min",
+                "num_samples": plan.trials, "max_concurrent": plan.max_concurrent,
+                "seed": plan.seed,
+                "space": {"train.lr": {"loguniform": [1e-3, 0.3]},
+                          "train.momentum": {"choice": [0.0, 0.9]}},
+            }
+            name = f"{plan.name}-{tgt}-{src}"
+            t0 = time.perf_counter()
+            res = run_sweep(experiment_from_dict(raw, source=f"demo sweep {name}"), name=name,
+                            tracking_uri=uri, verbose=0,
+                            storage_path=str(plan.out / "ray_results"))
+            best = getattr(res, "best", None) or {}
+            echo(f"  sweep {name}: {plan.trials} trials, {time.perf_counter() - t0:.0f} s"
+                 + (f", best test_auc {best.get('test_auc'):.3f}"
+                    if isinstance(best, dict) and best.get("test_auc") is not None else ""))
+            names.append(name)
+    return names
+
+
+def write_zoo(plan: DemoPlan, weights: dict[str, Path]) -> Path:
+    import yaml
+
+    from medxfer.data.medmnist import dataset_info
+
+    entries = [{"name": src, "architecture": "tiny_cnn", "arch": "tiny_cnn",
+                "weights": str(w), "num_classes": dataset_info(src, plan.data).n_classes,
+                "normalization": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+                "in_chans": 3, "input_size": 28}
+               for src, w in weights.items()]
+    path = plan.out / "zoo.yaml"
+    path.write_text(yaml.safe_dump(entries, sort_keys=False))
+    return path
+
+
+def run_demo(plan: DemoPlan, tracking_uri: str,
+             echo: Callable[[str], None] = print) -> DemoResult:
+    import os
+
+    # Tune's console reporter: the demo prints its own one line per sweep.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import ray
+
+    from medxfer.cluster_config import init_local_ray
+    from medxfer.data.synth import synthesize
+    from medxfer.reports.dashboard import write_report
+    from medxfer.tracking.query import ground_truth
+    from medxfer.transferability.evaluation import evaluate
+    from medxfer.transferability.scores_io import read_scores_mlflow
+    from medxfer.transferability.scoring import score_zoo
+
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        seconds[step] = now - t
+        t = now
+
+    echo(f"[1/6] synthetic data -> {plan.data}")
+    synthesize(plan.data, size=28, n_per_class=plan.n_per_class, seed=plan.seed,
+               modalities=list(dict.fromkeys(plan.sources + plan.targets)))
+    lap("synthesize")
+
+    echo(f"[2/6] pretraining {len(plan.sources)} sources (tiny_cnn, 128-d embedding)")
+    weights = pretrain(plan, tracking_uri, echo)
+    lap("pretrain")
+
+    echo(f"[3/6] HyperOpt fine-tuning sweeps: {len(plan.sources)} sources x "
+         f"{len(plan.targets)} targets x {plan.trials} trials (Ray Tune, local runtime)")
+    started = not ray.is_initialized()
+    if started:
+        init_local_ray(num_cpus=2, resources={"trial_slot": plan.max_concurrent},
+                       log_to_driver=False)
+    try:
+        finetune_sweeps(plan, tracking_uri, weights, echo)
+    finally:
+        if started:
+            ray.shutdown()
+    gt = ground_truth(tracking_uri, f"sweep/{plan.name}-*-*")
+    gt = gt.loc[[s for s in plan.sources if s in gt.index],
+                [c for c in plan.targets if c in gt.columns]]
+    lap("sweeps")
+
+    echo(f"[4/6] transferability scores ({plan.metrics}) -> transferability/{plan.name}")
+    zoo = write_zoo(plan, weights)
+    for tgt in plan.targets:
+        score_zoo(zoo, plan.data, tgt, metrics=plan.metrics, size=28,
+                  n_per_class=plan.train_per_class, tracking_uri=tracking_uri, name=plan.name,
+                  progress=False, random_state=plan.seed)
+    lap("score")
+
+    echo("[5/6] evaluation against the logged ground truth")
+    scores = read_scores_mlflow(tracking_uri, plan.name)
+    ev = evaluate(scores, gt)
+    lap("evaluate")
+
+    echo(f"[6/6] report -> {plan.out / 'report'}")
+    report = write_report(plan.out / "report", tracking_uri=tracking_uri,
+                          name=f"sweep/{plan.name}-*-*", estimates=plan.name)
+    lap("report")
+    return DemoResult(tracking_uri, plan.name, gt, ev.taus, ev,
+                      Path(getattr(report, "index", plan.out / "report" / "index.html")),
+                      seconds)
 
 
 def demo(
-    benchmark_dir: Annotated[Optional[Path], typer.Option(
-        help="Folder of the published benchmark's fined_*.csv files.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (data, weights, report).")]
+    = Path("medxfer-demo"),
+    trials: Annotated[int, typer.Option(help="HyperOpt trials per (source, target).")] = 3,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs per trial.")] = 4,
+    sources: Annotated[str, typer.Option(help="Comma-separated source modalities.")]
+    = ",".join(DEFAULT_SOURCES),
+    targets: Annotated[str, typer.Option(help="Comma-separated target modalities.")]
+    = ",".join(DEFAULT_TARGETS),
+    metrics: Annotated[str, typer.Option(help="Transferability metrics: all or a,b,...")]
+    = "all",
+    name: Annotated[Optional[str], typer.Option(help="Demo name (default demo-<time>).")]
+    = None,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
-    """Run the main job on the embedded default: import the transfer benchmark into the local
-    MLflow store and print both ground-truth tables from MLflow.
+    """Run the whole platform offline on data it generates: synthesise modalities, pretrain a
+    backbone per source, HyperOpt fine-tuning sweeps of every source on every target (the ground
+    truth, in MLflow), transferability scores of every source, their evaluation against the
+    ground truth (tau table), and the HTML report.
 
-    Example: medxfer demo --tracking-uri sqlite:///mlruns.db
+    Example: medxfer demo --out medxfer-demo --trials 3
     """
+    from medxfer.errors import MedxferInputError
     from medxfer.reports.tables import render
-    from medxfer.tracking.benchmark_import import import_benchmark
-    from medxfer.tracking.query import ground_truth
     from medxfer.tracking.uri import resolve_tracking_uri
 
+    src = tuple(s for s in sources.split(",") if s)
+    tgt = tuple(s for s in targets.split(",") if s)
+    if len(src) < 2 or not tgt:
+        raise MedxferInputError("need at least 2 sources and 1 target", field="sources")
+    if trials < 1 or epochs < 1:
+        raise MedxferInputError("--trials and --epochs must be >= 1", field="trials")
     uri = resolve_tracking_uri(tracking_uri)
-    directory = benchmark_dir or find_benchmark_dir()
-    if directory is None or not directory.is_dir():
-        typer.echo("The published transfer benchmark was not found. Pass its folder (the "
-                   f"fined_*.csv files, normally ../shared/{BENCHMARK_SUBDIR}) with\n"
-                   f"  medxfer benchmark import ../shared/{BENCHMARK_SUBDIR}\n"
-                   "or set MEDXFER_BENCHMARK_DIR and run `medxfer demo` again.")
-        raise typer.Exit(2)
-    res = import_benchmark(directory, tracking_uri=uri)
-    typer.echo(f"{res.experiment_name}: {res.written} runs written, {res.skipped} already "
-               f"present ({res.seconds:.1f} s)")
-    name = res.experiment_name.split("/", 1)[1]
-    for kind, title in (("dataset", "Ground truth, dataset transferability (test AUC x 100; "
-                                    "rows: sources, columns: targets)"),
-                        ("architecture", "Ground truth, architecture transferability "
-                                         "(test AUC x 100)")):
-        table = ground_truth(uri, name, benchmark=kind) * 100
-        typer.echo(f"\n{title}\n" + render(table, "table", digits=2))
-    typer.echo(f"MLflow store: {uri}\nBrowse it: medxfer ui --tracking-uri {uri}")
+    plan = DemoPlan(out=out.resolve(), name=name or datetime.now().strftime("demo-%Y%m%d-%H%M%S"),
+                    sources=src, targets=tgt, trials=trials, epochs=epochs, metrics=metrics)
+    t0 = time.perf_counter()
+    res = run_demo(plan, uri, typer.echo)
+    typer.echo("\nGround truth (test AUC of the min-val_loss trial; rows: sources, columns: "
+               "targets)\n" + render(res.ground_truth, "table", digits=3))
+    typer.echo("Weighted Kendall tau of each metric's scores vs the ground truth, per target\n"
+               + render(res.taus, "table", digits=3))
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in res.seconds.items())
+    typer.echo(f"Demo {plan.name} finished in {time.perf_counter() - t0:.0f} s ({steps}).\n"
+               f"MLflow store: {uri}\nReport: {res.report}\n"
+               f"Browse the runs: medxfer ui --tracking-uri {uri}  (http://127.0.0.1:5000)")
