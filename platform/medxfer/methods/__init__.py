@@ -15,7 +15,7 @@ from medxfer.methods.registry import (Method, MethodOptions, get_method, list_me
 from medxfer.methods.session import LocalSession, Session, get_session, use_session
 
 # Registration happens on import (Ray workers import this package and see the same entries).
-from medxfer.methods import cltci, dce, finetune, simclr, supcon, swav  # noqa: E402,F401  isort: skip
+from medxfer.methods import cltci, dce, finetune, scc, simclr, supcon, swav  # noqa: E402,F401  isort: skip
 
 __all__ = ["LocalSession", "Method", "MethodOptions", "Session", "get_method", "get_session",
            "list_methods", "register_method", "use_session"]
