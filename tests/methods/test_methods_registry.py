@@ -20,8 +20,8 @@ WEIGHTS = {"finetune": "model.pt", "scc": "model.pt", "dce": "dce.pt"}
 
 
 def test_registry_lists_the_methods():
-    assert {"finetune", "simclr", "supcon", "cltci"} <= set(list_methods())
-    with pytest.raises(ValueError, match="unknown method 'nope'; valid: cltci, finetune"):
+    assert {"finetune", "simclr", "supcon", "cltci", "swav", "dce", "scc"} <= set(list_methods())
+    with pytest.raises(ValueError, match="unknown method 'nope'; valid: cltci, dce, finetune, scc"):
         get_method("nope")
 
 
