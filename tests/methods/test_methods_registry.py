@@ -12,12 +12,16 @@ from medxfer.train.launcher import run_local
 # Every registry entry, plus the second CL-TCI variant.
 CASES = [(m, {}) for m in list_methods()] + [
     ("cltci", {"variant": "moco", "queue_size": 8})]
-OPTIONS = {"simclr": {"probe_epochs": 2}, "supcon": {"probe_epochs": 2}}
+OPTIONS = {"simclr": {"probe_epochs": 2}, "supcon": {"probe_epochs": 2},
+           # scc: 1 DCE + 1 SimCLR + 2 fine-tuning epochs = train.epochs (4)
+           "scc": {"dce_epochs": 1, "simclr_epochs": 1}}
+# The selected model's file in the final checkpoint (default: the pretrained encoder).
+WEIGHTS = {"finetune": "model.pt", "scc": "model.pt", "dce": "dce.pt"}
 
 
 def test_registry_lists_the_methods():
-    assert {"finetune", "simclr", "supcon", "cltci"} <= set(list_methods())
-    with pytest.raises(ValueError, match="unknown method 'nope'; valid: cltci, finetune"):
+    assert {"finetune", "simclr", "supcon", "cltci", "swav", "dce", "scc"} <= set(list_methods())
+    with pytest.raises(ValueError, match="unknown method 'nope'; valid: cltci, dce, finetune, scc"):
         get_method("nope")
 
 
@@ -30,12 +34,14 @@ def test_method_learns_checkpoints_and_resumes(method, extra, synth_root, tmp_pa
     epochs = [h for h in full.history if "selected_epoch" not in h]
     assert [h["epoch"] for h in epochs] == [1, 2, 3, 4]
     # MoCo's epoch 1 starts with an empty queue (few negatives, low loss): compare with epoch 2.
-    base = epochs[1] if extra.get("variant") == "moco" else epochs[0]
+    # Staged methods (scc) report a ``stage``: compare within the last stage's loss.
+    same = [h for h in epochs if h.get("stage") == epochs[-1].get("stage")]
+    base = same[1] if extra.get("variant") == "moco" else same[0]
     assert epochs[-1]["train_loss"] < base["train_loss"]
     final = full.history[-1]
     assert final["epoch"] == 5 and 1 <= final["selected_epoch"] <= 4
     assert len(full.checkpoints) == 5
-    weights = "model.pt" if method == "finetune" else "encoder.pt"
+    weights = WEIGHTS.get(method, "encoder.pt")
     assert (tmp_path / "full" / "checkpoint_000005" / weights).is_file()
 
     # "Restart": a new run (new session, new model) from the epoch-2 checkpoint up to epoch 4.

@@ -448,3 +448,7 @@ def preset_spec(name: str, size: int = 224) -> list[dict]:
 def preset(name: str, size: int = 224) -> Compose:
     """``"scc"`` (seed 000), ``"medical_ssl"`` (seed 001) or ``"eval_scc"`` as a pipeline."""
     return build_transform(preset_spec(name, size))
+
+
+# The trained-DCE transform lives in its own module; importing it registers ``dce``.
+from medxfer.data import dce_transform  # noqa: E402,F401  isort: skip

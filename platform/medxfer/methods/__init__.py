@@ -6,7 +6,8 @@ Ray Train (``medxfer.train`` binds them).
 * :class:`Session`, :func:`get_session`, :func:`use_session`, :class:`LocalSession`: the one
   interface a loop reports through (no Ray or MLflow import anywhere in this package).
 
-Registered (one module each): ``finetune``, ``simclr``, ``supcon``, ``cltci``.
+Registered (one module each): ``finetune``, ``simclr``, ``supcon``, ``cltci``, ``swav``,
+``dce``, ``scc``.
 """
 
 from medxfer.methods.registry import (Method, MethodOptions, get_method, list_methods,
@@ -14,7 +15,7 @@ from medxfer.methods.registry import (Method, MethodOptions, get_method, list_me
 from medxfer.methods.session import LocalSession, Session, get_session, use_session
 
 # Registration happens on import (Ray workers import this package and see the same entries).
-from medxfer.methods import cltci, finetune, simclr, supcon  # noqa: E402,F401  isort: skip
+from medxfer.methods import cltci, dce, finetune, scc, simclr, supcon, swav  # noqa: E402,F401  isort: skip
 
 __all__ = ["LocalSession", "Method", "MethodOptions", "Session", "get_method", "get_session",
            "list_methods", "register_method", "use_session"]

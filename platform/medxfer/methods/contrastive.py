@@ -83,11 +83,24 @@ class Parts:
         loss: ``loss(net, batch, train) -> scalar``; ``batch = (views, y, patients)`` on the
             device, ``views = [v1, v2]``; ``train=False`` must not change any state (val).
         extra: other modules to checkpoint (momentum encoder, queue), moved to the device.
+        train_set, val_set: replace the target's two-view splits (e.g. swav's per-modality
+            groups); their items must be ``(views, y, ...)`` with ``len(y)`` the batch size.
+        batch_size: loader batch size for ``train_set``/``val_set`` (default
+            ``train.batch_size``).
+        on_epoch: called with the 1-based epoch before it trains (schedules inside a method).
+        before_step, after_step: called with the network around each ``optimizer.step()``
+            (freeze a part's gradients; renormalise prototypes).
     """
 
     net: SSLNet
     loss: Callable[[nn.Module, Any, bool], torch.Tensor]
     extra: dict[str, nn.Module] = field(default_factory=dict)
+    train_set: Any = None
+    val_set: Any = None
+    batch_size: int | None = None
+    on_epoch: Callable[[int], None] | None = None
+    before_step: Callable[[nn.Module], None] | None = None
+    after_step: Callable[[nn.Module], None] | None = None
 
 
 def default_transforms(size: int) -> list[dict]:
@@ -133,7 +146,11 @@ def _epoch(session: Session, parts: Parts, net: nn.Module, loader, opt, train: b
             if train:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if parts.before_step is not None:
+                    parts.before_step(net)
                 opt.step()
+                if parts.after_step is not None:
+                    parts.after_step(net)
             total += loss.detach() * len(batch[1])
             n += len(batch[1])
     return session.all_reduce_mean(float(total) / max(n, 1))
@@ -159,9 +176,13 @@ def run(config: dict[str, Any], build_parts: Callable[[ExperimentConfig, Any, in
         m.to(session.device)
     net = session.prepare_model(parts.net)
     # drop_last: BatchNorm in the projection head needs > 1 sample per batch
-    train = session.prepare_loader(make_loader(two["train"], t, shuffle=True,
-                                               drop_last=len(two["train"]) > t.batch_size))
-    val = session.prepare_loader(make_loader(two["val"], t, shuffle=False), shard=False)
+    train_set = two["train"] if parts.train_set is None else parts.train_set
+    val_set = two["val"] if parts.val_set is None else parts.val_set
+    bs = parts.batch_size or t.batch_size
+    train = session.prepare_loader(make_loader(train_set, t, shuffle=True, batch_size=bs,
+                                               drop_last=len(train_set) > bs))
+    val = session.prepare_loader(make_loader(val_set, t, shuffle=False, batch_size=bs),
+                                 shard=False)
 
     def save(p: Progress, extra=None) -> dict:
         return dict(modules={"net": net, **parts.extra}, optimizer=opt, scheduler=sched,
@@ -170,6 +191,8 @@ def run(config: dict[str, Any], build_parts: Callable[[ExperimentConfig, Any, in
     while not progress.should_stop(t):
         epoch = progress.epoch + 1
         start_epoch(train, epoch, t.seed)
+        if parts.on_epoch is not None:
+            parts.on_epoch(epoch)
         lr = opt.param_groups[0]["lr"]
         train_loss = _epoch(session, parts, net, train, opt, True)
         session.sync_buffers(net)

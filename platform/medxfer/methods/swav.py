@@ -1,0 +1,286 @@
+"""swav: online clustering with swapped prediction, per-modality prototypes, hybrid labels.
+
+Seed ``001_a9715376ac5cbd5d.txt`` sec. III, composed from parts:
+
+* eq. 1-3 swapped prediction: two views -> encoder -> projection head -> z (L2-normalised)
+  -> scores z^T c_k against trainable prototypes (:class:`~medxfer.models.SwaVPrototypes`,
+  renormalised after every optimiser step); codes q by Sinkhorn-Knopp without gradient
+  (:func:`~medxfer.losses.sinkhorn`); each view predicts the other's codes at temperature tau.
+* eq. 4 multi-modality: ``modalities`` pools further datasets (MedMNIST-layout flags under
+  ``data.root``, e.g. several synthetic modalities) with ``data.flag`` as modality 0. Every
+  batch holds ``batch_size / M`` samples of each modality (:class:`ModalityGroups`: one item is
+  one sample per modality, so any shuffling or sharding keeps the parts equal); the batch is
+  laid out modality-major and part m is scored against its own prototypes C_m and gets its own
+  Sinkhorn codes.
+* eq. 5-7 hybrid: with ``labelled_fraction > 0`` a linear projector g on the encoder features
+  predicts the labels of the labelled part of ``data.flag`` (a fixed seeded subset):
+  loss = (1/N) sum_k [alpha L_ss(x_k) + 1[k labelled] beta L_sup(g(x_k), y_k)].
+* SwAV practice: prototypes frozen (no update) during the first ``freeze_prototypes_epochs``
+  epochs; an optional feature queue (``queue_length`` > 0, from ``queue_start_epoch``) adds
+  the features of previous batches to the Sinkhorn problem when batches are small (codes only,
+  no gradient through the queue).
+
+Table I (2D) defaults: tau 0.1, eps 0.03, 3 Sinkhorn iterations, 128-d features, 3000
+prototypes, queue 3840 from epoch 10, batch 32, weight decay 1e-6 (its 10000 prototype-freeze
+*iterations* are expressed here in epochs). The loop is :mod:`medxfer.methods.contrastive`'s:
+per-epoch ``train_loss``/``val_loss``, checkpoints, selection, and ``encoder.pt`` (encoder
+without head and prototypes) for ``finetune``.
+
+[0] SwAV, 2020, https://arxiv.org/abs/2006.09882
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from medxfer.errors import MedxferInputError
+from medxfer.methods import contrastive
+from medxfer.methods.contrastive import ContrastiveOptions, Parts, SSLNet, default_transforms
+from medxfer.methods.registry import Method, register_method
+from medxfer.methods.session import get_session, unwrap
+
+
+class SwaVOptions(ContrastiveOptions):
+    """``method_config`` of swav (Table I defaults).
+
+    Attributes:
+        temperature: tau of the swapped prediction.
+        epsilon: Sinkhorn entropy weight.
+        sinkhorn_iterations: Sinkhorn-Knopp iterations.
+        n_prototypes: K prototypes per modality.
+        modalities: extra dataset flags under ``data.root`` pooled with ``data.flag`` (eq. 4).
+        alpha, beta: weights of L_ss and L_sup (eq. 7).
+        labelled_fraction: fraction of ``data.flag``'s training images whose labels are used.
+        freeze_prototypes_epochs: epochs at the start during which prototypes do not update.
+        queue_length: features kept per view and modality for the codes (0: no queue).
+        queue_start_epoch: first epoch that fills and uses the queue.
+    """
+
+    temperature: float = Field(0.1, gt=0)
+    epsilon: float = Field(0.03, gt=0)
+    sinkhorn_iterations: int = Field(3, ge=1)
+    n_prototypes: int = Field(3000, ge=1)
+    modalities: list[str] = Field(default_factory=list)
+    alpha: float = Field(1.0, ge=0)
+    beta: float = Field(1.0, ge=0)
+    labelled_fraction: float = Field(0.0, ge=0, le=1)
+    freeze_prototypes_epochs: int = Field(1, ge=0)
+    queue_length: int = Field(3840, ge=0)
+    queue_start_epoch: int = Field(10, ge=1)
+
+
+DEFAULTS: dict[str, Any] = {"train": {**contrastive.DEFAULTS["train"], "batch_size": 32,
+                                      "weight_decay": 1e-6}}
+
+
+class ModalityGroups(Dataset):
+    """The per-modality batch sampler as a dataset: item i is one sample of *each* modality.
+
+    A loader batch of b items therefore holds exactly b samples per modality, whatever the
+    shuffling or sharding; :func:`modality_major` lays them out as M equal consecutive parts.
+    Smaller datasets are cycled (``i % len``) so an epoch covers the largest one.
+
+    Args:
+        datasets: one per modality (modality 0 first), items ``((v1, v2), y, ...)``.
+        labelled: bool per item of ``datasets[0]``: its label enters L_sup.
+
+    Items: ``((v1, v2), y0, labelled0)``, ``v`` of shape (M, C, H, W), ``y0``/``labelled0``
+    of modality 0's sample.
+    """
+
+    def __init__(self, datasets: list[Dataset], labelled: np.ndarray):
+        self.datasets = list(datasets)
+        self.labelled = np.asarray(labelled, dtype=bool)
+
+    def __len__(self) -> int:
+        return max(len(d) for d in self.datasets)
+
+    def __getitem__(self, i: int):
+        items = [d[i % len(d)] for d in self.datasets]
+        v1 = torch.stack([it[0][0] for it in items])
+        v2 = torch.stack([it[0][1] for it in items])
+        i0 = i % len(self.datasets[0])
+        return (v1, v2), items[0][1], torch.as_tensor(bool(self.labelled[i0]))
+
+
+def modality_major(v: Tensor) -> Tensor:
+    """(b, M, C, H, W) -> (M * b, C, H, W): rows [m * b, (m + 1) * b) are modality m."""
+    return v.transpose(0, 1).reshape(-1, *v.shape[2:])
+
+
+def labelled_mask(n: int, fraction: float, seed: int) -> np.ndarray:
+    """A fixed, seeded subset of ``round(fraction * n)`` of ``n`` items (bool mask)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(seed).permutation(n)[: int(round(fraction * n))]] = True
+    return mask
+
+
+class SwaVNet(SSLNet):
+    """Encoder + projection head + prototypes (+ the label projector g of eq. 5).
+
+    ``forward(views)``: views a list of (B, C, H, W), modality-major; one encoder pass over
+    all views (BatchNorm sees the whole batch). Returns ``(z, scores, logits)``: per view the
+    normalised features (B, dim) and prototype scores (B, K), and g's logits on view 1's
+    modality-0 rows (or None).
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, prototypes: nn.Module,
+                 classifier: nn.Module | None, n_modalities: int):
+        super().__init__(encoder, head)
+        self.prototypes, self.classifier, self.n_modalities = prototypes, classifier, n_modalities
+
+    def forward(self, views):
+        feats = self.encoder(torch.cat(views))
+        z = nn.functional.normalize(self.head(feats), dim=1).chunk(len(views))
+        scores = [self.prototypes(zv) for zv in z]
+        logits = None
+        if self.classifier is not None:
+            logits = self.classifier(feats[: len(views[0]) // self.n_modalities])
+        return list(z), scores, logits
+
+
+class FeatureQueue(nn.Module):
+    """FIFO of past normalised features per view and modality (codes only, no gradient).
+
+    Buffers: ``z`` (V, M, L, dim), ``filled`` (rows in use); checkpointed with the method.
+    """
+
+    def __init__(self, n_views: int, n_modalities: int, length: int, dim: int):
+        super().__init__()
+        self.register_buffer("z", torch.zeros(n_views, n_modalities, length, dim))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, z: list[Tensor]) -> None:
+        """Enqueue per view a modality-major (M * b, dim) batch (newest first)."""
+        n_mod, length = self.z.shape[1], self.z.shape[2]
+        for v, zv in enumerate(z):
+            parts = zv.detach().reshape(n_mod, -1, zv.shape[1])[:, :length]
+            b = parts.shape[1]
+            self.z[v] = torch.cat([parts, self.z[v, :, : length - b]], dim=1)
+        self.filled.fill_(min(length, int(self.filled) + b))
+
+    def get(self, view: int, modality: int) -> Tensor:
+        return self.z[view, modality, : int(self.filled)]
+
+
+@torch.no_grad()
+def queue_codes(scores: Tensor, queued: list[Tensor], epsilon: float, n_iters: int,
+                gather_distributed: bool = False) -> Tensor:
+    """Per-modality Sinkhorn codes of a modality-major batch (eq. 4), each modality's problem
+    extended by its queued scores; only the batch rows are returned. Shape (B, K)."""
+    from medxfer.losses import sinkhorn, split_modalities
+
+    out = []
+    for part, extra in zip(split_modalities(scores.detach(), len(queued)), queued):
+        q = sinkhorn(torch.cat([part, extra]), epsilon, n_iters, gather_distributed)
+        out.append(q[: len(part)])
+    return torch.cat(out)
+
+
+def swapped_prediction(scores: list[Tensor], codes: list[Tensor], temperature: float) -> Tensor:
+    """Eq. 1 per sample: -sum q2 log p1 - sum q1 log p2, p = softmax(scores / tau). (B,)."""
+    log_p = [torch.log_softmax(s / temperature, dim=1) for s in scores]
+    return -(codes[1] * log_p[0]).sum(1) - (codes[0] * log_p[1]).sum(1)
+
+
+def _sources(cfg, opts: SwaVOptions) -> tuple[list[dict], Any]:
+    """Two-view datasets per modality ({"train", "val"}, modality 0 = ``data.flag``)."""
+    from medxfer.data import TwoViews, build_transform, load_target
+    from medxfer.methods.common import WithPatients
+
+    d = cfg.data
+    views = TwoViews(build_transform(d.transforms or default_transforms(d.size)))
+    out, chans = [], None
+    for flag in [d.flag, *opts.modalities]:
+        splits = load_target(d.root, flag, d.size, n_train_per_class=d.n_train_per_class,
+                             n_val_per_class=d.n_val_per_class, seed=d.seed, as_rgb=d.as_rgb,
+                             transform=views, eval_transform=views)
+        c = splits["train"].n_channels
+        if chans is not None and c != chans:
+            raise MedxferInputError(f"swav modality {flag!r} has {c} channels, {d.flag!r} has "
+                                    f"{chans}; set data.as_rgb: true to pool them",
+                                    field="method_config.modalities")
+        chans = c
+        out.append({k: WithPatients(v) for k, v in splits.items()})
+    return out, out[0]["train"].base.info
+
+
+def build_parts(cfg, opts: SwaVOptions, chans: int) -> Parts:
+    from medxfer.losses import SwaVHybridLoss
+    from medxfer.models import ProjectionHead, SwaVPrototypes, create_backbone
+
+    n_mod, t = 1 + len(opts.modalities), cfg.train
+    if t.batch_size % n_mod:
+        raise MedxferInputError(f"train.batch_size ({t.batch_size}) must be a multiple of the "
+                                f"number of modalities ({n_mod}): each batch holds equal parts",
+                                field="train.batch_size")
+    sources, info = _sources(cfg, opts)
+    hybrid = opts.labelled_fraction > 0 and opts.beta > 0
+    criterion = SwaVHybridLoss(opts.alpha, opts.beta, multilabel=info.multilabel,
+                               temperature=opts.temperature, epsilon=opts.epsilon,
+                               sinkhorn_iterations=opts.sinkhorn_iterations, n_modalities=n_mod)
+    encoder = create_backbone(cfg.model.backbone, in_chans=chans, weights=cfg.model.weights)
+    head = ProjectionHead(encoder.embed_dim, opts.proj_hidden_dim, opts.proj_out_dim,
+                          num_layers=opts.proj_layers)
+    net = SwaVNet(encoder, head, SwaVPrototypes(opts.proj_out_dim, opts.n_prototypes, n_mod),
+                  nn.Linear(encoder.embed_dim, info.n_classes) if hybrid else None, n_mod)
+    queue = FeatureQueue(2, n_mod, opts.queue_length, opts.proj_out_dim) \
+        if opts.queue_length > 0 else None
+    state = {"epoch": 1}
+    distributed = get_session().world_size > 1
+
+    def codes(model, scores, view: int, train: bool) -> Tensor:
+        use_queue = train and queue is not None and state["epoch"] >= opts.queue_start_epoch
+        protos = unwrap(model).prototypes
+        queued = [protos(queue.get(view, m), modality=m) if use_queue
+                  else scores.new_zeros(0, scores.shape[1]) for m in range(n_mod)]
+        return queue_codes(scores, queued, opts.epsilon, opts.sinkhorn_iterations, distributed)
+
+    def loss(model, batch, train: bool):
+        (v1, v2), y, labelled = batch
+        z, scores, logits = model([modality_major(v1), modality_major(v2)])
+        q = [codes(model, scores[a], a, train) for a in range(2)]
+        total = opts.alpha * swapped_prediction(scores, q, opts.temperature).sum()
+        if logits is not None:
+            total = total + opts.beta * (criterion.supervised_per_sample(logits, y)
+                                         * labelled.to(logits.dtype)).sum()
+        if train and queue is not None and state["epoch"] >= opts.queue_start_epoch:
+            queue.push(z)
+        return total / len(z[0])
+
+    def on_epoch(epoch: int) -> None:
+        state["epoch"] = epoch
+
+    def before_step(model) -> None:
+        if state["epoch"] <= opts.freeze_prototypes_epochs:
+            unwrap(model).prototypes.weight.grad = None  # frozen: the optimiser skips them
+
+    def after_step(model) -> None:
+        unwrap(model).prototypes.normalize_()
+
+    n0 = len(sources[0]["train"])
+    train_set = ModalityGroups([s["train"] for s in sources],
+                               labelled_mask(n0, opts.labelled_fraction, t.seed))
+    val_set = ModalityGroups([s["val"] for s in sources],
+                             labelled_mask(len(sources[0]["val"]), opts.labelled_fraction, t.seed))
+    return Parts(net=net, loss=loss, extra={"queue": queue} if queue is not None else {},
+                 train_set=train_set, val_set=val_set, batch_size=t.batch_size // n_mod,
+                 on_epoch=on_epoch, before_step=before_step, after_step=after_step)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """SwAV (hybrid, multi-modality) pretraining; see the module docstring."""
+    contrastive.run(config, build_parts)
+
+
+METHOD = register_method(Method(
+    name="swav", train_loop_per_worker=train_loop_per_worker, config_schema=SwaVOptions,
+    defaults=DEFAULTS,
+    description="SwAV online clustering: Sinkhorn codes, per-modality prototypes, hybrid labels"))
