@@ -133,10 +133,12 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
         num_classes: 0 returns the embedding; > 0 appends a linear classifier (``.head``),
             ``forward`` then returns logits and ``forward_features`` the embedding. A file
             saved from such a model (keys ``backbone.*``, ``head.*``) loads into both forms;
-            with ``num_classes=0`` its head is dropped. A torchvision/timm file that holds
+            with ``num_classes=0`` its head is dropped, and with another class count (a new
+            task) the head starts fresh. A torchvision/timm file that holds
             its own classifier (e.g. ``fc.*`` of a 1000-way ImageNet ResNet) fills ``.head``
-            when ``num_classes`` matches it (the source logits LEEP needs); a file without
-            it leaves ``.head`` freshly initialised.
+            when ``num_classes`` matches it (the source logits LEEP needs); with another
+            ``num_classes`` (fine-tuning on a new task), or a file without a classifier,
+            ``.head`` is freshly initialised.
 
     Returns:
         The module, with ``embed_dim`` (the embedding size).
@@ -158,16 +160,23 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
     path = Path(weights)
     state = _read_state_dict(path)
     if any(k.startswith("backbone.") for k in state):  # saved with a classifier (num_classes > 0)
-        if num_classes > 0:
-            model = _WithClassifier(model, num_classes)
-            _load_state(model, state, path, ())
+        head = {k[len("head."):]: v for k, v in state.items() if k.startswith("head.")}
+        _load_state(model, {k[len("backbone."):]: v for k, v in state.items()
+                            if k.startswith("backbone.")}, path, ())
+        if num_classes <= 0:
             return model
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        model = _WithClassifier(model, num_classes)
+        # The file's head is loaded for the same task (same class count); for a new task
+        # (transfer) it is left out and the head starts fresh.
+        if head and head.get("weight") is not None and head["weight"].shape[0] == num_classes:
+            _load_state(model.head, head, path, ())
+        return model
     _load_state(model, state, path, ignored)
     if num_classes <= 0:
         return model
     wrapped = _WithClassifier(model, num_classes)
-    if len(ignored) == 2 and all(k in state for k in ignored):  # the file's own classifier
+    if (len(ignored) == 2 and all(k in state for k in ignored)  # the file's own classifier,
+            and state[ignored[0]].shape == wrapped.head.weight.shape):  # for the same task
         _load_state(wrapped.head, {"weight": state[ignored[0]], "bias": state[ignored[1]]},
                     path, ())
     return wrapped
