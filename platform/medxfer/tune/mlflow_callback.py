@@ -12,7 +12,10 @@ trial retried on another node shows its latest node.
 
 When a trial completes, its final step (last epoch + 1) repeats the metrics of its *selected*
 epoch (best ``select_by``, DESIGN.md: "last value always means the selected model"), so the
-ground-truth query reads the selected model's ``test_auc``.
+ground-truth query reads the selected model's ``test_auc``. A trainable that reports that final
+step itself (the launcher's methods: a last report with ``selected_epoch``, DESIGN.md) already
+did this: its ``selected_epoch`` becomes the ``medxfer.selected_step`` tag and no further step is
+added (before, launcher trials got the selected model twice, at last + 1 and last + 2).
 """
 
 from __future__ import annotations
@@ -146,6 +149,10 @@ class MlflowSweepCallback(Callback):
         node = result.get(NODE_ID_RESULT)
         if isinstance(node, str) and node:
             tags.append(RunTag(schema.NODE_ID, node))
+        selected = result.get("selected_epoch")
+        if isinstance(selected, (int, float)) and not isinstance(selected, bool):
+            # the trainable's own final step (the selected model): log_selected keeps it
+            tags.append(RunTag(schema.SELECTED_STEP, str(int(selected))))
         self.client.log_batch(rid, metrics=metrics, tags=tags)
         self._last_step[trial.trial_id] = step
 
@@ -163,7 +170,8 @@ class MlflowSweepCallback(Callback):
     # ------------------------------------------------------------------ selection
 
     def log_selected(self, run_id: str) -> Optional[int]:
-        """Repeat the selected epoch's metrics at step last + 1 (once per run)."""
+        """Repeat the selected epoch's metrics at step last + 1 (once per run; not when the
+        trainable reported its selected model itself, see the module docstring)."""
         from mlflow.entities import Metric, RunTag
 
         run = self.client.get_run(run_id)
