@@ -6,9 +6,9 @@ path, calls ``multinode_helpers.<entry>(json_args)`` there and returns the JSON 
 prints last. Everything the subprocess started is listed in that JSON (``started``:
 ``[pid, create_time]`` pairs), so the caller can check that none of it outlives the run.
 
-:func:`cluster_and_server` is the reusable part: the multi-node smoke test runs a trivial Tune
-sweep on it today; the real ``medxfer sweep`` will run on the same setup (``--address
-cluster.address --tracking-uri server.uri``).
+:func:`cluster_and_server` is the reusable part; :func:`medxfer_sweep` runs a real medxfer
+sweep on it (``run_sweep(..., address=cluster.address, tracking_uri=server.uri)``, what
+``medxfer sweep --address ... --tracking-uri ...`` does) with the launcher trainable.
 """
 
 from __future__ import annotations
@@ -71,8 +71,10 @@ def _stop_pids(pids, grace: float = 10.0) -> list[int]:
 def cluster_and_server(workdir: str | os.PathLike, *, num_nodes: int = 2,
                        cpus_per_node: int = 1, trial_slots_per_node: int = 1,
                        object_store_memory: int = 100 * 1024 * 1024,
-                       mlflow_timeout: float = 120.0):
-    """Start ``num_nodes`` Ray nodes and an ``MlflowServer``; connect the driver; yield.
+                       mlflow_timeout: float = 120.0, connect: bool = True):
+    """Start ``num_nodes`` Ray nodes and an ``MlflowServer``; connect the driver (unless
+    ``connect=False``: then the caller joins via ``cluster.address``, e.g. ``run_sweep(...,
+    address=cluster.address)``, and must disconnect before the context exits); yield.
 
     Yields ``(cluster, server, started)``; on exit ``started`` holds ``[pid, create_time]`` of
     every process the context started (Ray's processes, trial workers, the server and its
@@ -111,7 +113,8 @@ def cluster_and_server(workdir: str | os.PathLike, *, num_nodes: int = 2,
         for _ in range(num_nodes - 1):
             cluster.add_node(**node_args)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
+        if connect:
+            ray.init(address=cluster.address, log_to_driver=False)
         t.join()
         started.extend(server.pids)
         if server_error:
@@ -132,57 +135,80 @@ def cluster_and_server(workdir: str | os.PathLike, *, num_nodes: int = 2,
         _stop_pids([p for p, _ in started if p not in server.pids])
 
 
-def smoke_sweep(args_json: str) -> dict:
-    """4 trials of a trivial function trainable on a 2-node cluster, logged to the server."""
-    from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
+LRS = [0.2, 0.1, 0.05, 0.02]
+
+
+def sweep_experiment(data_root: str | os.PathLike, *, epochs: int = 2) -> dict:
+    """The multi-node sweep: ``finetune`` on ``tiny_cnn`` from scratch, tiny synthetic data,
+    a grid over 4 learning rates, 2 trials at a time (one per 1-CPU node)."""
+    return {
+        "method": "finetune",
+        "data": {"root": str(data_root), "flag": "synthpneumonia", "source": "scratch",
+                 "n_train_per_class": None, "n_val_per_class": None},
+        "model": {"backbone": "tiny_cnn"},
+        "train": {"epochs": epochs, "batch_size": 8, "lr": 0.05, "scheduler": "none"},
+        "search": {"algorithm": "grid", "metric": "val_loss", "mode": "min",
+                   "max_concurrent": 2, "space": {"train.lr": {"grid": list(LRS)}}},
+    }
+
+
+def medxfer_sweep(args_json: str) -> dict:
+    """A real ``run_sweep`` (launcher trainable: the ``finetune`` method) on a 2-node cluster,
+    with ``address=`` the cluster and ``tracking_uri=`` the HTTP server; returns what the
+    server holds afterwards."""
+    from medxfer.data.synth import synthesize
+    from medxfer.tracking import schema
+    from medxfer.tune.experiment import experiment_from_dict
+    from medxfer.tune.sweep import run_sweep
+    from sweep_helpers import steps, sweep_runs
 
     args = json.loads(args_json)
     workdir = Path(args["workdir"])
     t0 = time.monotonic()
     timings = {}
-
-    def trainable(config):
-        import ray
-
-        time.sleep(config["sleep"])  # overlap, so the 2 concurrent trials occupy both nodes
-        tune.report({"score": config["x"] * 2.0, "node": ray.get_runtime_context().get_node_id(),
-                     "pid": os.getpid()})
-
-    with cluster_and_server(workdir, num_nodes=2) as (cluster, server, started):
+    data = workdir / "data"
+    synthesize(data, size=28, n_per_class=int(args.get("n_per_class", 8)),
+               modalities=["synthpneumonia"])
+    exp = experiment_from_dict(sweep_experiment(data, epochs=int(args.get("epochs", 2))))
+    name = "multinode"
+    # connect=False: run_sweep itself joins the cluster through ``address=`` (the path
+    # ``medxfer sweep --address`` takes) and disconnects when done.
+    with cluster_and_server(workdir, num_nodes=2, connect=False) as (cluster, server, started):
         timings["setup_s"] = round(time.monotonic() - t0, 1)
-        import ray
-
-        nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
-        tuner = tune.Tuner(
-            tune.with_resources(trainable, {"CPU": 1}),
-            param_space={"x": tune.grid_search([1, 2, 3, 4]), "sleep": args.get("sleep", 2.0)},
-            tune_config=tune.TuneConfig(metric="score", mode="max"),
-            run_config=tune.RunConfig(
-                name="smoke", storage_path=str(workdir / "ray_results"), verbose=0,
-                callbacks=[MLflowLoggerCallback(tracking_uri=server.uri,
-                                                experiment_name="multinode-smoke",
-                                                save_artifact=False)]),
-        )
+        nodes = sorted(n.node_id for n in cluster.list_all_nodes())
         t1 = time.monotonic()
-        grid = tuner.fit()
+        res = run_sweep(exp, name=name, tracking_uri=server.uri, address=cluster.address,
+                        trainable="launcher", verbose=0,
+                        storage_path=str(workdir / "ray_results"))
         timings["sweep_s"] = round(time.monotonic() - t1, 1)
-        trials = [{"x": r.config["x"], "score": r.metrics.get("score"),
-                   "node": r.metrics.get("node"), "error": str(r.error) if r.error else None}
-                  for r in grid]
 
+        parents, children = sweep_runs(server.uri, name)
+        metric_keys = ("train_loss", "val_loss", "val_auc", "test_auc")
+        runs = [{"run_id": c.info.run_id, "status": c.info.status, "tags": dict(c.data.tags),
+                 "params": dict(c.data.params), "metrics": dict(c.data.metrics),
+                 "steps": {k: steps(server.uri, c.info.run_id, k)
+                           for k in metric_keys + ("system/cpu_percent",)}}
+                for c in children]
+        parent = [{"run_id": p.info.run_id, "status": p.info.status, "tags": dict(p.data.tags),
+                   "metrics": dict(p.data.metrics)} for p in parents]
+        # Every run on the server, in any experiment: a trial process writing to MLflow (it
+        # must not: the driver's callback is the only writer) would show up here.
         from mlflow import MlflowClient
 
         c = MlflowClient(tracking_uri=server.uri)
-        exp = c.get_experiment_by_name("multinode-smoke")
-        runs = c.search_runs([exp.experiment_id]) if exp else []
-        mlflow_runs = [{"status": r.info.status, "params": dict(r.data.params),
-                        "metrics": dict(r.data.metrics)} for r in runs]
+        exp_ids = [e.experiment_id for e in c.search_experiments()]
+        all_runs = [[r.info.run_id, r.data.tags.get(schema.KIND)]
+                    for r in c.search_runs(exp_ids, max_results=1000)]
         uri = server.uri
         t2 = time.monotonic()
     timings["teardown_s"] = round(time.monotonic() - t2, 1)
     timings["total_s"] = round(time.monotonic() - t0, 1)
-    return {"nodes": nodes, "trials": trials, "mlflow_runs": mlflow_runs, "uri": uri,
+    return {"nodes": nodes, "uri": uri, "address": cluster.address,
+            "result": {"n_trials": res.n_trials, "n_errored": res.n_errored,
+                       "tracking_uri": res.tracking_uri, "parent_run_id": res.parent_run_id,
+                       "trainable": res.trainable, "best": res.best},
+            "parents": parent, "children": runs, "all_runs": all_runs,
+            "node_tag": schema.NODE_ID,
             "started": started, "timings": timings}
 
 

@@ -6,9 +6,16 @@ finds and reuses its run instead of creating another. Each result is logged once
 (``medxfer.last_step`` remembers the highest step, so epochs replayed after a restore from an
 older checkpoint are not logged twice).
 
+The trial's Ray node id (result key ``system/node_id``, added by
+:func:`medxfer.tune.trainables.make_trial_fn`) is written as the tag ``medxfer.node_id``; a
+trial retried on another node shows its latest node.
+
 When a trial completes, its final step (last epoch + 1) repeats the metrics of its *selected*
 epoch (best ``select_by``, DESIGN.md: "last value always means the selected model"), so the
-ground-truth query reads the selected model's ``test_auc``.
+ground-truth query reads the selected model's ``test_auc``. A trainable that reports that final
+step itself (the launcher's methods: a last report with ``selected_epoch``, DESIGN.md) already
+did this: its ``selected_epoch`` becomes the ``medxfer.selected_step`` tag and no further step is
+added (before, launcher trials got the selected model twice, at last + 1 and last + 2).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from medxfer.tracking import schema
 from medxfer.tune.experiment import schema_tags, trial_params
+from medxfer.tune.trainables import NODE_ID_RESULT
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +145,15 @@ class MlflowSweepCallback(Callback):
             return  # replayed after a restore from an older checkpoint: logged already
         ts = int(time.time() * 1000)
         metrics = [Metric(k, v, ts, step) for k, v in result_metrics(result).items()]
-        self.client.log_batch(rid, metrics=metrics, tags=[RunTag(schema.LAST_STEP, str(step))])
+        tags = [RunTag(schema.LAST_STEP, str(step))]
+        node = result.get(NODE_ID_RESULT)
+        if isinstance(node, str) and node:
+            tags.append(RunTag(schema.NODE_ID, node))
+        selected = result.get("selected_epoch")
+        if isinstance(selected, (int, float)) and not isinstance(selected, bool):
+            # the trainable's own final step (the selected model): log_selected keeps it
+            tags.append(RunTag(schema.SELECTED_STEP, str(int(selected))))
+        self.client.log_batch(rid, metrics=metrics, tags=tags)
         self._last_step[trial.trial_id] = step
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -154,7 +170,8 @@ class MlflowSweepCallback(Callback):
     # ------------------------------------------------------------------ selection
 
     def log_selected(self, run_id: str) -> Optional[int]:
-        """Repeat the selected epoch's metrics at step last + 1 (once per run)."""
+        """Repeat the selected epoch's metrics at step last + 1 (once per run; not when the
+        trainable reported its selected model itself, see the module docstring)."""
         from mlflow.entities import Metric, RunTag
 
         run = self.client.get_run(run_id)

@@ -134,15 +134,17 @@ class Sampler:
 
 
 class attach:
-    """Context manager: sample this process and add ``system/*`` to every Tune report in it.
+    """Context manager: sample this process and add ``system/*`` to every Tune report in it
+    (plus the constant entries of ``extra``, e.g. the trial's Ray node id).
 
     Wraps the ``report`` method of this process's Tune session object (``ray.tune.report``
     and ``ray.train.report`` both go through it). If a future Ray moves the session, telemetry
     is skipped with a warning rather than failing the trial.
     """
 
-    def __init__(self, interval: float = 1.0):
+    def __init__(self, interval: float = 1.0, extra: dict | None = None):
         self.interval = interval
+        self.extra = dict(extra or {})  # constant entries added to every report (node id)
         self.sampler: Sampler | None = None
         self._session = None
         self._had_attr = False
@@ -161,9 +163,11 @@ class attach:
         self.sampler = Sampler(self.interval).start()
         original = session.report
         sampler = self.sampler
+        extra = self.extra
 
         def report(metrics, checkpoint=None, **kw):
-            return original({**metrics, **sampler.snapshot()}, checkpoint=checkpoint, **kw)
+            return original({**metrics, **sampler.snapshot(), **extra}, checkpoint=checkpoint,
+                            **kw)
 
         self._had_attr = "report" in vars(session)
         self._saved = vars(session).get("report")

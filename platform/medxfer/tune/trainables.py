@@ -14,7 +14,11 @@ hyperparameters written in at their dotted paths (``train.lr`` -> ``config["trai
   without the cost of data loading; its options are the config's top-level ``toy`` key.
 
 Reported metrics: ``train_loss``, ``val_loss``, ``val_auc``, ``test_auc`` and ``epoch`` (the
-1-based epoch, used as the MLflow step) each epoch; the wrapper adds ``system/*`` telemetry.
+1-based epoch, used as the MLflow step) each epoch; the wrapper adds ``system/*`` telemetry and
+``system/node_id`` (:data:`NODE_ID_RESULT`, a string: the Ray node id of the trial's process),
+which the driver's MLflow callback turns into the child run's tag ``medxfer.node_id`` — on a
+cluster it says which node ran each trial (``node_ip``/``hostname`` cannot tell nodes on one
+machine apart).
 """
 
 from __future__ import annotations
@@ -33,6 +37,18 @@ from medxfer.tune.experiment import set_path
 log = logging.getLogger(__name__)
 
 Trainable = Callable[[dict], None]
+
+NODE_ID_RESULT = "system/node_id"  # result key: Ray node id (hex) of the trial's process
+
+
+def current_node_id() -> str | None:
+    """The Ray node id of this process, or None outside a Ray worker / on error."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover - telemetry must never fail a trial
+        return None
 
 
 def _launcher() -> Trainable:
@@ -70,15 +86,18 @@ def merge_sampled(base: dict, sampled: dict) -> dict:
 
 def make_trial_fn(trainable_name: str | None, base_config: dict, telemetry_interval: float = 1.0):
     """The Tune function trainable of a sweep: merge the sampled config, sample telemetry in
-    this (the trial's) process, run the trainable. Picklable; resolves the trainable inside the
-    trial process so restored sweeps pick up the current code."""
+    this (the trial's) process, run the trainable. Every report also carries
+    :data:`NODE_ID_RESULT` (the node of this process; for a ``TorchTrainer`` trial that is the
+    0-CPU trial driver's node, its workers may run elsewhere). Picklable; resolves the trainable
+    inside the trial process so restored sweeps pick up the current code."""
 
     def medxfer_trial(config: dict) -> None:
         from medxfer.tune.telemetry import attach
 
         _, fn = resolve_trainable(trainable_name)
         full = merge_sampled(base_config, config)
-        with attach(interval=telemetry_interval):
+        node = current_node_id()
+        with attach(interval=telemetry_interval, extra={NODE_ID_RESULT: node} if node else None):
             fn(full)
 
     return medxfer_trial
