@@ -7,7 +7,8 @@ Modules:
   name YAML paths);
 * :mod:`~medxfer.tune.space` — YAML leaves -> Tune domains (flat dotted keys);
 * :mod:`~medxfer.tune.search` — ``SEARCHERS`` name -> factory (``hyperopt``, ``grid``,
-  ``random``; add ``warmstart`` here), ASHA, the patience stopper;
+  ``random``, ``warmstart``: its prior loaded here, the searcher built by
+  ``searchers.build_searcher``), ASHA, the patience stopper;
 * :mod:`~medxfer.tune.experiment` — loading the experiment YAML (MERGE SEAM: ``validate_base``
   -> ``medxfer.config.ExperimentConfig``; ``schema_tags`` -> ``medxfer.tracking.runs``);
 * :mod:`~medxfer.tune.trainables` — ``TRAINABLES`` (MERGE SEAM: ``"launcher"`` =
@@ -18,6 +19,7 @@ Modules:
 * :mod:`~medxfer.tune.sweep` — ``run_sweep`` (fresh or ``resume``), the parent run's result;
 * :mod:`~medxfer.tune.cli` — the ``sweep`` verb;
 * :mod:`~medxfer.tune.searchers` — ``warmstart``: a Ray Tune ``Searcher`` with a leave-target-out
-  prior from a benchmark in MLflow;
+  prior from a benchmark in MLflow (``ConfigKeyPrior``: the same prior under config keys), and
+  the registry the replay and the sweep's ``warmstart`` build searchers from;
 * :mod:`~medxfer.tune.replay` — ``medxfer benchmark replay``: searchers replayed on a logged grid.
 """

@@ -1,9 +1,18 @@
-"""Searchers, schedulers and stoppers by name: the one registry of search algorithms.
+"""Searchers, schedulers and stoppers by name: the one registry of ``search.algorithm``.
 
-``SEARCHERS`` maps ``search.algorithm`` to a factory ``(SearchConfig, param_space) ->
-(search_alg | None, param_space)``. Adding a searcher (e.g. ``warmstart`` from
-``tune/searchers.py``) is one entry here plus its name in ``search_config.ALGORITHMS`` /
+``SEARCHERS`` maps ``search.algorithm`` to a factory ``(SearchConfig, param_space, *,
+tracking_uri, target) -> (search_alg | None, param_space)``; the keyword context is what a
+factory may need beyond the YAML (the sweep's tracking store, the experiment's ``data.flag``).
+Adding a searcher is one entry here plus its name in ``search_config.ALGORITHMS`` /
 ``SearchConfig.algorithm``.
+
+Two registries, one construction per searcher: ``tune/searchers.py: SEARCHERS`` builds the
+searchers of ``medxfer benchmark replay`` over finite spaces (``{param: [values]}``). The sweep
+factories of ``hyperopt`` / ``grid`` / ``random`` stay here because a sweep's spaces are
+continuous and take ``points_to_evaluate`` (the replay's ``random`` is a choice over logged
+values, a different thing). ``warmstart`` exists only over finite spaces, so its sweep factory
+loads the prior and delegates construction to the replay registry
+(:func:`medxfer.tune.searchers.build_searcher`): sweeps and replays run the same object.
 """
 
 from __future__ import annotations
@@ -15,10 +24,10 @@ from ray.tune.stopper import Stopper
 
 from medxfer.tune.search_config import SearchConfig
 
-SearcherFactory = Callable[[SearchConfig, dict], tuple[Any, dict]]
+SearcherFactory = Callable[..., tuple[Any, dict]]
 
 
-def _hyperopt(search: SearchConfig, space: dict) -> tuple[Any, dict]:
+def _hyperopt(search: SearchConfig, space: dict, **_context) -> tuple[Any, dict]:
     from ray.tune.search.hyperopt import HyperOptSearch
 
     # metric/mode come from TuneConfig (Tune refuses them in both places).
@@ -28,7 +37,7 @@ def _hyperopt(search: SearchConfig, space: dict) -> tuple[Any, dict]:
     return alg, space
 
 
-def _basic(search: SearchConfig, space: dict) -> tuple[Any, dict]:
+def _basic(search: SearchConfig, space: dict, **_context) -> tuple[Any, dict]:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     alg = BasicVariantGenerator(
@@ -37,20 +46,88 @@ def _basic(search: SearchConfig, space: dict) -> tuple[Any, dict]:
     return alg, space
 
 
+def warmstart_prior(search: SearchConfig, *, tracking_uri: str | None = None,
+                    target: str | None = None):
+    """The leave-target-out prior of ``search`` (``algorithm: warmstart``) in config keys.
+
+    ``search.warmstart.target`` (else ``target``, the experiment's ``data.flag``) is left out;
+    ``search.warmstart.tracking_uri`` (else ``tracking_uri``, the sweep's store) holds
+    ``search.warmstart.benchmark``. Ranked by ``search.metric`` / ``search.mode``, which the
+    benchmark must log (the searcher compares those ranks with the sweep's own results).
+    Errors name ``search.warmstart.*``.
+    """
+    from medxfer.errors import MedxferInputError
+    from medxfer.tune.search_config import WarmStartConfig
+    from medxfer.tune.searchers import ConfigKeyPrior, WarmStartPrior
+
+    ws = search.warmstart or WarmStartConfig()
+    target = ws.target or target
+    if not target:
+        raise MedxferInputError("search.warmstart.target: no target to leave out of the prior "
+                                "(set it, or data.flag)")
+    mapping = search.warmstart_params()
+    try:
+        prior = WarmStartPrior.from_mlflow(ws.tracking_uri or tracking_uri, ws.benchmark,
+                                           exclude_target=target, benchmark=ws.benchmark_kind,
+                                           params=tuple(mapping), metric=search.metric,
+                                           mode=search.mode)
+    except MedxferInputError as exc:
+        raise MedxferInputError(f"search.warmstart.benchmark: {exc}") from None
+    if not prior.tasks:
+        raise MedxferInputError(
+            f"search.warmstart.benchmark: {ws.benchmark or 'the benchmark'} has no logged "
+            f"{search.metric} for any target but {target!r} (params "
+            f"{', '.join(mapping)}); nothing to warm-start from")
+    return ConfigKeyPrior(prior, mapping)
+
+
+def _warmstart(search: SearchConfig, space: dict, *, tracking_uri: str | None = None,
+               target: str | None = None, **_context) -> tuple[Any, dict]:
+    """WarmStartSearcher over the finite ``search.space`` (every configuration at most once),
+    built by the replay registry (``searchers.build_searcher``) with a :class:`ConfigKeyPrior`
+    so its proposals are config-keyed like every other sweep searcher's."""
+    import itertools
+
+    import numpy as np
+
+    from medxfer.errors import MedxferInputError
+    from medxfer.tune.searchers import build_searcher
+
+    prior = warmstart_prior(search, tracking_uri=tracking_uri, target=target)
+    values = {key: list(leaf.values) for key, leaf in search.space.items()}
+    names = list(values)
+    candidates = [dict(zip(names, combo)) for combo in itertools.product(*values.values())]
+    if np.isnan(prior.matrix(candidates)).all():
+        logged = {p: sorted({str(k[i]) for k in prior.prior.keys})
+                  for i, p in enumerate(prior.prior.params)}
+        raise MedxferInputError(
+            "search.warmstart: the prior knows none of the space's configurations (values "
+            "logged in the benchmark: " + "; ".join(f"{p} -> {prior.keys[p]}: {', '.join(v)}"
+                                                    for p, v in logged.items()) + ")")
+    setup = build_searcher("warmstart", values, metric=search.metric, mode=search.mode,
+                           seed=search.seed, budget=search.num_samples, prior=prior,
+                           candidates=candidates)
+    return setup.search_alg, setup.param_space
+
+
 SEARCHERS: dict[str, SearcherFactory] = {
     "hyperopt": _hyperopt,
     "grid": _basic,      # grid leaves are tune.grid_search: BasicVariantGenerator enumerates
     "random": _basic,    # random sampling of the domains, grid leaves crossed in
+    "warmstart": _warmstart,  # tune/searchers.py's, with a leave-target-out prior from MLflow
 }
 
 
-def make_searcher(search: SearchConfig, space: dict) -> tuple[Any, dict]:
+def make_searcher(search: SearchConfig, space: dict, *, tracking_uri: str | None = None,
+                  target: str | None = None) -> tuple[Any, dict]:
+    """``(search_alg, param_space)`` for ``search.algorithm``. ``tracking_uri``: the sweep's
+    store; ``target``: the experiment's ``data.flag`` (used by ``warmstart``)."""
     try:
         factory = SEARCHERS[search.algorithm]
     except KeyError:
         raise ValueError(f"search.algorithm {search.algorithm!r}: expected one of "
                          f"{', '.join(SEARCHERS)}") from None
-    return factory(search, space)
+    return factory(search, space, tracking_uri=tracking_uri, target=target)
 
 
 def make_scheduler(search: SearchConfig):

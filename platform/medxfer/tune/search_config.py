@@ -4,7 +4,7 @@ The experiment config (``medxfer.config.ExperimentConfig``) keeps ``search`` as 
 this module validates it::
 
     search:
-      algorithm: hyperopt          # hyperopt | grid | random   (tune/search.py: SEARCHERS)
+      algorithm: hyperopt          # hyperopt | grid | random | warmstart (tune/search.py)
       metric: val_loss             # what the searcher and scheduler optimise
       mode: min
       num_samples: 20              # trials (grid: repeats of the whole grid, default 1)
@@ -21,6 +21,13 @@ this module validates it::
       select_by: val_loss          # which epoch a trial's final step reports (DESIGN.md)
       select_mode: min
       storage_path: ray_results    # Ray Tune storage; made absolute against the working dir
+      warmstart:                   # only with algorithm: warmstart (finite space: grid/choice)
+        benchmark: medmnist-transfer   # benchmark/<name>, or a full sweep/<name>; None: the
+                                       # only benchmark/* experiment in the store
+        benchmark_kind: dataset        # dataset | architecture (rows: sources | archs)
+        tracking_uri: null             # default: the sweep's own tracking store
+        target: null                   # default: data.flag; its logged runs are LEFT OUT
+        params: {lr: train.lr, batch_size: train.batch_size}   # logged param -> config key
 
 Every error names its YAML path, e.g. ``search.space.train.lr.loguniform: lower bound must be
 > 0``.
@@ -39,7 +46,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medxfer.errors import MedxferInputError
 
-ALGORITHMS = ("hyperopt", "grid", "random")
+ALGORITHMS = ("hyperopt", "grid", "random", "warmstart")
+#: ``search.warmstart.params`` when not given: the benchmark's param names -> config keys. Only
+#: the entries whose config key is in ``search.space`` are used (an explicit mapping must name
+#: searched keys only).
+DEFAULT_WARMSTART_PARAMS = {"lr": "train.lr", "wd": "train.weight_decay",
+                            "momentum": "train.momentum", "batch_size": "train.batch_size"}
 LEAF_KINDS = ("loguniform", "uniform", "choice", "grid")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -126,8 +138,37 @@ class EarlyStopping(_Strict):
     patience: int = Field(ge=1)
 
 
+class WarmStartConfig(_Strict):
+    """Where the warm-start prior of ``algorithm: warmstart`` comes from (tune/searchers.py).
+
+    The prior ranks the space's configurations by their val-loss rank on the logged grids of
+    ``benchmark``, with every run of ``target`` left out (leave-target-out). ``params`` maps the
+    benchmark's logged param names to the sweep's config keys; ``None`` = the entries of
+    :data:`DEFAULT_WARMSTART_PARAMS` whose config key is searched. Params of the benchmark that
+    are not mapped are marginalised: a task's configuration counts by its best logged run.
+    """
+
+    benchmark: Optional[str] = None
+    benchmark_kind: Literal["dataset", "architecture"] = "dataset"
+    tracking_uri: Optional[str] = None
+    target: Optional[str] = None
+    params: Optional[dict[str, str]] = None
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("expected a non-empty mapping {benchmark param: config key}")
+            keys = list(v.values())
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            if dup:
+                raise ValueError(f"config key(s) {', '.join(dup)} mapped twice")
+        return v
+
+
 class SearchConfig(_Strict):
-    algorithm: Literal["hyperopt", "grid", "random"] = "hyperopt"
+    algorithm: Literal["hyperopt", "grid", "random", "warmstart"] = "hyperopt"
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     num_samples: int = Field(10, ge=1)
@@ -142,6 +183,14 @@ class SearchConfig(_Strict):
     select_mode: Literal["min", "max"] = "min"
     storage_path: str = "ray_results"
     checkpoints_to_keep: int = Field(2, ge=1)
+    warmstart: Optional[WarmStartConfig] = None
+
+    def warmstart_params(self) -> dict[str, str]:
+        """The effective ``{benchmark param: config key}`` of ``algorithm: warmstart``."""
+        ws = self.warmstart or WarmStartConfig()
+        if ws.params is not None:
+            return dict(ws.params)
+        return {p: k for p, k in DEFAULT_WARMSTART_PARAMS.items() if k in self.space}
 
     @model_validator(mode="before")
     @classmethod
@@ -207,8 +256,34 @@ class SearchConfig(_Strict):
                     if not isinstance(value, (int, float)) or not lo <= value <= hi:
                         raise _PathError(f"points_to_evaluate.{i}.{key}",
                                          f"{value!r} is outside [{lo}, {hi}]")
-        if self.points_to_evaluate and self.algorithm == "grid":
-            raise _PathError("points_to_evaluate", "not used by algorithm grid")
+        if self.points_to_evaluate and self.algorithm in ("grid", "warmstart"):
+            raise _PathError("points_to_evaluate", f"not used by algorithm {self.algorithm}")
+        if self.algorithm != "warmstart":
+            if self.warmstart is not None:
+                raise _PathError("warmstart", f"only used by algorithm warmstart, not "
+                                              f"{self.algorithm}")
+            return self
+        # warmstart: a finite space (the searcher proposes each configuration at most once),
+        # and every mapped config key searched.
+        if not self.space:
+            raise _PathError("space", "algorithm warmstart needs a finite space to search")
+        for key, leaf in self.space.items():
+            if leaf.kind in ("loguniform", "uniform"):
+                raise _PathError(f"space.{key}.{leaf.kind}",
+                                 "algorithm warmstart needs grid or choice leaves (a finite "
+                                 "space it can rank and never repeat)")
+        explicit = self.warmstart is not None and self.warmstart.params is not None
+        for param, key in self.warmstart_params().items():
+            if key not in self.space:
+                raise _PathError(f"warmstart.params.{param}",
+                                 f"{key!r} is not a key of search.space "
+                                 f"({', '.join(self.space)})")
+        if not self.warmstart_params():
+            raise _PathError("warmstart.params" if explicit else "space",
+                             "algorithm warmstart needs at least one searched key that the "
+                             "benchmark logs (default mapping: " + ", ".join(
+                                 f"{p}: {k}" for p, k in DEFAULT_WARMSTART_PARAMS.items())
+                             + "); map others with search.warmstart.params")
         return self
 
     def resolved_storage_path(self, base: str | os.PathLike | None = None) -> str:

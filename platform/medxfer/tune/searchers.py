@@ -172,6 +172,49 @@ class WarmStartPrior:
                                  metric=self.metric, mode=self.mode)._ranked()
 
 
+@dataclass
+class ConfigKeyPrior:
+    """A :class:`WarmStartPrior` seen through a sweep's config keys (the one adapter between
+    the two vocabularies).
+
+    The prior's feature keys are the benchmark's logged param names (``lr``, ``wd``, ...); a
+    sweep's configurations are keyed by dotted config paths (``train.lr``, ...). ``keys`` maps
+    each param of the prior to the config key holding it. :class:`WarmStartSearcher` only calls
+    :meth:`matrix`, so the searcher itself is unchanged and keeps proposing config-keyed dicts;
+    config keys not in ``keys`` (other searched knobs) do not enter the prior: configurations
+    that differ only in them share their prior rank (ties broken by the searcher's seed).
+    """
+
+    prior: WarmStartPrior
+    keys: dict[str, str]  # prior param -> config key
+
+    def __post_init__(self):
+        missing = [p for p in self.prior.params if p not in self.keys]
+        if missing:
+            raise MedxferInputError(f"prior params {', '.join(missing)} have no config key",
+                                    field="params")
+        self.keys = {p: self.keys[p] for p in self.prior.params}
+
+    @property
+    def tasks(self) -> list[tuple[str, str]]:
+        return self.prior.tasks
+
+    @property
+    def excluded_target(self) -> str | None:
+        return self.prior.excluded_target
+
+    def to_prior(self, config: dict) -> dict:
+        """``{"train.lr": 0.1, ...}`` -> ``{"lr": 0.1, ...}`` (the prior's params only)."""
+        return {p: config[k] for p, k in self.keys.items()}
+
+    def matrix(self, configs: Sequence[dict]) -> np.ndarray:
+        return self.prior.matrix([self.to_prior(c) for c in configs])
+
+    def order(self, configs: Sequence[dict]) -> list[int]:
+        return WarmStartSearcher(prior=self, candidates=list(configs), adaptive=False,
+                                 metric=self.prior.metric, mode=self.prior.mode)._ranked()
+
+
 def _space_values(space: dict) -> dict[str, list]:
     """``{param: [values]}`` from a Tune param space (choice / grid_search / list / constant)."""
     out = {}
@@ -197,7 +240,8 @@ class WarmStartSearcher(Searcher):
     ``candidates``: the configurations (dicts); default the cartesian product of the param
     space Tune passes to :meth:`set_search_properties` (or of ``space``). Each candidate is
     proposed at most once; :meth:`suggest` returns ``Searcher.FINISHED`` when all were.
-    ``prior``: a :class:`WarmStartPrior` (None: candidates in the given order, then adaptive
+    ``prior``: a :class:`WarmStartPrior`, or a :class:`ConfigKeyPrior` when the candidates are
+    keyed by config paths (None: candidates in the given order, then adaptive
     ranking has nothing to weigh). ``seed`` breaks ties. ``confidence``: the assumed
     probability that a logged task orders a pair of configurations as this task does; it sets
     how fast the weights concentrate on the tasks that agree with the observations.
@@ -379,6 +423,8 @@ def _hyperopt(values, *, metric, mode, seed, budget, prior=None, candidates=None
 
 
 def _warm(adaptive: bool) -> Factory:
+    """Replay and real sweeps (``search.algorithm: warmstart`` via
+    :func:`medxfer.tune.search.make_searcher`) build the warm-start searcher here."""
     def build(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
         from ray import tune
 

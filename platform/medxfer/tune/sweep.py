@@ -109,6 +109,11 @@ def _find_parent(client, exp_id: str, name: str):
     return runs[0] if runs else None
 
 
+def _target(exp: Experiment) -> str | None:
+    """The experiment's target (``data.flag``): what a warm-start prior leaves out."""
+    return str((exp.config.get("data") or {}).get("flag") or "") or None
+
+
 def _create_parent(client, exp_id: str, name: str, exp: Experiment, trainable: str) -> str:
     from mlflow.entities import Param
 
@@ -126,6 +131,14 @@ def _create_parent(client, exp_id: str, name: str, exp: Experiment, trainable: s
                    "search.max_concurrent": str(s.max_concurrent),
                    "search.max_failures": str(s.max_failures), "search.seed": str(s.seed),
                    "search.select_by": s.select_by, "search.select_mode": s.select_mode})
+    if s.algorithm == "warmstart":
+        ws = s.warmstart
+        params.update({
+            "search.warmstart.benchmark": str(ws.benchmark if ws else None),
+            "search.warmstart.benchmark_kind": ws.benchmark_kind if ws else "dataset",
+            "search.warmstart.target": str((ws.target if ws else None) or _target(exp)),
+            "search.warmstart.params": ",".join(f"{p}:{k}" for p, k in
+                                                s.warmstart_params().items())})
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_dict(run.info.run_id, {"config": exp.config,
                                       "search": s.model_dump(mode="json")}, "experiment.json")
@@ -257,6 +270,16 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
 
     cfg_tracking = exp.config.get("tracking") or {}
     uri = resolve_tracking_uri(tracking_uri, cfg_tracking.get("uri"))
+    if not resume:
+        # Before anything is recorded: a searcher that cannot be built (e.g. a warm-start
+        # benchmark missing from the store) leaves no half-made sweep behind.
+        try:
+            search_alg, space = make_searcher(exp.search, to_param_space(exp.search),
+                                              tracking_uri=uri, target=_target(exp))
+        except MedxferInputError as exc:
+            if exp.path is None:
+                raise
+            raise MedxferInputError(str(exc), path=str(exp.path)) from None
     experiment = schema.experiment_name("sweep", name)
     artifact_root = cfg_tracking.get("artifact_root")
     if artifact_root and "://" not in artifact_root:
@@ -285,7 +308,6 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             sweep_dir.mkdir(parents=True, exist_ok=True)
             (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp, trainable_name),
                                                          indent=1, default=str))
-            search_alg, space = make_searcher(s, to_param_space(s))
             callback = MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
                                            s.select_by, s.select_mode)
             tuner = tune.Tuner(
