@@ -40,9 +40,10 @@ def _hyperopt(search: SearchConfig, space: dict, **_context) -> tuple[Any, dict]
 def _basic(search: SearchConfig, space: dict, **_context) -> tuple[Any, dict]:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    # Tune ignores max_concurrent_trials with this searcher; it takes its own max_concurrent.
     alg = BasicVariantGenerator(
         points_to_evaluate=[dict(p) for p in search.points_to_evaluate] or None,
-        random_state=search.seed)
+        random_state=search.seed, max_concurrent=search.max_concurrent)
     return alg, space
 
 
