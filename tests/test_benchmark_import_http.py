@@ -23,25 +23,6 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def export_dir(tmp_path):
-    d = tmp_path / "bench"
-    write_export(d / "fined_blood.csv", [
-        run_row("imagenet", "bloodmnist", val_loss=0.5, test_auc=0.91, lr="0.1"),
-        run_row("imagenet", "bloodmnist", val_loss=0.3, test_auc=0.88, lr="0.01"),
-        run_row("pathmnist", "bloodmnist", val_loss=0.7, test_auc=0.80),
-    ])
-    write_export(d / "fined_blood_imnet.csv", [
-        run_row("convnext", "bloodmnist", val_loss=0.2, test_auc=0.95, duration="11.7s"),
-        run_row("vgg", "bloodmnist", val_loss=None, test_auc=None, status="FAILED",
-                duration="3.0min"),
-        run_row("vgg", "bloodmnist", val_loss=None, test_auc=None, status="RUNNING",
-                duration=""),
-        run_row("vgg", "bloodmnist", val_loss=0.4, test_auc=0.90, duration="1.5h"),
-    ])
-    return d
-
-
-@pytest.fixture
 def name():
     return f"http-{next(_names)}"
 

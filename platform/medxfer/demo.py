@@ -38,10 +38,10 @@ class DemoPlan:
     name: str
     sources: tuple[str, ...] = DEFAULT_SOURCES
     targets: tuple[str, ...] = DEFAULT_TARGETS
-    n_per_class: int = 60          # images per class and split written by the generator
+    n_per_class: int = 150         # images per class and split written by the generator
     train_per_class: int = 50      # fine-tuning subsample (thesis: 100/25)
     val_per_class: int = 20
-    pretrain_epochs: int = 4
+    pretrain_epochs: int = 8
     epochs: int = 4                # fine-tuning epochs per trial
     trials: int = 3                # HyperOpt trials per (source, target)
     max_concurrent: int = 2

@@ -61,7 +61,28 @@ class Session(Protocol):
         model selection agree across ranks (no-op for one worker)."""
 
 
-class LocalSession:
+class SingleProcess:
+    """The single-process parts of a :class:`Session` (one worker, no collectives): shared by
+    :class:`LocalSession` and the Ray Tune fast-path session."""
+
+    world_rank = 0
+    world_size = 1
+    device: torch.device
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        return model.to(self.device)
+
+    def prepare_loader(self, loader, *, shard: bool = True):
+        return loader
+
+    def all_reduce_mean(self, value: float) -> float:
+        return float(value)
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        return None
+
+
+class LocalSession(SingleProcess):
     """A plain in-process session: one worker, checkpoints copied under ``storage_dir``.
 
     Args:
@@ -116,17 +137,6 @@ class LocalSession:
     def get_checkpoint(self) -> str | None:
         return self.resume_from
 
-    def prepare_model(self, model: nn.Module) -> nn.Module:
-        return model.to(self.device)
-
-    def prepare_loader(self, loader, *, shard: bool = True):
-        return loader
-
-    def all_reduce_mean(self, value: float) -> float:
-        return float(value)
-
-    def sync_buffers(self, model: nn.Module) -> None:
-        return None
 
 
 _CURRENT: list[Session] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medxfer.methods.session import unwrap
+from medxfer.methods.session import SingleProcess, unwrap
 
 
 def _as_directory(checkpoint) -> str | None:
@@ -81,7 +81,7 @@ class RayTrainSession:
             dist.broadcast(b.data, src=0)
 
 
-class TuneSession:
+class TuneSession(SingleProcess):
     """Session of a Ray Tune function trainable running the loop in-process (one worker)."""
 
     world_rank = 0
@@ -101,14 +101,3 @@ class TuneSession:
 
         return _as_directory(tune.get_checkpoint())
 
-    def prepare_model(self, model: nn.Module) -> nn.Module:
-        return model.to(self.device)
-
-    def prepare_loader(self, loader, *, shard: bool = True):
-        return loader
-
-    def all_reduce_mean(self, value: float) -> float:
-        return float(value)
-
-    def sync_buffers(self, model: nn.Module) -> None:
-        return None
