@@ -162,7 +162,7 @@ def _candidate_runs_sql(uri: str, exp_ids: list[str], sel: Selection) -> pd.Data
             "kind_tag": schema.KIND, "kind_sweep": schema.KIND_SWEEP,
             "exp_ids": [int(i) for i in exp_ids], "bench": sel.benchmark, "false": False,
         }).all()
-    return pd.DataFrame(rows, columns=_CAND_COLS)
+    return pd.DataFrame([tuple(r) for r in rows], columns=_CAND_COLS)
 
 
 def _candidate_runs_client(uri: str, exp_ids: list[str], sel: Selection) -> pd.DataFrame:
@@ -280,7 +280,7 @@ def _grid_runs_sql(uri: str, exp_id: str, benchmark: str, params: tuple[str, ...
     """)
     with _engine(uri).connect() as conn:
         rows = conn.execute(query, binds).all()
-    return pd.DataFrame(rows, columns=["run_id", "row_flag", "target", "bench", *params,
+    return pd.DataFrame([tuple(r) for r in rows], columns=["run_id", "row_flag", "target", "bench", *params,
                                        *metrics])
 
 
@@ -400,7 +400,7 @@ def _sweep_trials_sql(uri: str, experiments: dict[str, str], metrics: list[str])
             "source_tag": schema.SOURCE, "target_tag": schema.TARGET, "arch_tag": schema.ARCH,
             "exp_ids": [int(i) for i in experiments.values()], "false": False,
         }).all()
-    df = pd.DataFrame(rows, columns=TRIAL_COLS + ["ts"])
+    df = pd.DataFrame([tuple(r) for r in rows], columns=TRIAL_COLS + ["ts"])
     # A step logged twice: the later write wins, as in MLflow's own metric history.
     df = df.sort_values("ts").drop_duplicates(["run_id", "key", "step"], keep="last")
     return df.drop(columns="ts")
