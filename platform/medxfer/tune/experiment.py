@@ -65,7 +65,8 @@ def experiment_from_dict(raw: Any, *, source: str | None = None,
                          path: Path | None = None) -> Experiment:
     if not isinstance(raw, dict):
         raise MedxferInputError("expected a mapping at the top level", path=source)
-    config = validate_base(raw, source, path.parent if path is not None else None)
+    # Relative paths resolve against the working directory, as in `medxfer train`.
+    config = validate_base(raw, source)
     search = parse_search(raw.get("search"), source=source)
     for key in search.space:
         parent = key.rsplit(".", 1)[0] if "." in key else ""

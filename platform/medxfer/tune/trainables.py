@@ -94,8 +94,12 @@ def make_trial_fn(trainable_name: str | None, base_config: dict, telemetry_inter
     def medxfer_trial(config: dict) -> None:
         from medxfer.tune.telemetry import attach
 
-        _, fn = resolve_trainable(trainable_name)
+        from medxfer.tune.experiment import SWEEP_ONLY_KEYS
+
+        name, fn = resolve_trainable(trainable_name)
         full = merge_sampled(base_config, config)
+        if name != "toy":  # the sweep's own keys are no part of the experiment config
+            full = {k: v for k, v in full.items() if k not in SWEEP_ONLY_KEYS}
         node = current_node_id()
         with attach(interval=telemetry_interval, extra={NODE_ID_RESULT: node} if node else None):
             fn(full)
