@@ -53,3 +53,14 @@ def write_export(path: Path, rows: list[dict], header: list[str] | None = None) 
         for r in rows:
             w.writerow(r)
     return path
+
+
+def comparable(run) -> dict:
+    """What must agree between two copies of a run (ids and artifact paths excluded)."""
+    return {
+        "status": run.info.status, "start": run.info.start_time, "end": run.info.end_time,
+        "name": run.info.run_name, "user": run.info.user_id,
+        "lifecycle": run.info.lifecycle_stage,
+        "params": dict(run.data.params), "metrics": dict(run.data.metrics),
+        "tags": dict(run.data.tags),
+    }

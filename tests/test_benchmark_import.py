@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import mlflow
 import pandas as pd
 import pytest
+from benchmark_csvs import comparable as _comparable
 from benchmark_csvs import HEADER, run_row, write_export
 from mlflow import MlflowClient
 
@@ -28,16 +29,6 @@ def _runs(uri, exp_name):
     exp = c.get_experiment_by_name(exp_name)
     return mlflow.search_runs([exp.experiment_id], output_format="list", max_results=100_000,
                               ) if exp else []
-
-
-def _comparable(run):
-    return {
-        "status": run.info.status, "start": run.info.start_time, "end": run.info.end_time,
-        "name": run.info.run_name, "user": run.info.user_id,
-        "lifecycle": run.info.lifecycle_stage,
-        "params": dict(run.data.params), "metrics": dict(run.data.metrics),
-        "tags": dict(run.data.tags),
-    }
 
 
 def test_round_trip_matches_public_client(export_dir, tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from benchmark_csvs import comparable as _comparable
 from benchmark_csvs import run_row, write_export
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
@@ -31,16 +32,6 @@ def _active(uri: str, exp_name: str, view=ViewType.ACTIVE_ONLY):
     c = MlflowClient(tracking_uri=uri)
     exp = c.get_experiment_by_name(exp_name)
     return c.search_runs([exp.experiment_id], run_view_type=view, max_results=10_000)
-
-
-def _comparable(run):
-    return {
-        "status": run.info.status, "start": run.info.start_time, "end": run.info.end_time,
-        "name": run.info.run_name, "user": run.info.user_id,
-        "lifecycle": run.info.lifecycle_stage,
-        "params": dict(run.data.params), "metrics": dict(run.data.metrics),
-        "tags": dict(run.data.tags),
-    }
 
 
 def _by_origin(runs):
