@@ -50,15 +50,13 @@ def render(frame: pd.DataFrame, fmt: str = "table", *, number: str = ".4f",
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "csv":
         return frame.to_csv(index=index, na_rep="", lineterminator="\n")
+    if fmt == "table":
+        return _plain(frame, number, index, title)
     body = frame.reset_index() if index else frame
     header = [str(c) for c in body.columns]
     numeric = [_is_numeric(body[c]) for c in body.columns]
     cells = [[_cell(v, number) for v in row] for row in body.itertuples(index=False)]
-    if fmt == "markdown":
-        return _markdown(header, numeric, cells, title)
-    if fmt == "latex":
-        return _latex(header, numeric, cells, title)
-    return _plain(frame, number, index, title)
+    return (_markdown if fmt == "markdown" else _latex)(header, numeric, cells, title)
 
 
 def latex_escape(text: str) -> str:
