@@ -95,7 +95,7 @@ def ground_truth_cmd(
                                 "in the benchmark", field="name")
     if percent:
         table = table * 100
-    write_or_print(render(table, fmt, digits=2 if percent else 4), output, typer.echo)
+    write_or_print(render(table, fmt, number=".2f" if percent else ".4f"), output, typer.echo)
 
 
 def ui(
@@ -169,4 +169,4 @@ def replay_cmd(
                          budget=budget, seeds=seeds, tolerance=tolerance, progress=progress)
     table = (results.drop(columns="seconds").set_index(["searcher", "row", "target", "seed"])
              if per_pair else summarize(results))
-    write_or_print(render(table, fmt, digits=1), output, typer.echo)
+    write_or_print(render(table, fmt, number=".1f"), output, typer.echo)
