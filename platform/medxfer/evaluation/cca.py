@@ -8,7 +8,7 @@ we report the mean, in [0, 1]). The thesis subsamples rows so that ``n * h * w ~
 channels to ``p = 64``, and averages five repeats (:func:`layer_cca`).
 
 Choice (the issue's "SVCCA style", Raghu et al. 2017, https://arxiv.org/abs/1706.05806): each
-centred matrix is first reduced by SVD to the leading directions that explain ``keep_variance``
+centred matrix is first reduced (SVD, via its Gram matrix) to the leading directions that explain ``keep_variance``
 (default 99%) of its variance, then CCA is solved exactly on those subspaces: the canonical
 correlations are the singular values of ``Q_x^T Q_y`` for orthonormal bases ``Q`` of the reduced
 column spaces (Björck & Golub 1973), which equals the thesis' SVD of
@@ -40,18 +40,21 @@ class CCAResult:
 
 
 def _reduced_basis(x: np.ndarray, keep_variance: float | None) -> np.ndarray:
-    """Orthonormal basis ``(n, k)`` of the centred columns of ``x`` (SVD, top variance)."""
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
-    tol = s.max(initial=0.0) * max(x.shape) * np.finfo(x.dtype).eps
-    rank = int((s > tol).sum())
-    if rank == 0:
+    """Orthonormal basis ``(n, k)`` of the centred columns of ``x``: its top principal directions.
+
+    Computed from the ``(p, p)`` Gram matrix (``x^T x = V S^2 V^T``, ``U = x V / S``): one pass
+    over the ``n`` rows instead of an ``(n, p)`` SVD, the same subspace. Directions with
+    ``s^2 <= 1e-10 s_max^2`` count as rank deficiency.
+    """
+    lam, vec = np.linalg.eigh(x.T @ x)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    if lam[0] <= np.finfo(np.float64).tiny:
         raise ValueError("representation is constant (rank 0): CCA is undefined")
-    s = s[:rank]
-    k = rank
+    k = int((lam > lam[0] * 1e-10).sum())
     if keep_variance is not None and keep_variance < 1.0:
-        frac = np.cumsum(s ** 2) / np.sum(s ** 2)
+        frac = np.cumsum(lam[:k]) / np.sum(lam[:k])
         k = int(np.searchsorted(frac, keep_variance - 1e-12) + 1)
-    return u[:, :k]
+    return x @ (vec[:, :k] / np.sqrt(lam[:k]))
 
 
 def cca(x: np.ndarray, y: np.ndarray, *, keep_variance: float | None = 0.99) -> CCAResult:
@@ -106,7 +109,8 @@ def layer_cca(acts_a: np.ndarray, acts_b: np.ndarray, *, max_rows: int = 20_000,
 
     Rows (positions of images) are subsampled to ``max_rows`` and each model's channels to
     ``max_channels``, CCA is computed ``repeats`` times on fresh samples, and the mean
-    canonical correlations are averaged.
+    canonical correlations are averaged. Layers of the same width get the same channel sample
+    (ours; the thesis does not say), so a model compared with itself scores 1.
 
     Args:
         acts_a: Activations of model A, ``(n, p_a, h, w)`` or ``(n, p_a)``.
@@ -132,7 +136,9 @@ def layer_cca(acts_a: np.ndarray, acts_b: np.ndarray, *, max_rows: int = 20_000,
         rows = rng.choice(len(x), max_rows, replace=False) if len(x) > max_rows else slice(None)
         cx = rng.choice(x.shape[1], max_channels, replace=False) \
             if x.shape[1] > max_channels else slice(None)
-        cy = rng.choice(y.shape[1], max_channels, replace=False) \
+        # same widths: the same channel indices, so a model compared with itself scores 1
+        cy = cx if y.shape[1] == x.shape[1] else rng.choice(y.shape[1], max_channels,
+                                                            replace=False) \
             if y.shape[1] > max_channels else slice(None)
         values.append(cca(x[rows][:, cx], y[rows][:, cy], keep_variance=keep_variance).mean)
     return float(np.mean(values)), float(np.std(values))
