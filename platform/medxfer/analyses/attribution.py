@@ -36,7 +36,8 @@ def feature_layer(model: nn.Module, x: torch.Tensor, name: str | None = None
     modules = dict(model.named_modules())
     if name is not None:
         if name not in modules or name == "":
-            valid = [n for n, m in modules.items() if n and isinstance(m, (nn.Conv2d, nn.Sequential))]
+            valid = [n for n, m in modules.items()
+                     if n and isinstance(m, (nn.Conv2d, nn.Sequential))]
             raise MedxferInputError(f"unknown layer {name!r}; some valid: {valid[-8:]}",
                                     field="--layer")
         return name, modules[name]

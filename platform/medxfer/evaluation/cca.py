@@ -8,10 +8,10 @@ we report the mean, in [0, 1]). The thesis subsamples rows so that ``n * h * w ~
 channels to ``p = 64``, and averages five repeats (:func:`layer_cca`).
 
 Choice (the issue's "SVCCA style", Raghu et al. 2017, https://arxiv.org/abs/1706.05806): each
-centred matrix is first reduced (SVD, via its Gram matrix) to the leading directions that explain ``keep_variance``
-(default 99%) of its variance, then CCA is solved exactly on those subspaces: the canonical
-correlations are the singular values of ``Q_x^T Q_y`` for orthonormal bases ``Q`` of the reduced
-column spaces (Björck & Golub 1973), which equals the thesis' SVD of
+centred matrix is first reduced (SVD, computed via its Gram matrix) to the leading directions
+that explain ``keep_variance`` (default 99%) of its variance, then CCA is solved exactly on those
+subspaces: the canonical correlations are the singular values of ``Q_x^T Q_y`` for orthonormal
+bases ``Q`` of the reduced column spaces (Björck & Golub 1973), which equals the thesis' SVD of
 ``Sigma_X^{-1/2} Sigma_XY Sigma_Y^{-1/2}`` without forming inverse square roots. This departs
 from the google/svcca ``cca_core`` the thesis used (an epsilon-regularised covariance CCA with no
 SVD step); the SVD step drops near-constant directions that make plain CCA ill-conditioned.
