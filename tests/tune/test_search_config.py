@@ -30,7 +30,13 @@ SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
     ({"algorithm": "hyperopt", "space": {"train.lr": {"grid": [1e-4, 1e-2]}}},
      "search.space.train.lr.grid: algorithm hyperopt cannot search a grid leaf"),
     ({"algorithm": "bayes"},
-     "search.algorithm: Input should be 'hyperopt', 'grid', 'random' or 'warmstart'"),
+     "search.algorithm: unknown searcher 'bayes'; valid names: grid, hyperopt, prior, random, "
+     "shuffled, warmstart"),
+    ({"algorithm": "shuffled", "space": {"train.lr": {"uniform": [0.1, 0.5]}}},
+     "search.space.train.lr.uniform: algorithm shuffled needs grid or choice leaves"),
+    ({"algorithm": "grid", "space": {"train.lr": {"grid": [0.1]}},
+      "points_to_evaluate": [{"train.lr": 0.1}]},
+     "search.points_to_evaluate: not used by algorithm grid"),
     ({"mode": "low"}, "search.mode:"),
     ({"num_samples": 0}, "search.num_samples: Input should be greater than or equal to 1"),
     ({"scheduler": {"type": "asha", "grace_period": 0}}, "search.scheduler.grace_period:"),
@@ -114,7 +120,7 @@ def test_trial_resources_fast_path_and_trainer_driver():
 def test_telemetry_sampler_reports_this_process():
     import time
 
-    from medxfer.tune.telemetry import Sampler
+    from medxfer.train.telemetry import Sampler
 
     s = Sampler(interval=0.05).start()
     samples, cpu_max, rss = 0.0, 0.0, 0.0
