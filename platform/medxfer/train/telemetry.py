@@ -172,10 +172,10 @@ class Telemetry:
     the previous report (the first: since this object was made) and the node id."""
 
     def __init__(self, interval: float = 1.0):
-        self._sampler = process_sampler(interval)
-        self._sampler.snapshot()  # this session's window starts now, not at the last trial's end
         node = current_node_id()
         self._extra = {NODE_ID_RESULT: node} if node else {}
+        self._sampler = process_sampler(interval)
+        self._sampler.snapshot()  # this session's window starts now, not at the last trial's end
 
     def metrics(self) -> dict[str, float | str]:
         return {**self._sampler.snapshot(), **self._extra}

@@ -251,7 +251,9 @@ class SearchConfig(_Strict):
         from medxfer.tune.searchers import SEARCHERS, check_space
 
         info = self.searcher
-        for path, message in check_space(self.space, info):
+        problems = check_space(self.space, info)
+        if problems:
+            path, message = problems[0]
             raise _PathError(f"space.{path}", message)
         self._check_points(info)
         if not info.uses_prior:

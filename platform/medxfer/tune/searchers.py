@@ -90,6 +90,7 @@ class SearcherInfo:
         description: one line for listings and ``--help``.
         points_to_evaluate: takes ``search.points_to_evaluate``.
         grid_leaves: can search ``grid`` leaves (HyperOpt cannot).
+        reference: where the search comes from (seed file and section, paper).
     """
 
     name: str
@@ -99,6 +100,7 @@ class SearcherInfo:
     description: str
     points_to_evaluate: bool = False
     grid_leaves: bool = True
+    reference: str = ""
 
     @property
     def needs_finite_space(self) -> bool:
@@ -160,21 +162,28 @@ def _register(info: SearcherInfo) -> None:
     SEARCHERS[info.name] = info
 
 
-_register(SearcherInfo("grid", _grid, "grid", False,
-                       "every configuration of the grid, in Ray's order",
-                       points_to_evaluate=False))
-_register(SearcherInfo("random", _random, "domains", False,
-                       "random sampling of the space, with replacement",
+_register(SearcherInfo("grid", _grid, tune_space="grid", uses_prior=False,
+                       description="every configuration of the grid, in Ray's order",
+                       reference="the benchmark's grid search: seeds/004_43f54b618356cecf.txt "
+                                 "sec. 6.4.2"))
+_register(SearcherInfo("random", _random, tune_space="domains", uses_prior=False,
+                       description="random sampling of the space, with replacement",
                        points_to_evaluate=True))
-_register(SearcherInfo("shuffled", _shuffled, "choices", False,
-                       "the finite space in a seeded random order, without replacement"))
-_register(SearcherInfo("hyperopt", _hyperopt, "domains", False,
-                       "HyperOpt TPE", points_to_evaluate=True, grid_leaves=False))
-_register(SearcherInfo("prior", warmstart.build_prior_order, "choices", True,
-                       "the leave-target-out prior's order, not adaptive"))
-_register(SearcherInfo("warmstart", warmstart.build, "choices", True,
-                       "the prior's order, reweighted by the tasks that agree with the "
-                       "results so far; never repeats"))
+_register(SearcherInfo("shuffled", _shuffled, tune_space="choices", uses_prior=False,
+                       description="the finite space in a seeded random order, without "
+                                   "replacement"))
+_register(SearcherInfo("hyperopt", _hyperopt, tune_space="domains", uses_prior=False,
+                       description="HyperOpt TPE", points_to_evaluate=True, grid_leaves=False,
+                       reference="SCC's search: seeds/000_3dd3de5c534b555f.txt App. B; TPE: "
+                                 "Bergstra et al., NeurIPS 2011"))
+_register(SearcherInfo("prior", warmstart.build_prior_order, tune_space="choices",
+                       uses_prior=True,
+                       description="the leave-target-out prior's order, not adaptive",
+                       reference="medxfer's own (medxfer.tune.warmstart)"))
+_register(SearcherInfo("warmstart", warmstart.build, tune_space="choices", uses_prior=True,
+                       description="the prior's order, reweighted by the logged tasks that agree "
+                                   "with the results so far; never repeats",
+                       reference="medxfer's own (medxfer.tune.warmstart)"))
 
 
 def list_searchers() -> list[str]:
