@@ -41,7 +41,6 @@ def test_telemetry_windows_start_at_the_session_and_reset_per_report():
     t = Telemetry()
     first = t.metrics()
     assert first["system/samples"] <= 2  # ... and are not in the session's first window
-    assert NODE_ID_RESULT not in first  # no Ray here: no node id to report
     samples, rss = 0.0, 0.0
     deadline = time.monotonic() + 20
     while samples < 2 and time.monotonic() < deadline:
@@ -49,3 +48,10 @@ def test_telemetry_windows_start_at_the_session_and_reset_per_report():
         m = t.metrics()
         samples, rss = samples + m["system/samples"], max(rss, m["system/memory_rss_mb"])
     assert samples >= 2 and rss > 10
+
+
+def test_telemetry_names_the_ray_node(ray_runtime):
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    assert len(node) == 56 and Telemetry().metrics()[NODE_ID_RESULT] == node

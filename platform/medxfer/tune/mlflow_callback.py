@@ -15,7 +15,7 @@ epoch (best ``select_by``, DESIGN.md: "last value always means the selected mode
 ground-truth query reads the selected model's ``test_auc``. A trainable that reports that final
 step itself (the launcher's methods: a last report with ``selected_epoch``, DESIGN.md) already
 did this: its ``selected_epoch`` becomes the ``medxfer.selected_step`` tag and no further step is
-added (before, launcher trials got the selected model twice, at last + 1 and last + 2).
+added (the selected model is logged once, at last + 1).
 """
 
 from __future__ import annotations
