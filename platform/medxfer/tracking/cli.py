@@ -123,8 +123,8 @@ def ui(
 @benchmark_app.command("replay")
 def replay_cmd(
     searcher: Annotated[list[str], typer.Option(
-        "--searcher", help="Searcher registry name (repeatable): grid, random, shuffled, "
-                           "hyperopt, prior, warmstart.")],
+        "--searcher", help="Searcher registry name, repeatable (medxfer.tune.searchers: "
+                           "e.g. grid, warmstart; an unknown name lists them all).")],
     name: NameOption = None,
     benchmark: BenchmarkOption = "dataset",
     budget: Annotated[int, typer.Option(help="Most trials per (pair, seed).")] = 120,
@@ -143,7 +143,7 @@ def replay_cmd(
     """Replay searchers on the benchmark's logged grid: per (source, target) pair, the trials
     until the selected (lowest val_loss so far) configuration's test AUC is within --tolerance
     of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
-    within --budget). Priors of prior/warmstart leave the replayed target's runs out.
+    within --budget). Searchers with a prior leave the replayed target's runs out of it.
 
     Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
     """

@@ -79,5 +79,4 @@ LAST_STEP = "medxfer.last_step"            # highest step logged (resume skips r
 SELECTED_STEP = "medxfer.selected_step"    # epoch whose metrics the final step repeats
 BEST_RUN_ID = "medxfer.best_run_id"        # parent: the selected child run
 BEST_TRIAL_ID = "medxfer.best_trial_id"
-TRAINABLE = "medxfer.trainable"            # parent: which trainable ran (launcher | toy)
 NODE_ID = "medxfer.node_id"                # Ray node id of the process that ran the trial
