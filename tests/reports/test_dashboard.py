@@ -16,7 +16,7 @@ from medxfer.tracking import query
 from medxfer.transferability.evaluation import evaluate
 from medxfer.transferability.scores_io import read_scores_mlflow
 
-from .conftest import EXPECTED_CURVES
+from .conftest import EXPECTED_CURVES, TRIALS
 
 
 class _Page(HTMLParser):
@@ -140,13 +140,16 @@ def test_best_so_far_function_and_query(report_dir):
 
 
 def test_sweep_trials_client_path_matches_sql(report_dir):
+    """The metric-history readers (SQL, MLflow client) agree on every step of every trial."""
     uri, _ = report_dir
-    exps = query._experiments(uri, "sweep")
-    cols = ["sweep", "run_id", "key", "step", "value"]
-    sql = query._sweep_trials_sql(uri, exps, ["val_loss"]).sort_values(cols[1:4])[cols[1:]]
-    cli = query._sweep_trials_client(uri, exps, ["val_loss"]).sort_values(cols[1:4])[cols[1:]]
-    pd.testing.assert_frame_equal(sql.reset_index(drop=True), cli.reset_index(drop=True),
-                                  check_dtype=False)
+    run_ids = sorted(query.sweep_trials(uri, metrics=("val_loss",))["run_id"].unique())
+    assert len(run_ids) == len(TRIALS)
+    cols = ["run_id", "key", "step", "value", "timestamp"]
+    sql, cli = (pd.DataFrame(read(uri, run_ids, ("val_loss",)), columns=cols)
+                .sort_values(cols).reset_index(drop=True)
+                for read in (query._histories_sql, query._histories_client))
+    assert len(sql) == sum(len(losses) for *_, losses in TRIALS)
+    pd.testing.assert_frame_equal(sql, cli, check_dtype=False)
 
 
 def test_pngs_are_valid_images(report_dir, page):

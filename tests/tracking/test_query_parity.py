@@ -203,3 +203,24 @@ def test_cli_ground_truth_over_http_equals_sqlite(stores, env, benchmark, capsys
     assert out[http] == out[sql]
     table = pd.read_csv(io.StringIO(out[http]), index_col="source")
     assert table.notna().to_numpy().sum() >= 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["benchmark", "ground-truth"],
+    ["benchmark", "replay", "--searcher", "grid"],
+    ["estimate", "evaluate", "--scores", "mini", "--ground-truth", "mini"],
+])
+@pytest.mark.parametrize("where", ["default", "missing-file"])
+def test_read_only_verbs_create_no_store(argv, where, tmp_path, monkeypatch, capsys):
+    """On a store that does not exist a read-only verb says so (exit 2) and creates nothing:
+    neither the default ``./mlruns.db`` nor the named file."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(mlflow_uri_state, "_tracking_uri", None)
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "elsewhere" / "none.db"
+    extra = ["--tracking-uri", f"sqlite:///{missing}"] if where == "missing-file" else []
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark/* experiment" in err or "no MLflow experiment" in err, err
+    assert [p for p in STRAY if (tmp_path / p).exists()] == []
+    assert not missing.parent.exists()

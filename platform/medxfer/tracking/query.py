@@ -272,7 +272,7 @@ def _search_pages(uri: str, exp_ids: list[str], filter_string: str) -> Iterator[
 def _record_from_json(run: dict, fields: _Fields) -> tuple:
     info, data = run["info"], run.get("data", {})
     tags = {t["key"]: t.get("value", "") for t in data.get("tags", ())}
-    params = {p["key"]: p.get("value", "") for p in data.get("params", ())}
+    params = {p["key"]: p.get("value", "") for p in data.get("params", ())} if fields.params else {}
     # The REST API writes NaN and infinities as the strings "NaN" and "Infinity".
     metrics = {m["key"]: float(m.get("value", 0.0)) for m in data.get("metrics", ())}
     start = info.get("start_time")
