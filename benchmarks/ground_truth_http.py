@@ -1,4 +1,4 @@
-"""Benchmark ground truth through an ``mlflow server``: medxfer's read path vs ``mlflow.search_runs``.
+"""Ground truth through an ``mlflow server``: medxfer's read path vs ``mlflow.search_runs``.
 
 Steps (all in a temporary folder, nothing downloaded):
   1. bulk-import the published benchmark (``fined_*.csv``) into a fresh sqlite file;
@@ -13,7 +13,8 @@ Steps (all in a temporary folder, nothing downloaded):
 Both HTTP reads get ``MLFLOW_HTTP_REQUEST_TIMEOUT=900``: on a loaded machine one page of
 search results can take longer than MLflow's 120 s default, and a timeout is not a result.
 
-    python benchmarks/ground_truth_http.py [--dir ../shared/benchmark/medmnist-transfer] [--workers 1]
+    python benchmarks/ground_truth_http.py [--workers 1]
+        [--dir ../shared/benchmark/medmnist-transfer]
 """
 
 from __future__ import annotations
@@ -42,15 +43,39 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def timed_subprocess(cmd: list[str], cwd: Path) -> tuple[float, str]:
+def group_cpu_seconds(pgid: int | None) -> float:
+    """User + system CPU seconds of the live processes of process group ``pgid`` (the server:
+    ``mlflow server`` and its uvicorn worker)."""
+    if pgid is None:
+        return 0.0
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed_subprocess(cmd: list[str], cwd: Path, server_pgid: int | None = None) -> dict:
+    """Wall seconds, the child's CPU seconds, the server's CPU seconds, and stdout."""
+    import resource
+
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = TIMEOUT
+    server0 = group_cpu_seconds(server_pgid)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    sec = time.perf_counter() - t
+    wall = time.perf_counter() - t
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return sec, proc.stdout
+    client_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    return {"wall": wall, "client_cpu": client_cpu,
+            "server_cpu": group_cpu_seconds(server_pgid) - server0, "out": proc.stdout}
 
 
 def import_store(directory: Path, db: Path) -> int:
@@ -91,27 +116,28 @@ def main() -> None:
         with MlflowServer(f"sqlite:///{db}", tmp / "artifacts", workers=args.workers,
                           startup_timeout=300) as server:
             say(f"server {server.uri} up in {time.perf_counter() - t:.1f} s")
+            pgid = server.proc.pid  # the server runs in a session (process group) of its own
             say("ours: medxfer benchmark ground-truth --tracking-uri http://... (subprocess)")
-            ours, table_http = timed_subprocess([*medxfer, *verb, "--tracking-uri", server.uri],
-                                                work)
-            say(f"  {ours:.1f} s")
+            ours = timed_subprocess([*medxfer, *verb, "--tracking-uri", server.uri], work, pgid)
+            say(f"  {ours['wall']:.1f} s")
             say("baseline: mlflow.search_runs on the same server (subprocess)")
-            base, rows = timed_subprocess([sys.executable, "-c", _BASELINE, server.uri,
-                                           f"benchmark/{NAME}"], work)
-            say(f"  {base:.1f} s ({rows.strip()} runs)")
+            base = timed_subprocess([sys.executable, "-c", _BASELINE, server.uri,
+                                     f"benchmark/{NAME}"], work, pgid)
+            say(f"  {base['wall']:.1f} s ({base['out'].strip()} runs)")
         say("reference: the same verb on the sqlite file (subprocess)")
-        sql, table_sql = timed_subprocess([*medxfer, *verb, "--tracking-uri", f"sqlite:///{db}"],
-                                          work)
-        say(f"  {sql:.1f} s")
+        sql = timed_subprocess([*medxfer, *verb, "--tracking-uri", f"sqlite:///{db}"], work)
+        say(f"  {sql['wall']:.1f} s")
         stray = [p.name for p in work.iterdir()]
     print()
-    print(f"benchmark: {n} runs; ground truth {len(table_http.splitlines()) - 1} rows")
-    print(f"{'read':<44} {'seconds':>8} {'baseline/this':>14}")
-    for label, sec in [("ours: ground-truth via http (medxfer)", ours),
-                       ("baseline: mlflow.search_runs via http", base),
-                       ("reference: ground-truth on sqlite (medxfer)", sql)]:
-        print(f"{label:<44} {sec:8.1f} {base / sec:13.1f}x")
-    print(f"http table equals sqlite table cell for cell: {table_http == table_sql}")
+    print(f"benchmark: {n} runs; ground truth {len(ours['out'].splitlines()) - 1} rows")
+    print(f"{'read':<44} {'wall s':>7} {'baseline/this':>14} {'client CPU s':>13} "
+          f"{'server CPU s':>13}")
+    for label, r in [("ours: ground-truth via http (medxfer)", ours),
+                     ("baseline: mlflow.search_runs via http", base),
+                     ("reference: ground-truth on sqlite (medxfer)", sql)]:
+        print(f"{label:<44} {r['wall']:7.1f} {base['wall'] / r['wall']:13.1f}x "
+              f"{r['client_cpu']:13.1f} {r['server_cpu']:13.1f}")
+    print(f"http table equals sqlite table cell for cell: {ours['out'] == sql['out']}")
     print(f"files left in the working directory: {stray or 'none'}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
