@@ -44,7 +44,10 @@ def write_report(output: str | Path, *, tracking_uri: str | None = None, name: s
                  estimates: str | None = None, benchmark: str = schema.BENCHMARK_DATASET,
                  sweeps: list[str] | None = None, invert: tuple[str, ...] = (),
                  select_by: str = "val_loss", mode: str = "min") -> ReportResult:
-    """Write ``index.html`` and the PNG figures into ``output``.
+    """Write ``index.html``, the PNG figures and the CSV tables into ``output``.
+
+    Everything is written to a temporary folder first and moved into ``output`` once the whole
+    report stands, so bad input (an unknown experiment) leaves nothing behind.
 
     Args:
         name: benchmark ``<name>`` (or a full ``sweep/<name>``) holding the ground truth; default
@@ -58,18 +61,27 @@ def write_report(output: str | Path, *, tracking_uri: str | None = None, name: s
     Raises:
         MedxferInputError: a named benchmark, estimates experiment or sweep is not in the store.
     """
+    import shutil
+    import tempfile
+
     uri = resolve_tracking_uri(tracking_uri)
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    res = ReportResult(index=out / "index.html")
-    meta: dict[str, str] = {"store": uri}
-
-    gt, gt_html = _ground_truth(uri, name, benchmark, select_by, mode, out, res, meta)
-    eval_html = _evaluation(uri, estimates, benchmark, gt, invert, out, res, meta)
-    sweep_html = _sweeps(uri, sweeps, select_by, mode, out, res, meta)
-    meta["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    page = html.page("medxfer report", _header(uri, meta), [gt_html, *eval_html, sweep_html])
-    res.index.write_text(page, encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="medxfer-report-") as staging:
+        res = ReportResult(index=Path(staging) / "index.html")
+        meta: dict[str, str] = {"store": uri}
+        gt, gt_html = _ground_truth(uri, name, benchmark, select_by, mode, Path(staging), res,
+                                    meta)
+        eval_html = _evaluation(uri, estimates, benchmark, gt, invert, Path(staging), res, meta)
+        sweep_html = _sweeps(uri, sweeps, select_by, mode, Path(staging), res, meta)
+        meta["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        page = html.page("medxfer report", _header(uri, meta), [gt_html, *eval_html, sweep_html])
+        res.index.write_text(page, encoding="utf-8")
+        out.mkdir(parents=True, exist_ok=True)
+        for path in Path(staging).iterdir():
+            shutil.move(path, out / path.name)
+    res.index = out / res.index.name
+    res.figures = [out / p.name for p in res.figures]
+    res.tables = [out / p.name for p in res.tables]
     return res
 
 
