@@ -1,8 +1,10 @@
 """Render a DataFrame as text: ``table`` (plain), ``csv``, ``markdown`` or ``latex``.
 
 The one renderer behind every verb that prints or writes a table (``benchmark ground-truth``,
-``benchmark replay``, ``estimate evaluate``, ``demo``, the report's CSV files). pandas is
-imported inside :func:`render` only, so the CLI can list ``FORMATS`` without loading it.
+``benchmark replay``, ``estimate score``, ``estimate evaluate``, ``demo``, the report's CSV
+files), and the one rule for which format a verb writes (:func:`output_format`: ``--format``,
+else ``--output``'s extension). pandas is imported inside :func:`render` only, so the CLI can
+list ``FORMATS`` without loading it.
 """
 
 from __future__ import annotations
