@@ -76,14 +76,20 @@ def ground_truth_cmd(
 
     Example: medxfer benchmark ground-truth --benchmark architecture --output gt.md --percent
     """
+    from medxfer.errors import MedxferInputError
     from medxfer.reports.tables import output_format, render, write_or_print
     from medxfer.tracking.query import ground_truth
 
     fmt = output_format(fmt, output)
     _check_benchmark(benchmark)
-    with options_named(name=("--name", name), mode="--mode"):
-        table = ground_truth(tracking_uri, name, benchmark=benchmark, metric=metric,
-                             select_by=select_by, mode=mode)
+    try:
+        with options_named(name=("--name", name), mode="--mode"):
+            table = ground_truth(tracking_uri, name, benchmark=benchmark, metric=metric,
+                                 select_by=select_by, mode=mode)
+    except ValueError as exc:
+        if isinstance(exc, MedxferInputError):
+            raise
+        raise MedxferInputError(str(exc)) from None
     if table.empty:
         raise _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode)
     if percent:
