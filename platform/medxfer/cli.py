@@ -57,6 +57,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code (bad input -> 2, usage errors -> 2)."""
+    from medxfer.quiet import quiet_third_party
+
+    quiet_third_party()
     try:
         app(args=argv, standalone_mode=True)
     except MedxferInputError as exc:
