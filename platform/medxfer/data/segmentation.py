@@ -7,7 +7,8 @@ masks, "a three-class segmentation problem" (background, left lung, right lung),
 
 * :class:`NpzSegmentation`: a MedMNIST-layout ``.npz`` with ``<split>_masks`` (the synthetic
   generator writes 0/1 lung fields for ``synthchest``/``synthpneumonia`` and lesion masks for
-  ``synthlesion``). ``classes="left_right"`` splits a two-lung mask into left and right lung
+  ``synthlesion``; organ, cell and layer masks for the others but ``synthpath``).
+  ``classes="left_right"`` splits a two-lung mask into left and right lung
   classes (:func:`split_left_right`), as the paper's three classes.
 * :class:`ManifestSegmentation`: a CSV with ``path`` (the image) and a mask column (default
   ``mask``) of PNG label maps whose pixel values are class indices (0 = background); a mask
@@ -158,7 +159,7 @@ class NpzSegmentation(_SegmentationBase):
         if "masks" not in self.base.extras:
             raise MedxferInputError(f"no masks: expected the key '{split}_masks' (0/1 or class "
                                     "labels, shape (N, H, W)); `medxfer data synth` writes them "
-                                    "for synthchest, synthpneumonia and synthlesion",
+                                    "for every modality but synthpath",
                                     path=self.source, field=f"{split}_masks")
         masks = np.asarray(self.base.extras["masks"]).astype(np.int64)
         if len(self.base) and masks.shape[1:] != tuple(self.base.image(0).shape[-2:]):
