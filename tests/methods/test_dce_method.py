@@ -26,7 +26,9 @@ def test_dce_lowers_the_total_loss_and_reports_every_term(dce_run):
     s, _ = dce_run
     epochs = [h for h in s.history if "selected_epoch" not in h]
     first, last = epochs[0], epochs[-1]
-    assert last["train_loss"] < 0.5 * first["train_loss"]  # measured: 0.91 -> 0.24
+    # measured 0.56 -> 0.34 with theta as the Gaussian's width (losses/dce.py default);
+    # 0.91 -> 0.24 when theta was read as a variance (a wider, easier target)
+    assert last["train_loss"] < 0.75 * first["train_loss"]
     for h in epochs:
         for part in ("loss", "adapt", "lcl", "rcl", "lcl_exact"):
             assert f"train_{part}" in h and f"val_{part}" in h

@@ -454,3 +454,6 @@ def preset(name: str, size: int = 224) -> Compose:
 from medxfer.data import dce_transform  # noqa: E402,F401  isort: skip
 # The shortcut-study confounders (tag, low_pass, poisson_noise, nlm_denoise) register likewise.
 from medxfer.data import confounders  # noqa: E402,F401  isort: skip
+# Multi-crop's rescale_crop, PIRL's jigsaw, the energy-reference transform and the named
+# presets (``{name: preset, ...}``) register likewise.
+from medxfer.data import multicrop, jigsaw, energy_reference, presets  # noqa: E402,F401,I001  isort: skip

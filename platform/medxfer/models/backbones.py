@@ -52,7 +52,21 @@ class TinyCNN(nn.Module):
 
 _LOCAL: dict[str, Callable[..., nn.Module]] = {
     "tiny_cnn": lambda in_chans: TinyCNN(in_chans, width=32),  # embed_dim 128
+    "vit_tiny_p4": lambda in_chans: _tiny_vit(in_chans),  # MAE's encoder, embed_dim 64
+    "xrv_densenet121": lambda in_chans: _xrv_densenet(in_chans),  # embed_dim 1024
 }
+
+
+def _tiny_vit(in_chans: int) -> nn.Module:
+    from medxfer.models.mae import tiny_vit
+
+    return tiny_vit(in_chans)
+
+
+def _xrv_densenet(in_chans: int) -> nn.Module:
+    from medxfer.models.xrv import XRVDenseNet
+
+    return XRVDenseNet(in_chans)
 
 
 def list_backbones() -> list[str]:
