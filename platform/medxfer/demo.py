@@ -26,7 +26,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
 
 DEFAULT_SOURCES = ("synthderm", "synthchest", "synthpath", "synthoct")
 DEFAULT_TARGETS = ("synthorgan", "synthpneumonia", "synthblood")

@@ -17,6 +17,6 @@ Modules:
   :func:`medxfer.train.launcher.run_trial`;
 * :mod:`~medxfer.tune.mlflow_callback` — the driver-side Tune callback writing child runs;
 * :mod:`~medxfer.tune.sweep` — ``run_sweep`` (fresh or ``resume``), the parent run's result;
-* :mod:`~medxfer.tune.cli` — the ``sweep`` verb;
+* :mod:`~medxfer.cli.sweep` — the ``sweep`` verb;
 * :mod:`~medxfer.tune.replay` — ``medxfer benchmark replay``: searchers replayed on a logged grid.
 """

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
 from medxfer.errors import MedxferInputError
 
 FormatOption = Annotated[Optional[str], typer.Option(

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 data_app = typer.Typer(
-    help="Data for the methods: synthetic MedMNIST-layout modalities (more verbs to come).\n\n"
+    help="Data for the methods: synthetic modalities (synth), CXR manifest checks (check), "
+         "burned-in text removal (remove-text), SwAV reference energies (energy-reference).\n\n"
          "Example: medxfer data synth --out data/synth",
     no_args_is_help=True,
 )
@@ -183,7 +184,7 @@ def energy_reference_cmd(
 
 
 def _register_remove_text() -> None:
-    from medxfer.data.text_removal_cli import remove_text_cmd
+    from medxfer.cli.text_removal import remove_text_cmd
 
     data_app.command("remove-text")(remove_text_cmd)
 

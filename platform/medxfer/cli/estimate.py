@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
-from medxfer.reports.cli import FormatOption, options_named
+from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.report import FormatOption, options_named
 
 estimate_app = typer.Typer(
     name="estimate",

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
-from medxfer.reports.cli import FormatOption, options_named
+from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.report import FormatOption, options_named
 
 benchmark_app = typer.Typer(
     help="The transfer benchmark held in MLflow: import published run logs, query ground truth.",
