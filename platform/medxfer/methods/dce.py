@@ -13,7 +13,7 @@ Reports per epoch (step = epoch): ``train_loss`` (the total), ``train_adapt``, `
 Y over the pixels of X's middle band -- between its 2nd and 4th sorted k-means centres --
 divided by std of X there: > 1 means the middle of the histogram was widened) and ``lr``.
 Selection: lowest ``val_loss``. The final checkpoint holds ``dce.pt`` (:func:`save_dce`), which
-the ``dce`` transform (:mod:`medxfer.data.dce_transform`) loads so that any method can train
+the ``dce`` transform (:mod:`medxfer.methods.dce_transform`) loads so that any method can train
 on enhanced images.
 
 Text removal uses :mod:`medxfer.data.text_removal` (EasyOCR from local model files, else the

@@ -150,14 +150,22 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
 
     Call it after seeding (:func:`~medxfer.methods.common.seed_everything`) and building the
     parts, so that a fresh run and a resumed one start from the same RNG stream.
+
+    Args:
+        session: where epochs and checkpoints are reported, and resumed from.
+        t: epochs, optimiser, schedule, early stopping and selection.
+        parts: the method's parts.
+
+    Raises:
+        MedxferInputError: ``train.select_by`` is not a reported metric.
     """
-    opt = parts.optimizer or build_optimizer(
+    opt = parts.optimizer if parts.optimizer is not None else build_optimizer(
         (p for p in parts.model.parameters() if p.requires_grad), t)
     sched = build_scheduler(opt, t)
-    modules = {parts.name: parts.model, **parts.extra}
     progress, best = Progress(), None
     if (resume := session.get_checkpoint()) is not None:
-        state = checkpoint.restore(resume, modules=modules, optimizer=opt, scheduler=sched)
+        state = checkpoint.restore(resume, modules={parts.name: parts.model, **parts.extra},
+                                   optimizer=opt, scheduler=sched)
         progress, best = Progress(**state["progress"]), state["best_modules"]
     if progress.done:
         return
@@ -168,8 +176,7 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
     train = session.prepare_loader(make_loader(
         parts.train_set, t, shuffle=True, batch_size=bs,
         drop_last=parts.drop_last and len(parts.train_set) > bs))
-    val = session.prepare_loader(make_loader(parts.val_set, t, shuffle=False, batch_size=bs),
-                                 shard=False)
+    val = _eval_loader(session, parts.val_set, t, bs)
 
     def report(metrics: dict[str, float], files: dict[str, Any] | None = None) -> None:
         checkpoint.report(session, metrics, modules={parts.name: model, **parts.extra},
@@ -195,16 +202,29 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
 
     selected = unwrap(model)
     selected.load_state_dict(best[parts.name])
+    final = _final_metrics(session, t, parts, selected, progress, bs)
+    progress.done = True
+    report(final, parts.artifacts(selected))
+
+
+def _eval_loader(session: Session, dataset: Dataset, t: TrainConfig, batch_size: int):
+    """An unshuffled loader of the whole ``dataset`` on every rank (identical evaluations)."""
+    return session.prepare_loader(make_loader(dataset, t, shuffle=False, batch_size=batch_size),
+                                  shard=False)
+
+
+def _final_metrics(session: Session, t: TrainConfig, parts: Parts, selected: nn.Module,
+                   progress: Progress, batch_size: int) -> dict[str, float]:
+    """The final step: the selected epoch's metrics, the selected model's scores on the test
+    sets and the method's final metrics, ``epoch`` (epochs run + 1) and ``selected_epoch``."""
     final = {k: v for k, v in progress.best_metrics.items() if k != "epoch"}
     for name, dataset in parts.test_sets.items():
-        loader = session.prepare_loader(make_loader(dataset, t, shuffle=False, batch_size=bs),
-                                        shard=False)
+        loader = _eval_loader(session, dataset, t, batch_size)
         final.update(_prefixed(parts.run_epoch(selected, loader, None), f"{name}_"))
     if parts.final_metrics is not None:
         final.update(parts.final_metrics(selected))
     final.update(epoch=progress.epoch + 1, selected_epoch=progress.best_epoch)
-    progress.done = True
-    report(final, parts.artifacts(selected))
+    return final
 
 
 def train_loop(config: dict[str, Any],

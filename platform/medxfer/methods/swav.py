@@ -22,7 +22,8 @@ Seed ``001_a9715376ac5cbd5d.txt`` sec. III, composed from parts:
 
 Table I (2D) defaults: tau 0.1, eps 0.03, 3 Sinkhorn iterations, 128-d features, 3000
 prototypes, queue 3840 from epoch 10, batch 32, weight decay 1e-6 (its 10000 prototype-freeze
-*iterations* are expressed here in epochs). The loop is :mod:`medxfer.methods.contrastive`'s:
+*iterations* are expressed here in epochs). It runs as a member of the contrastive family
+(:mod:`medxfer.methods.contrastive`) in the shared loop (:mod:`medxfer.methods.loop`):
 per-epoch ``train_loss``/``val_loss``, checkpoints, selection, and ``encoder.pt`` (encoder
 without head and prototypes) for ``finetune``.
 
