@@ -43,7 +43,7 @@ def _parts() -> Parts:
     torch.manual_seed(0)
     return Parts(model=nn.Linear(3, 1), run_epoch=_run_epoch, train_set=train, val_set=val,
                  test_sets={"test": val, "ood": train},
-                 final_metrics=lambda m: {"weight_norm": float(m.weight.norm())},
+                 final_metrics=lambda m: {"weight_norm": float(m.weight.detach().norm())},
                  artifacts=lambda m: {"linear.pt": clone_state(m)})
 
 

@@ -21,7 +21,8 @@ from medxfer.methods.session import LocalSession, Session, get_session, use_sess
 from medxfer.methods.experiment import load_config, method_options, parse_experiment
 
 # Registration happens on import (Ray workers import this package and see the same entries).
-from medxfer.methods import cltci, dce, dce_transform, finetune, scc, simclr, supcon, swav  # noqa: E402,F401  isort: skip
+from medxfer.methods import (cltci, dce, dce_transform, finetune, scc, simclr,  # noqa: F401
+                             supcon, swav)
 
 __all__ = ["LocalSession", "Method", "MethodOptions", "Session", "get_method", "get_session",
            "list_methods", "load_config", "method_options", "parse_experiment",
