@@ -3,12 +3,11 @@ trained U-Net works as the ``dce`` transform."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 from train_helpers import make_config
 
+import medxfer.data.text_removal  # noqa: F401  the stage-1 detector: a rename must fail here
 from medxfer.data import build_transform, load_target
 from medxfer.errors import MedxferInputError
 from medxfer.methods.dce import WEIGHTS_FILE, midband_std_ratio
@@ -75,8 +74,6 @@ def test_dce_transform_loads_from_a_file_and_is_deterministic(dce_run, synth_roo
         build_transform([{"name": "dce", "weights": str(bad)}])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("medxfer.data.text_removal") is None,
-                    reason="medxfer.data.text_removal (issue 4 stage 1) not on this branch")
 def test_dce_with_text_removal_runs(synth_root, tmp_path):
     cfg = make_config(synth_root, "dce", flag="synthchest", epochs=1, optimizer="adam", lr=1e-2,
                       method_config={"text_removal": "classical"})
