@@ -142,7 +142,13 @@ EXAMPLES = {
     "energy_band_normalize": {}, "random_gamma": {}, "random_linear": {},
     "random_crop": {"size": 20}, "random_apply": {"transform": {"name": "random_gamma"}},
     "dce": {"weights": None},  # a dce.pt written by the fixture
+    "tag": {}, "low_pass": {"d0": 6.0}, "poisson_noise": {"n0": 1e3}, "nlm_denoise": {},
+    "rescale_crop": {"size": 20, "scale": [0.5, 0.9]}, "jigsaw": {"grid": 2, "tile_size": 10},
+    "energy_reference_normalize": {"reference": None},  # a file written by the fixture
+    "preset": {"preset": "medical_ssl", "size": 28},
 }
+# Steps whose output is not one (C, H, W) image: jigsaw returns its tiles (grid**2, C, t, t).
+TILE_OUTPUTS = {"jigsaw": 4}
 
 
 @pytest.fixture(scope="module")
@@ -163,16 +169,29 @@ def test_every_transform_is_registered_with_its_metadata():
         assert info.name == name == info.cls.registry_name and issubclass(info.cls, Transform)
 
 
+@pytest.fixture(scope="module")
+def energy_reference_file(tmp_path_factory):
+    from medxfer.data.energy_reference import compute_energy_reference, write_energy_reference
+
+    images = [img(1, 28) * (0.5 + 0.1 * i) for i in range(4)]
+    path = tmp_path_factory.mktemp("energy") / "reference.json"
+    return str(write_energy_reference(compute_energy_reference(images), path))
+
+
 @pytest.mark.parametrize("name", list_transforms())
-def test_every_transform_is_seeded_and_random_only_when_registered_so(name, dce_weights):
+def test_every_transform_is_seeded_and_random_only_when_registered_so(name, dce_weights,
+                                                                       energy_reference_file):
     info = transform_info(name)
     params = {**EXAMPLES[name]}
     if name == "dce":
         params["weights"] = dce_weights
+    if name == "energy_reference_normalize":
+        params["reference"] = energy_reference_file
     t = build_transform([{"name": name, **params}])
     x = img(1, 28)
     y = t(x, gen(0))
-    assert y.dtype == torch.float32 and y.ndim == 3 and torch.isfinite(y).all()
+    assert y.dtype == torch.float32 and y.ndim == TILE_OUTPUTS.get(name, 3)
+    assert torch.isfinite(y).all()
     assert torch.equal(y, t(x, gen(0)))  # the same generator state, the same output
     others = [t(x, gen(s)) for s in range(1, 9)]
     assert any(not torch.equal(y, o) for o in others) == info.random

@@ -31,7 +31,7 @@ def test_embedding_shape_any_size(name, in_chans):
 
 
 def test_tiny_cnn_is_registered_and_wide_enough():
-    assert list_backbones() == ["tiny_cnn"]
+    assert list_backbones() == ["tiny_cnn", "vit_tiny_p4", "xrv_densenet121"]
     model = create_backbone("tiny_cnn", in_chans=1)
     assert isinstance(model, TinyCNN) and model.embed_dim >= 64
 
@@ -43,14 +43,15 @@ def test_every_local_backbone_matches_its_record(name):
     for in_chans in (1, 3):
         model = create_backbone(name, in_chans=in_chans).eval()
         with torch.no_grad():
-            out = model(torch.randn(2, in_chans, 28, 28))
+            side = max(28, info.min_size)
+            out = model(torch.randn(2, in_chans, side, side))
         assert model.embed_dim == info.embed_dim and out.shape == (2, info.embed_dim)
 
 
 def test_backbone_registry_names():
     with pytest.raises(ValueError, match="already registered"):
         register_backbone(BackboneInfo("tiny_cnn", TinyCNN, 128))
-    with pytest.raises(ValueError, match=r"unknown local backbone 'tiny'; valid: tiny_cnn \(or a"):
+    with pytest.raises(ValueError, match=r"unknown local backbone .tiny.; valid: tiny_cnn, vit_tiny_p4, xrv_densenet121 \(or a"):
         backbone_info("tiny")
 
 

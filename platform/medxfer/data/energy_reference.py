@@ -98,7 +98,8 @@ def read_energy_reference(path: str | os.PathLike) -> dict:
     return ref
 
 
-@register_transform("energy_reference_normalize")
+@register_transform("energy_reference_normalize", random=True,
+                    reference="001_a9715376ac5cbd5d.txt sec. III-C, eq. 8")
 class EnergyReferenceNormalize(EnergyBandNormalize):
     """``energy_band_normalize`` with the bands and reference energies of a reference file.
 

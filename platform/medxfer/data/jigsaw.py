@@ -18,7 +18,8 @@ from torch import Tensor
 from medxfer.data.transforms import Transform, register_transform
 
 
-@register_transform("jigsaw")
+@register_transform("jigsaw", random=True,
+                    reference="PIRL (Misra & van der Maaten 2020), sec. 3: jigsaw tiles")
 class Jigsaw(Transform):
     """(C, H, W) -> tiles (grid**2, C, t, t) in a random order.
 

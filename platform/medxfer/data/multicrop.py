@@ -27,7 +27,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
-from medxfer.data.transforms import (RandomResizedCrop, Transform, _pair, _uniform,
+from medxfer.data.transforms import (RandomResizedCrop, Transform, as_range, _uniform,
                                      build_transform, register_transform)
 
 #: Seed 001 Table I (2D) crop counts and sizes.
@@ -40,7 +40,8 @@ SEED001_RESCALE = (0.1, 0.7)
 PAPER_SIDE_PER_CROP = 2048 / 224
 
 
-@register_transform("rescale_crop")
+@register_transform("rescale_crop", random=True,
+                    reference="001_a9715376ac5cbd5d.txt sec. III-C (rescale before the crop)")
 class RescaleCrop(Transform):
     """Rescale the image by s (uniform in ``scale``), then take a ``size`` crop at a random place.
 
@@ -58,7 +59,7 @@ class RescaleCrop(Transform):
 
     def __init__(self, size: int, scale: Sequence[float] = SEED001_RESCALE,
                  reference_size: float | None = None, fill: float = 0.0):
-        self.size, self.scale = int(size), _pair(scale, "scale")
+        self.size, self.scale = int(size), as_range(scale, "scale")
         if self.scale[0] <= 0 or self.size < 1:
             raise ValueError(f"need size >= 1 and scale > 0, got {size}, {scale}")
         if reference_size is not None and reference_size <= 0:
@@ -120,7 +121,7 @@ class MultiCrop:
         if crop not in ("random_resized_crop", "rescale_crop"):
             raise ValueError(f"crop must be 'random_resized_crop' or 'rescale_crop', got {crop!r}")
         self.n_crops, self.sizes = [int(n) for n in n_crops], [int(s) for s in sizes]
-        self.scales = [_pair(s, "scales") for s in scales]
+        self.scales = [as_range(s, "scales") for s in scales]
         self.crop = crop
         self.transform = build_transform(transform) if isinstance(transform, (list, dict)) \
             else transform

@@ -83,7 +83,8 @@ for _name in ("scc", "eval_scc"):
     register_preset(_name)(_legacy(_name))
 
 
-@register_transform("preset")
+@register_transform("preset", random=True,
+                    reference="000 App. B / 001 sec. III-C (named pipelines)")
 class Preset(Transform):
     """A named preset as one pipeline step: ``{name: preset, preset: NAME, size: ..., ...}``.
 

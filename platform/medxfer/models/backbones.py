@@ -61,12 +61,14 @@ class BackboneInfo:
             (B, embed_dim), with the attribute ``embed_dim``.
         embed_dim: the embedding size.
         description: one line for listings.
+        min_size: the smallest input side (pixels) the architecture's downsampling accepts.
     """
 
     name: str
     factory: Callable[[int], nn.Module]
     embed_dim: int
     description: str = ""
+    min_size: int = 1
 
 
 _REGISTRY: dict[str, BackboneInfo] = {}
@@ -112,7 +114,8 @@ register_backbone(BackboneInfo("tiny_cnn", lambda in_chans: TinyCNN(in_chans, wi
 register_backbone(BackboneInfo("vit_tiny_p4", lambda in_chans: _tiny_vit(in_chans), 64,
                                "a tiny ViT (patch 4): MAE's encoder at 28-32 px"))
 register_backbone(BackboneInfo("xrv_densenet121", lambda in_chans: _xrv_densenet(in_chans), 1024,
-                               "TorchXRayVision DenseNet-121 (architecture; local weights only)"))
+                               "TorchXRayVision DenseNet-121 (architecture; local weights only)",
+                               min_size=32))
 
 
 class _WithClassifier(nn.Module):

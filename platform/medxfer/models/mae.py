@@ -9,7 +9,7 @@ He et al. 2021 sec. 3, modelled on lightly's ``MaskedVisionTransformerTIMM`` and
 * decoder (:class:`MAEDecoder`): a linear map to the decoder width, a shared learned mask token
   at every removed position (order restored), fixed 2-D sin-cos position embeddings, a few
   transformer blocks and a linear head predicting the p * p * C pixels of every patch;
-* :class:`MaskedAutoencoder` composes both with the masking of :mod:`medxfer.losses.mae`.
+* :class:`MaskedAutoencoder` composes both with the masking of :mod:`medxfer.patch_layout`.
 
 After pretraining the ViT (``mae.encoder.vit``) is the encoder to transfer; its state dict
 loads into the backbone registered as ``vit_tiny_p4`` (:func:`tiny_vit`) when built with the
@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from medxfer.losses.mae import MASK_RATIO, mask_from_indices, patchify, random_token_mask
+from medxfer.patch_layout import MASK_RATIO, mask_from_indices, patchify, random_token_mask
 
 
 def sincos_pos_embed(dim: int, grid: tuple[int, int]) -> Tensor:
