@@ -248,7 +248,7 @@ class _SqlWriter:
 # --------------------------------------------------------------------------- HTTP stores
 def log_run_with_client(client, exp_id: str, run: BenchmarkRun) -> str:
     """Write one run through MLflow's public client (the HTTP path and the test's reference)."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     created = client.create_run(exp_id, start_time=run.start_time, tags=run.tags,
                                 run_name=run.name)

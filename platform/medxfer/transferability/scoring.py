@@ -37,10 +37,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
@@ -206,7 +204,7 @@ def score_zoo(zoo: Zoo | str | os.PathLike, target_root: str | os.PathLike, targ
     from medxfer.tracking.uri import resolve_tracking_uri
 
     from .extraction import extract, fu_layers
-    from .fu import fu, fu_loader
+    from .fu import fu_loader
 
     if not isinstance(zoo, Zoo):
         zoo = load_zoo(zoo)
