@@ -41,12 +41,7 @@ BenchmarkKind = Literal["dataset", "architecture"]
 RUN_NAME = "mlflow.runName"
 PARENT_RUN_ID = "mlflow.parentRunId"
 
-# Raw flags (DESIGN.md: names are the raw flags throughout)
-MEDMNIST_DATASETS = (
-    "bloodmnist", "breastmnist", "chestmnist", "dermamnist", "octmnist", "organamnist",
-    "organcmnist", "organsmnist", "pathmnist", "pneumoniamnist", "retinamnist", "tissuemnist",
-)
-EXTRA_SOURCES = ("imagenet", "radimagenet", "medmnist")
+# Raw architecture flags (DESIGN.md: names are the raw flags throughout)
 ARCHITECTURES = (
     "densenet", "efficientnet", "googlenet", "mnasnet", "mobilenet", "vgg", "convnext",
     "shufflenet", "resnet",
