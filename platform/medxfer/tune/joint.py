@@ -1,0 +1,409 @@
+"""``joint``: a Ray Tune ``Searcher`` over (source model, hyperparameters) together.
+
+A researcher with a new target has a zoo of candidate sources and a grid of fine-tuning
+configurations per source. The joint searcher spends a training budget across both, using what
+is known before the first trial and what the trials return:
+
+* **Source belief** ``q(s)`` (:class:`JointPrior`): normal scores of the sources' ranks by their
+  transferability scores on the target (any registered metric or a combination,
+  :func:`combine_scores`), plus ``prior_weight`` times normal scores of their ranks in a
+  leave-target-out *source prior* (:class:`SourcePrior`: how well each source transferred to
+  the benchmark's other targets; thesis seed ``004_43f54b618356cecf.txt`` sec. 6.4.2 and Fig.
+  6.4 report that ImageNet generally transfers best to MedMNIST targets). Ranks, not values,
+  so metrics on different scales combine.
+* **Exploration**: the ``explore`` sources with the highest belief are trained round-robin
+  (the least-tried first; ties by belief); a source whose grid is exhausted is replaced by the
+  next by belief.
+* **Configurations within a source**: the warm-start order of
+  :class:`~medxfer.tune.searchers.WarmStartSearcher` (mean prior rank of each configuration
+  on the benchmark's other (source, target) tasks, reweighted by how well each task's ranking
+  agrees with the val-loss ranking observed so far on this target, pooled over sources), except
+  that the logged tasks *of the same source* weigh ``same_source`` times more: a source
+  pre-trained on natural images wants other learning rates than one pre-trained on MedMNIST.
+* **Final pick** (:func:`select`): the source with the highest posterior
+  ``q(s) - evidence * log(best_s / best)`` (``best_s``: the source's best ``metric`` so far,
+  ``best``: the best over sources; a log ratio, so the weight does not depend on the loss's
+  scale), then that source's trial with the best ``metric`` — the ground-truth rule of the
+  benchmark within one source. Measured on the replayed benchmark (``medxfer benchmark replay
+  --joint``), picking by lowest val loss or highest val AUC across sources does worse: val
+  metrics separate sources weakly.
+
+The design borrows successive rejection of arms with a prior ordering (best-arm
+identification; Jamieson & Talwalkar, "Non-stochastic best arm identification and
+hyperparameter optimization", AISTATS 2016, https://arxiv.org/abs/1502.07943) in its simplest
+form, a fixed set of arms trained round-robin; departures: no halving, since the measured val
+evidence across sources is weak, and the belief decides where the evidence is close.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medxfer.errors import MedxferInputError
+from medxfer.tune.searchers import (
+    ConfigKeyPrior,
+    SearchSetup,
+    WarmStartPrior,
+    _space_values,
+)
+
+try:  # the searcher must subclass Ray's; priors and picks work without Ray installed
+    from ray.tune.search import Searcher
+except ImportError:  # pragma: no cover
+    Searcher = object  # type: ignore[misc,assignment]
+
+SOURCE_KEY = "source"
+# Defaults chosen on the dataset benchmark with generated scores (benchmarks/joint_replay.py).
+EXPLORE = 3
+EVIDENCE = 10.0
+PRIOR_WEIGHT = 1.0
+SAME_SOURCE = 1000.0
+
+
+def normal_scores(values: Sequence[float]) -> np.ndarray:
+    """Rank-based normal scores ``Phi^-1((rank - 0.5) / n)`` of the finite values; NaN -> 0.
+
+    Higher value, higher score; ties share the average rank; all equal -> all 0.
+    """
+    from scipy.stats import norm, rankdata
+
+    x = np.asarray(values, dtype=float)
+    out = np.zeros(len(x))
+    ok = np.isfinite(x)
+    if ok.sum() >= 2:
+        r = rankdata(x[ok])
+        out[ok] = norm.ppf((r - 0.5) / ok.sum())
+    return out
+
+
+def combine_scores(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Sources x targets mean of the metrics' per-target normal scores (higher is better).
+
+    Args:
+        tables: metric -> sources x targets scores (higher is better), e.g. from
+            ``estimate evaluate --scores`` files. A missing score is NaN and counts as the
+            middle of the ranking for that metric.
+
+    Returns:
+        sources x targets table over the union of sources and targets of ``tables``.
+    """
+    if not tables:
+        raise MedxferInputError("no score tables to combine", field="scores")
+    rows = sorted(set().union(*(t.index for t in tables.values())))
+    cols = sorted(set().union(*(t.columns for t in tables.values())))
+    total = pd.DataFrame(0.0, index=pd.Index(rows, name="source"), columns=cols)
+    for table in tables.values():
+        t = table.reindex(index=rows, columns=cols).astype(float)
+        for c in cols:
+            total[c] += normal_scores(t[c].to_numpy())
+    return total / len(tables)
+
+
+@dataclass(frozen=True)
+class SourcePrior:
+    """How well each source transferred to a benchmark's other targets (never to ``target``).
+
+    ``values[s]``: mean over the other targets of the source's percentile rank (1 = best) by
+    ground truth there. ``targets``: the targets it was computed from.
+    """
+
+    values: Mapping[str, float]
+    excluded_target: str | None
+    targets: tuple[str, ...]
+
+    @classmethod
+    def from_selected(cls, selected: pd.DataFrame, *, exclude_target: str | None,
+                      mode: str = "max") -> SourcePrior:
+        """From :func:`medxfer.tracking.query.selected_runs` rows (``row``, ``target``,
+        ``value``); rows of ``exclude_target`` are dropped first. ``mode``: whether a higher
+        ``value`` (test AUC) is better."""
+        df = selected if exclude_target is None else selected[selected["target"] != exclude_target]
+        if df.empty:
+            return cls({}, exclude_target, ())
+        table = df.pivot(index="row", columns="target", values="value").astype(float)
+        ranks = table.rank(pct=True, ascending=mode == "max")
+        return cls({str(s): float(v) for s, v in ranks.mean(axis=1).items()}, exclude_target,
+                   tuple(sorted(map(str, table.columns))))
+
+
+@dataclass(frozen=True)
+class JointPrior:
+    """Everything the joint searcher knows about ``target`` before its first trial.
+
+    Args:
+        target: the target searched; the priors must have been computed without its runs.
+        scores: source -> transferability score on ``target`` (higher is better).
+        configs: the leave-target-out warm-start prior over configurations.
+        sources: the leave-target-out source prior (None: scores only).
+        prior_weight: weight of the source prior's normal scores against the scores'.
+
+    Raises:
+        MedxferInputError: a prior that holds runs of ``target`` (the leave-target-out guard).
+    """
+
+    target: str | None
+    scores: Mapping[str, float] = field(default_factory=dict)
+    configs: WarmStartPrior | ConfigKeyPrior | None = None
+    sources: SourcePrior | None = None
+    prior_weight: float = PRIOR_WEIGHT
+
+    def __post_init__(self):
+        check_leave_target_out(self.target, self.configs, self.sources)
+
+    def belief(self, sources: Sequence[str]) -> np.ndarray:
+        """``q(s)`` for ``sources``: normal scores of the score ranks (+ weighted source prior)."""
+        q = normal_scores([self.scores.get(s, math.nan) for s in sources])
+        if self.sources is not None and self.prior_weight:
+            q = q + self.prior_weight * normal_scores(
+                [self.sources.values.get(s, math.nan) for s in sources])
+        return q
+
+
+def check_leave_target_out(target: str | None, configs=None, sources=None) -> None:
+    """Raise unless neither prior holds runs of ``target``.
+
+    A prior is accepted when it was computed leaving ``target`` out and none of its logged
+    tasks (configs) or targets (sources) is ``target``.
+    """
+    if target is None:
+        return
+    if configs is not None:
+        own = [t for t in configs.tasks if t[1] == target]
+        if configs.excluded_target != target or own:
+            raise MedxferInputError(
+                f"the configuration prior of target {target!r} was computed with "
+                f"exclude_target={configs.excluded_target!r}"
+                + (f" and holds its own runs ({len(own)} tasks, e.g. {own[0]})" if own else "")
+                + f"; compute it with exclude_target={target!r} (leave-target-out)",
+                field="prior")
+    if sources is not None and (sources.excluded_target != target or target in sources.targets):
+        raise MedxferInputError(
+            f"the source prior of target {target!r} was computed with exclude_target="
+            f"{sources.excluded_target!r}" + (" from its own runs" if target in sources.targets
+                                              else "")
+            + f"; compute it with exclude_target={target!r} (leave-target-out)", field="prior")
+
+
+def _evidence(best: np.ndarray, mode: str) -> np.ndarray:
+    """How far each source's best value is behind the best one: log ratio where every value is
+    positive, else the difference relative to the best's magnitude. 0 = the best source."""
+    b = best if mode == "min" else -best
+    if mode == "min" and np.all(best > 0):
+        e = np.log(best) - np.log(best.min())
+    else:
+        e = (b - b.min()) / max(abs(float(best[np.argmin(b)])), 1e-12)
+    return e
+
+
+def select(sources: Sequence[str], values: Sequence[float], belief: Mapping[str, float], *,
+           mode: str = "min", evidence: float = EVIDENCE) -> int | None:
+    """The index of the trial to keep (``None`` if no trial has a finite value).
+
+    Args:
+        sources: the source of each trial.
+        values: each trial's ``metric`` (NaN: failed).
+        belief: ``q(s)`` of every source in ``sources``.
+        mode: ``min`` or ``max`` of ``values``.
+        evidence: weight of the val evidence against the belief (0: belief only; large: the
+            best ``metric`` across sources).
+
+    Returns:
+        Index into ``sources`` / ``values``: the best trial of the source with the highest
+        ``q(s) - evidence * e(s)`` (:func:`_evidence`); ties keep the earlier trial.
+    """
+    v = np.asarray(values, dtype=float)
+    sign = 1.0 if mode == "min" else -1.0
+    best: dict[str, int] = {}
+    for i, (s, x) in enumerate(zip(sources, v)):
+        if np.isfinite(x) and (s not in best or sign * x < sign * v[best[s]]):
+            best[s] = i
+    if not best:
+        return None
+    names = list(best)
+    e = _evidence(np.array([v[best[s]] for s in names]), mode)
+    post = np.array([belief[s] for s in names]) - evidence * e
+    return best[names[int(np.argmax(post))]]
+
+
+class JointSearcher(Searcher):
+    """Source x configuration search with a transferability belief and a warm-start prior.
+
+    The param space (Tune's ``param_space`` or ``space``) has a ``source_key`` dimension (a
+    choice of source names) and finite dimensions for the configuration; every (source,
+    configuration) is proposed at most once, then ``Searcher.FINISHED``. ``prior``: a
+    :class:`JointPrior` (None: sources in the given order, configurations in grid order).
+    ``aux_metric``: also recorded per trial (for comparing pick rules). :meth:`selected` is the
+    final pick (:func:`select`).
+    """
+
+    def __init__(self, space: dict | None = None, metric: str | None = None,
+                 mode: str | None = None, *, prior: JointPrior | None = None,
+                 source_key: str = SOURCE_KEY, explore: int = EXPLORE,
+                 evidence: float = EVIDENCE, same_source: float = SAME_SOURCE,
+                 confidence: float = 0.75, seed: int | None = None):
+        super().__init__(metric=metric, mode=mode)
+        if explore < 1:
+            raise MedxferInputError(f"explore {explore}: expected >= 1", field="explore")
+        self._prior = prior or JointPrior(None)
+        self._key = source_key
+        self._explore, self._evidence, self._same = explore, evidence, same_source
+        self._logit = math.log(confidence / (1 - confidence))
+        self._seed = seed
+        self.trials: list[dict] = []          # per proposal: source, config index, value
+        self._live: dict[str, int] = {}       # trial id -> index into trials
+        self._ready = False
+        if space:
+            self._setup(space)
+
+    # --- Tune API ---------------------------------------------------------------------------
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        if self.trials:
+            return False
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        if config and not self._ready:
+            self._setup(config)
+        return True
+
+    def suggest(self, trial_id: str):
+        if not self._ready:
+            return None
+        src = self._next_source()
+        if src is None:
+            return Searcher.FINISHED
+        c = self._next_config(src)
+        self._tried[src][c] = True
+        self._live[trial_id] = len(self.trials)
+        self.trials.append({"source": self.sources[src], "config": c, "value": math.nan,
+                            "result": None})
+        return {self._key: self.sources[src], **self.configs[c]}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        i = self._live.pop(trial_id, None)
+        if i is None:
+            return
+        value = math.nan
+        if not error and result and result.get(self._metric) is not None:
+            value = float(result[self._metric])
+        trial = self.trials[i]
+        trial["value"], trial["result"] = value, (None if error else dict(result or {}))
+        if math.isfinite(value):
+            self._agree_with(self.sources.index(trial["source"]), trial["config"], value)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+    # --- the final pick ---------------------------------------------------------------------
+    def selected(self) -> dict | None:
+        """The trial to keep: ``{"source", "config", "result", "index"}`` (None: no result)."""
+        q = dict(zip(self.sources, self._belief))
+        i = select([t["source"] for t in self.trials], [t["value"] for t in self.trials], q,
+                   mode=self._mode or "min", evidence=self._evidence)
+        if i is None:
+            return None
+        t = self.trials[i]
+        return {"source": t["source"], "config": dict(self.configs[t["config"]]),
+                "result": t["result"], "index": i}
+
+    # --- internals --------------------------------------------------------------------------
+    def _setup(self, space: dict) -> None:
+        values = _space_values(space)
+        if self._key not in values:
+            raise MedxferInputError(f"the joint searcher's space has no {self._key!r} "
+                                    "dimension (a choice of source names)", field=self._key)
+        self.sources = [str(s) for s in values.pop(self._key)]
+        names = list(values)
+        self.configs = [dict(zip(names, combo))
+                        for combo in itertools.product(*(values[n] for n in names))]
+        n, S = len(self.configs), len(self.sources)
+        rng = np.random.default_rng(self._seed)
+        self._tiebreak = rng.permutation(n) if self._seed is not None else np.arange(n)
+        self._belief = self._prior.belief(self.sources)
+        self._order = list(np.lexsort((np.arange(S), -self._belief)))  # belief, then given order
+        self._tried = np.zeros((S, n), dtype=bool)
+        self._setup_prior()
+        self._ready = True
+
+    def _setup_prior(self) -> None:
+        cp = self._prior.configs
+        n = len(self.configs)
+        if cp is None:
+            self._R, self._base = np.zeros((0, n)), np.zeros((len(self.sources), 0))
+        else:
+            R = cp.matrix(self.configs)
+            keep = ~np.all(np.isnan(R), axis=1)  # tasks that know none of ours
+            self._R = R[keep]
+            rows = [t[0] for t, k in zip(cp.tasks, keep) if k]
+            self._base = np.array([[self._same if r == s else 1.0 for r in rows]
+                                   for s in self.sources]).reshape(len(self.sources), len(rows))
+        self._known = ~np.isnan(self._R)
+        self._R0 = np.nan_to_num(self._R)
+        self._agree = np.zeros(self._R.shape[0])
+        self._seen: dict[int, list[tuple[int, float]]] = {}  # source -> [(config, value)]
+
+    def _agree_with(self, s: int, c: int, value: float) -> None:
+        """Add the pairs (this result, each earlier result of the same source) to every logged
+        task's agreement count: +1 where the task orders the pair as observed, -1 where not."""
+        y = value if (self._mode or "min") == "min" else -value
+        seen = self._seen.setdefault(s, [])
+        if seen and self._R.shape[0]:
+            old = [k for k, _ in seen]
+            dy = np.sign(y - np.array([v for _, v in seen]))
+            dr = np.nan_to_num(np.sign(self._R[:, [c]] - self._R[:, old]))
+            self._agree += ((dr * dy) > 0).sum(axis=1) - ((dr * dy) < 0).sum(axis=1)
+        seen.append((c, y))
+
+    def _scores(self, s: int) -> np.ndarray:
+        """Weighted mean prior rank of every configuration for source ``s`` (0 = best)."""
+        n = len(self.configs)
+        if self._R.shape[0] == 0:
+            return np.zeros(n)
+        logw = self._logit * self._agree
+        w = np.exp(logw - logw.max()) * self._base[s]
+        num = (self._R0 * w[:, None]).sum(axis=0)
+        den = (self._known * w[:, None]).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num / den
+        return np.where(den > 0, out, 0.5)  # no prior knowledge: middle of the pack
+
+    def _next_config(self, s: int) -> int:
+        sc = np.where(self._tried[s], np.inf, self._scores(s))
+        return int(np.lexsort((self._tiebreak, sc))[0])
+
+    def _next_source(self) -> int | None:
+        """The least-tried of the ``explore`` best-believed sources with untried configs."""
+        open_ = [s for s in self._order if not self._tried[s].all()]
+        if not open_:
+            return None
+        active = open_[:self._explore]
+        counts = self._tried.sum(axis=1)
+        return min(active, key=lambda s: (counts[s], active.index(s)))
+
+
+def joint_factory(values: dict[str, list], *, metric: str, mode: str, seed: int | None,
+                  budget: int, prior: JointPrior | None = None,
+                  candidates: list[dict] | None = None) -> SearchSetup:
+    """The ``joint`` entry of the searcher registry: ``values`` holds a ``source`` dimension.
+
+    ``candidates`` is not used: the joint space is the product of ``values``.
+    """
+    from ray import tune
+
+    alg = JointSearcher(metric=metric, mode=mode, prior=prior, seed=seed)
+    return SearchSetup(alg, {k: tune.choice(list(v)) for k, v in values.items()}, budget)
