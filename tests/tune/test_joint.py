@@ -252,3 +252,26 @@ def test_joint_searcher_in_a_real_tune_run(ray_runtime, tmp_path):
                dict(zip(SOURCES, _prior().belief(SOURCES))))
     assert order.trials[i][:2] == ("medmnist", 0)
     assert in_process.selected()["config"] == {"x": 0}
+
+
+def _selected(truth):
+    """selected_runs-like rows from {target: {source: test AUC}}."""
+    return pd.DataFrame([(s, t, v) for t, col in truth.items() for s, v in col.items()],
+                        columns=["row", "target", "value"])
+
+
+def test_prior_weight_is_calibrated_on_the_other_targets_only():
+    from medxfer.tune.joint import calibrate_prior_weight
+
+    # On t1..t3 the sources rank a > b > c > d; the scores put b first and a last there.
+    truth = {t: {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6} for t in ("t1", "t2", "t3")}
+    wrong = pd.DataFrame({t: {"a": 0.1, "b": 0.4, "c": 0.3, "d": 0.2} for t in ("t1", "t2", "t3")})
+    # belief a: -1.15 + 1.15 w, b: 1.15 + 0.32 w (normal scores of 4 ranks): a wins for w > 2.77
+    assert calibrate_prior_weight("t0", wrong, _selected(truth)) == 4.0
+    right = pd.DataFrame({t: {"a": 0.4, "b": 0.3, "c": 0.2, "d": 0.1} for t in ("t1", "t2", "t3")})
+    assert calibrate_prior_weight("t0", right, _selected(truth)) == 0.0  # ties: scores first
+    # The target's own ground truth is never read: changing it changes nothing.
+    own = dict(truth, t0={"a": 0.1, "b": 0.99, "c": 0.2, "d": 0.3})
+    scores = wrong.assign(t0=[0.1, 0.4, 0.3, 0.2])
+    assert calibrate_prior_weight("t0", scores, _selected(own)) == 4.0
+    assert calibrate_prior_weight("t0", scores[["t0"]], _selected(truth)) is None

@@ -137,15 +137,16 @@ def test_random_is_seeded_and_differs_between_seeds(tiny):
 
 def test_leave_target_out_guard(tiny):
     logs, runs, selected = load_targets(tiny, "tiny", targets=["bloodmnist"])
-    prior = joint_prior("bloodmnist", runs, selected, _scores()["bloodmnist"])
+    prior = joint_prior("bloodmnist", runs, selected, _scores())
     assert {t for _, t in prior.configs.tasks} == {"dermamnist", "pathmnist"}
     assert "bloodmnist" not in prior.sources.targets
+    assert prior.prior_weight == 1.0  # no other target's scores to calibrate it on
     # A procedure given the target's own runs as prior is rejected...
     leaky = WarmStartPrior.from_runs(runs, exclude_target=None)
     with pytest.raises(MedxferInputError, match="leave-target-out"):
         JointPrior("bloodmnist", SCORES, leaky)
     # ... and so is another target's prior (computed without *that* target, not this one).
-    other = joint_prior("dermamnist", runs, selected, _scores()["bloodmnist"])
+    other = joint_prior("dermamnist", runs, selected, _scores())
     with pytest.raises(MedxferInputError, match="each target needs its own"):
         run_joint(logs[0], other, budget=3, seed=0)
 

@@ -22,4 +22,7 @@ Modules:
   prior from a benchmark in MLflow (``ConfigKeyPrior``: the same prior under config keys), and
   the registry the replay and the sweep's ``warmstart`` build searchers from;
 * :mod:`~medxfer.tune.replay` — ``medxfer benchmark replay``: searchers replayed on a logged grid.
+* :mod:`~medxfer.tune.joint` — ``joint``: a searcher over (source, configuration) driven by
+  transferability scores and leave-target-out priors; :mod:`~medxfer.tune.joint_replay` and
+  :mod:`~medxfer.tune.joint_cli` — ``medxfer benchmark replay --joint`` (regret per procedure).
 """

@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune.joint import JointPrior, JointSearcher, SourcePrior
+from medxfer.tune.joint import (
+    PRIOR_WEIGHT,
+    JointPrior,
+    JointSearcher,
+    SourcePrior,
+    calibrate_prior_weight,
+)
 from medxfer.tune.searchers import DEFAULT_PARAMS, WarmStartPrior, _norm, param_value
 
 PROCEDURES = ("all", "random", "ranked", "joint")
@@ -187,12 +193,13 @@ def replay_joint(tracking_uri: str | None = None, name: str | None = None, *,
         scores: sources x targets transferability scores (higher is better); the targets
             replayed are its columns that the benchmark has runs for.
         budgets: trainings per target. seeds: a count K (seeds 0..K-1) or explicit seeds.
-        prior_weight: the joint searcher's weight of the source prior (None: the default).
+        prior_weight: the joint searcher's weight of the source prior (None: calibrated per
+            target on the other targets' scores, :func:`joint_prior`).
 
     Returns:
         Columns ``procedure, budget, target, seed, regret, source, trials, seconds``; joint
-        rows add ``regret_by_val_loss`` / ``regret_by_val_auc`` (the same trials, kept by
-        the lowest val loss / highest val AUC instead).
+        rows add ``prior_weight`` and ``regret_by_val_loss`` / ``regret_by_val_auc`` (the
+        same trials, kept by the lowest val loss / highest val AUC instead).
     """
     bad = [p for p in procedures if p not in PROCEDURES]
     if bad:
@@ -210,13 +217,12 @@ def replay_joint(tracking_uri: str | None = None, name: str | None = None, *,
         raise MedxferInputError(
             f"no target in common between the scores ({', '.join(map(str, scores.columns))}) "
             "and the benchmark's runs", field="scores")
-    kw = {} if prior_weight is None else {"prior_weight": prior_weight}
     rows: list[dict] = []
     total = len(procedures) * len(logs) * len(seed_list) * len(budgets)
     done = 0
     for proc in procedures:
         for log in logs:
-            prior = (joint_prior(log.target, runs, selected, scores[log.target], **kw)
+            prior = (joint_prior(log.target, runs, selected, scores, prior_weight=prior_weight)
                      if proc == "joint" else None)
             for seed in seed_list:
                 for row in _procedure_rows(proc, log, scores[log.target], prior, seed, budgets,
@@ -228,13 +234,24 @@ def replay_joint(tracking_uri: str | None = None, name: str | None = None, *,
     return pd.DataFrame(rows)
 
 
-def joint_prior(target: str, runs: pd.DataFrame, selected: pd.DataFrame, scores: pd.Series,
-                *, params: Sequence[str] = DEFAULT_PARAMS, **kw) -> JointPrior:
-    """The joint searcher's leave-target-out prior for ``target`` from the benchmark's runs."""
+def joint_prior(target: str, runs: pd.DataFrame, selected: pd.DataFrame,
+                scores: pd.DataFrame, *, params: Sequence[str] = DEFAULT_PARAMS,
+                prior_weight: float | None = None) -> JointPrior:
+    """The joint searcher's leave-target-out prior for ``target`` from the benchmark's runs.
+
+    ``scores``: sources x targets; the column ``target`` ranks the sources, the other columns
+    calibrate the source prior's weight (:func:`~medxfer.tune.joint.calibrate_prior_weight`)
+    unless ``prior_weight`` is given.
+    """
     configs = WarmStartPrior.from_runs(runs, exclude_target=target, params=params)
     sources = SourcePrior.from_selected(selected, exclude_target=target)
-    clean = {str(s): float(v) for s, v in scores.items() if v is not None and math.isfinite(v)}
-    return JointPrior(target, clean, configs, sources, **kw)
+    if prior_weight is None:
+        prior_weight = calibrate_prior_weight(target, scores, selected)
+    if prior_weight is None:
+        prior_weight = PRIOR_WEIGHT
+    column = scores[target] if target in scores.columns else pd.Series(dtype=float)
+    clean = {str(s): float(v) for s, v in column.items() if v is not None and math.isfinite(v)}
+    return JointPrior(target, clean, configs, sources, prior_weight)
 
 
 def _procedure_rows(proc, log, scores, prior, seed, budgets, searcher_kw):
@@ -255,6 +272,7 @@ def _procedure_rows(proc, log, scores, prior, seed, budgets, searcher_kw):
         t0 = time.perf_counter()
         r = run_joint(log, prior, budget=b, seed=seed, **searcher_kw)
         out.append({**_row(b, log, r["test_auc"], r["source"], r["trials"], t0),
+                    "prior_weight": prior.prior_weight,
                     "regret_by_val_loss": log.oracle - r["by_val_loss"],
                     "regret_by_val_auc": log.oracle - r["by_val_auc"]})
     return out
