@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "platform"))
 
 from medxfer.tune.replay import replay, summarize  # noqa: E402
-from medxfer.tune.searchers import SEARCHERS  # noqa: E402
+from medxfer.tune.searchers import list_searchers  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tracking-uri")
     ap.add_argument("--name", default=None)
     ap.add_argument("--benchmark", action="append", choices=["dataset", "architecture"])
-    ap.add_argument("--searcher", action="append", choices=list(SEARCHERS))
+    ap.add_argument("--searcher", action="append", choices=list_searchers())
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=360,
                     help="most trials per (pair, seed); 3x the grid lets repeating searchers "
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         uri = f"sqlite:///{tmp}/mlruns.db"
         res = import_benchmark(args.shared, name="medmnist-transfer", tracking_uri=uri)
         print(f"imported {res.runs_in_files} runs in {res.seconds:.0f} s into {uri}", flush=True)
-    searchers = args.searcher or ["grid", "random", "shuffled", "hyperopt", "prior", "warmstart"]
+    searchers = args.searcher or list_searchers()
     frames = []
     for bench in args.benchmark or ["dataset"]:
         t0 = time.perf_counter()

@@ -178,8 +178,7 @@ def medxfer_sweep(args_json: str) -> dict:
         nodes = sorted(n.node_id for n in cluster.list_all_nodes())
         t1 = time.monotonic()
         res = run_sweep(exp, name=name, tracking_uri=server.uri, address=cluster.address,
-                        trainable="launcher", verbose=0,
-                        storage_path=str(workdir / "ray_results"))
+                        verbose=0, storage_path=str(workdir / "ray_results"))
         timings["sweep_s"] = round(time.monotonic() - t1, 1)
 
         parents, children = sweep_runs(server.uri, name)
@@ -206,7 +205,7 @@ def medxfer_sweep(args_json: str) -> dict:
     return {"nodes": nodes, "uri": uri, "address": cluster.address,
             "result": {"n_trials": res.n_trials, "n_errored": res.n_errored,
                        "tracking_uri": res.tracking_uri, "parent_run_id": res.parent_run_id,
-                       "trainable": res.trainable, "best": res.best},
+                       "best": res.best},
             "parents": parent, "children": runs, "all_runs": all_runs,
             "node_tag": schema.NODE_ID,
             "started": started, "timings": timings}

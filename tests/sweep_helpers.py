@@ -9,7 +9,6 @@ BASE = {
     "data": {"root": "data/synth", "flag": "synthpneumonia", "source": "scratch"},
     "model": {"backbone": "tiny_cnn"},
     "train": {"epochs": 2, "optimizer": "sgd", "batch_size": 32, "lr": 0.05, "momentum": 0.9},
-    "toy": {"n": 192},
 }
 
 

@@ -4,7 +4,7 @@ sweep (issue 5, "Done when").
 Runs in a subprocess (``multinode_helpers.run_in_subprocess``) so the session-wide Ray runtime
 stays intact. The subprocess synthesizes tiny MedMNIST-layout data, starts the cluster (2 nodes
 of 1 CPU) and the server, and calls ``run_sweep(address=cluster.address,
-tracking_uri=server.uri, trainable="launcher")``: ``finetune`` on ``tiny_cnn``, a grid over 4
+tracking_uri=server.uri)``: the configured method, ``finetune`` on ``tiny_cnn``, a grid over 4
 learning rates, 2 trials at a time, 2 epochs each. Each child run's ``medxfer.node_id`` tag
 (the trial process's Ray node) shows where it ran.
 """
@@ -31,7 +31,6 @@ def test_medxfer_sweep_spans_two_nodes_and_logs_to_server(tmp_path):
     assert len(res["nodes"]) == 2
     r = res["result"]
     assert res["uri"].startswith("http://127.0.0.1:") and r["tracking_uri"] == res["uri"]
-    assert r["trainable"] == "launcher"
     assert r["n_trials"] == 4 and r["n_errored"] == 0, r
 
     # One parent run, finished, with the sweep's ground-truth row.

@@ -34,8 +34,10 @@ from benchmark_csvs import run_row, write_export
 from medxfer.cli import main
 from medxfer.tracking.benchmark_import import import_benchmark
 from medxfer.tracking.query import grid_runs
+from medxfer.errors import MedxferInputError
 from medxfer.tune.replay import load_grids, replay, replay_pair, summarize
-from medxfer.tune.searchers import WarmStartPrior, WarmStartSearcher, build_searcher
+from medxfer.tune.searchers import SearchRequest, build_searcher
+from medxfer.tune.warmstart import WarmStartPrior, WarmStartSearcher
 
 BS = {"bloodmnist": ("32", "64"), "dermamnist": ("64", "128"), "pathmnist": ("128", "256")}
 FILES = {"bloodmnist": "fined_blood.csv", "dermamnist": "fined_derma.csv",
@@ -249,9 +251,10 @@ def test_cli(tiny, capsys):
     assert "searcher 'nope'" in capsys.readouterr().err
 
 
-def test_build_searcher_rejects_unknown_name():
-    with pytest.raises(ValueError, match="expected one of"):
-        build_searcher("nope", {"lr": [0.1]})
+def test_replay_rejects_unknown_searcher_naming_the_option(tiny):
+    with pytest.raises(MedxferInputError, match=r"^--searcher: unknown searcher 'nope'; valid "
+                                                r"names: grid, hyperopt, prior, random"):
+        replay(tiny, searchers=["grid", "nope"])
 
 
 @pytest.mark.slow
@@ -300,8 +303,8 @@ def test_tuner_replay_matches_in_process(tiny, ray_runtime, tmp_path):
 
     n = 4
     for searcher in ("warmstart", "hyperopt"):
-        setup = build_searcher(searcher, g.values, seed=3, budget=n,
-                               prior=prior if searcher == "warmstart" else None)
+        setup = build_searcher(searcher, g.leaves(), SearchRequest(
+            seed=3, num_samples=n, prior=prior if searcher == "warmstart" else None))
         order = Order()
         tuner = tune.Tuner(
             tune.with_resources(lookup, {"CPU": 0, "trial_slot": 1}),

@@ -32,6 +32,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     ("medxfer.tracking.cli", "benchmark_app", "benchmark"),
     ("medxfer.transferability.cli", "estimate_app", "estimate"),
     ("medxfer.data.cli", "data_app", "data"),
+    ("medxfer.analyses.cli", "analyze_app", "analyze"),
 ]
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [

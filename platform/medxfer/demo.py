@@ -281,9 +281,9 @@ def demo(
     t0 = time.perf_counter()
     res = run_demo(plan, uri, typer.echo)
     typer.echo("\nGround truth (test AUC of the min-val_loss trial; rows: sources, columns: "
-               "targets)\n" + render(res.ground_truth, "table", digits=3))
+               "targets)\n" + render(res.ground_truth, "table", number=".3f"))
     typer.echo("Weighted Kendall tau of each metric's scores vs the ground truth, per target\n"
-               + render(res.taus, "table", digits=3))
+               + render(res.taus, "table", number=".3f"))
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in res.seconds.items())
     typer.echo(f"Demo {plan.name} finished in {time.perf_counter() - t0:.0f} s ({steps}).\n"
                f"MLflow store: {uri}\nReport: {res.report}\n"

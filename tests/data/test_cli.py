@@ -27,3 +27,14 @@ def test_help_ends_with_example():
     assert "Example: medxfer data synth --out" in out
     listing = CliRunner().invoke(app, ["data", "synth", "--list"]).output
     assert "synthchest" in listing and "multi-label" in listing
+
+
+def test_synth_lesion_boxes_and_attributes(tmp_path):
+    from medxfer.data.medmnist import load_split
+
+    rc = main(["data", "synth", "--out", str(tmp_path), "--n-per-class", "3",
+               "--modalities", "synthlesion,synthoct", "--attributes"])
+    assert rc == 0
+    assert (tmp_path / "synthlesion_boxes.csv").is_file()
+    assert not (tmp_path / "synthoct_boxes.csv").exists()
+    assert set(load_split(tmp_path, "synthoct", "val").extras) >= {"sex", "age_group"}

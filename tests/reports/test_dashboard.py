@@ -16,7 +16,7 @@ from medxfer.tracking import query
 from medxfer.transferability.evaluation import evaluate
 from medxfer.transferability.scores_io import read_scores_mlflow
 
-from .conftest import EXPECTED_CURVES
+from .conftest import EXPECTED_CURVES, TRIALS
 
 
 class _Page(HTMLParser):
@@ -140,13 +140,20 @@ def test_best_so_far_function_and_query(report_dir):
 
 
 def test_sweep_trials_client_path_matches_sql(report_dir):
+    """The SQL reader and the client reader give the same frame, and it holds every step."""
     uri, _ = report_dir
     exps = query._experiments(uri, "sweep")
-    cols = ["sweep", "run_id", "key", "step", "value"]
-    sql = query._sweep_trials_sql(uri, exps, ["val_loss"]).sort_values(cols[1:4])[cols[1:]]
-    cli = query._sweep_trials_client(uri, exps, ["val_loss"]).sort_values(cols[1:4])[cols[1:]]
-    pd.testing.assert_frame_equal(sql.reset_index(drop=True), cli.reset_index(drop=True),
-                                  check_dtype=False)
+    metrics = ["val_loss", "val_auc"]
+    order = ["start_time", "key", "step"]  # one start time per trial
+    sql = query._sweep_trials_sql(uri, exps, metrics).sort_values(order, ignore_index=True)
+    cli = query._sweep_trials_client(uri, exps, metrics).sort_values(order, ignore_index=True)
+    expected = [(s, t, step, v) for s, t, losses in TRIALS for step, v in enumerate(losses)]
+    assert len(expected) == 16 and len(sql) == len(cli) == 2 * len(expected)
+    pd.testing.assert_frame_equal(sql, cli)
+    loss = sql[sql["key"] == "val_loss"]
+    assert list(zip(loss["source"], loss["target"], loss["step"], loss["value"])) == expected
+    assert loss["run_id"].nunique() == len(TRIALS) and set(sql["sweep"]) == {"sweep/s1"}
+    assert set(sql["arch"]) == {"resnet"}
 
 
 def test_pngs_are_valid_images(report_dir, page):

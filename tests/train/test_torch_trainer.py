@@ -19,6 +19,9 @@ def test_two_workers(method, weights, ray_runtime, synth_root, tmp_path):
     assert result.error is None
     assert result.metrics["epoch"] == 3 and result.metrics["selected_epoch"] in (1, 2)
     assert "val_loss" in result.metrics
+    # rank 0's telemetry, added by RayTrainSession.report (medxfer.train.telemetry)
+    assert result.metrics["system/memory_rss_mb"] > 10 and result.metrics["system/samples"] >= 1
+    assert len(result.metrics["system/node_id"]) == 56
     ckpt = result.checkpoint.path
     assert os.path.isfile(os.path.join(ckpt, weights))
     assert load_state(ckpt)["progress"]["done"] is True

@@ -24,11 +24,11 @@ from medxfer.tune.joint import (
     JointSearcher,
     SourcePrior,
     combine_scores,
-    joint_factory,
+    build,
     normal_scores,
     select,
 )
-from medxfer.tune.searchers import WarmStartPrior
+from medxfer.tune.warmstart import WarmStartPrior
 
 SOURCES = ["imagenet", "medmnist", "radimagenet"]
 SPACE = {"source": SOURCES, "x": [0, 1, 2]}
@@ -182,9 +182,13 @@ def test_leave_target_out_guard_rejects_a_prior_with_the_targets_own_runs():
                SourcePrior({"a": 1.0}, "bloodmnist", ("dermamnist",)))  # accepted
 
 
-def test_space_without_a_source_dimension_is_rejected():
-    with pytest.raises(MedxferInputError, match="'source'"):
-        JointSearcher({"x": [0, 1]}, metric="val_loss", mode="min")
+def test_without_a_source_dimension_it_is_the_warm_start_search():
+    s = JointSearcher({"x": [0, 1, 2]}, metric="val_loss", mode="min",
+                      prior=_config_prior(tasks=(("medmnist", "dermamnist"),)), seed=0)
+    got = [s.suggest(f"t{i}") for i in range(4)]
+    assert got == [{"x": 2}, {"x": 1}, {"x": 0}, JointSearcher.FINISHED]  # the task's order
+    with pytest.raises(MedxferInputError, match="leave-target-out"):  # a bare prior is guarded
+        JointSearcher(prior=_config_prior(excluded="dermamnist"))
 
 
 def test_save_and_restore_continue_the_same_search(tmp_path):
@@ -199,11 +203,16 @@ def test_save_and_restore_continue_the_same_search(tmp_path):
     assert rest_a == rest_b and not set(first) & set(rest_b)
 
 
-def test_registry_factory_builds_the_searcher_over_choices():
-    setup = joint_factory({"source": SOURCES, "x": [0, 1, 2]}, metric="val_loss", mode="min",
-                          seed=0, budget=5, prior=_prior())
-    assert isinstance(setup.search_alg, JointSearcher) and setup.num_samples == 5
-    assert setup.param_space["source"].categories == SOURCES
+def test_factory_builds_the_searcher_over_choices():
+    from ray import tune
+
+    from medxfer.tune.searchers import SearchRequest
+
+    made = build({"source": tune.choice(SOURCES), "x": tune.choice([0, 1, 2])},
+                 SearchRequest(num_samples=5, seed=0, prior=_prior()))
+    assert isinstance(made.search_alg, JointSearcher) and made.num_samples == 5
+    made.search_alg.set_search_properties("val_loss", "min", made.param_space)
+    assert made.search_alg.suggest("t0") == {"source": "medmnist", "x": 0}
 
 
 FLOOR = {"imagenet": 0.30, "medmnist": 0.20, "radimagenet": 0.50}

@@ -43,7 +43,7 @@ from medxfer.tune.joint_replay import (
     run_joint,
     summarize_joint,
 )
-from medxfer.tune.searchers import WarmStartPrior
+from medxfer.tune.warmstart import WarmStartPrior
 
 BS = {"bloodmnist": ("32", "64"), "dermamnist": ("64", "128"), "pathmnist": ("128", "256")}
 FILES = {"bloodmnist": "fined_blood.csv", "dermamnist": "fined_derma.csv",

@@ -1,7 +1,8 @@
-"""A sweep whose driver is SIGKILLed resumes with ``--resume``: only unfinished trials run and
-MLflow ends with every trial recorded exactly once. Both drivers run as subprocesses with their
-own local Ray runtime, so the session's runtime stays intact; the Ray helpers the killed driver
-leaves behind are stopped by PID."""
+"""A sweep whose driver is SIGKILLed resumes (``run_sweep(resume=True)``, what ``medxfer sweep
+--resume`` calls): only unfinished trials run and MLflow ends with every trial recorded exactly
+once. Both drivers are ``tests/toy_trainable.py`` run as a script (the toy trainable is a test
+fixture, not a CLI choice), each with its own local Ray runtime, so the session's runtime stays
+intact; the Ray helpers the killed driver leaves behind are stopped by PID."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from medxfer.tracking import schema
 from sweep_helpers import experiment, steps, sweep_runs
 
 REPO = Path(__file__).resolve().parents[2]
+DRIVER = REPO / "tests" / "toy_trainable.py"
 EPOCHS = 2
 
 
@@ -40,6 +42,22 @@ def _finished(uri: str, name: str) -> set[str]:
     except Exception:  # store or experiment not created yet
         return set()
     return {c.data.tags[schema.TRIAL_ID] for c in children if c.info.status == "FINISHED"}
+
+
+def _saved_terminated(sweep_dir: Path) -> set[str]:
+    """Trial ids that Tune's saved experiment state holds as TERMINATED: the trials a restore
+    will not run again (``experiment_state-*.json``: ``trial_data`` = [trial JSON, metadata])."""
+    done = set()
+    for f in sweep_dir.glob("experiment_state-*.json"):
+        try:
+            trials = json.loads(f.read_text())["trial_data"]
+        except (OSError, ValueError, KeyError):
+            continue  # being replaced by the next save
+        for trial_json, _ in trials:
+            t = json.loads(trial_json)
+            if t.get("status") == "TERMINATED":
+                done.add(t["trial_id"])
+    return done
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -65,11 +83,13 @@ def test_killed_driver_resumes_unfinished_trials_once(tmp_path, tracking_uri):
         {"algorithm": "grid", "max_concurrent": 1, "max_failures": 0,
          "storage_path": str(tmp_path / "ray_results"),
          "space": {"train.lr": {"grid": [0.1, 0.05, 0.02, 0.01, 0.005]}}},
-        train={"epochs": EPOCHS}, toy={"n": 192, "epoch_seconds": 2.0, "log": str(log)})
+        train={"epochs": EPOCHS})
     cfg = tmp_path / "kill.yaml"
     cfg.write_text(yaml.safe_dump(raw))
-    cmd = [sys.executable, "-m", "medxfer.cli", "sweep", str(cfg), "--name", "kill",
-           "--trainable", "toy", "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    toy = json.dumps({"n": 192, "epoch_seconds": 2.0, "log": str(log)})
+    cmd = [sys.executable, str(DRIVER), str(cfg), "--name", "kill", "--toy", toy,
+           "--tracking-uri", tracking_uri, "--num-cpus", "2"]
+    sweep_dir = tmp_path / "ray_results" / "kill"
     # Create the store before two processes (driver, this poller) open it (NOTES: table race).
     from medxfer.tracking.store import client
 
@@ -78,12 +98,18 @@ def test_killed_driver_resumes_unfinished_trials_once(tmp_path, tracking_uri):
     driver = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=out1,
                               stderr=subprocess.STDOUT)
     try:
+        # Kill once two trials are finished in MLflow AND in Tune's saved state (written every
+        # second here: TUNE_GLOBAL_CHECKPOINT_S=1), so the resume has a known set to skip.
         deadline = time.monotonic() + 300
-        while len(_finished(tracking_uri, "kill")) < 2:
+        while True:
+            finished = _finished(tracking_uri, "kill")
+            if len(finished) >= 2 and finished <= _saved_terminated(sweep_dir):
+                break
             assert driver.poll() is None, (tmp_path / "driver1.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no two trials finished in time"
-            time.sleep(0.5)
-        time.sleep(1.5)  # let Tune write its experiment state (TUNE_GLOBAL_CHECKPOINT_S=1)
+            assert time.monotonic() < deadline, (
+                f"not two finished trials in MLflow and Tune's state in time: {finished}, "
+                f"{_saved_terminated(sweep_dir)}")
+            time.sleep(0.2)
     finally:
         _kill_tree(driver)
         out1.close()

@@ -30,7 +30,13 @@ SHIPPED = sorted((REPO / "search_spaces").glob("*.yaml"))
     ({"algorithm": "hyperopt", "space": {"train.lr": {"grid": [1e-4, 1e-2]}}},
      "search.space.train.lr.grid: algorithm hyperopt cannot search a grid leaf"),
     ({"algorithm": "bayes"},
-     "search.algorithm: Input should be 'hyperopt', 'grid', 'random' or 'warmstart'"),
+     "search.algorithm: unknown searcher 'bayes'; valid names: grid, hyperopt, prior, random, "
+     "shuffled, warmstart"),
+    ({"algorithm": "shuffled", "space": {"train.lr": {"uniform": [0.1, 0.5]}}},
+     "search.space.train.lr.uniform: algorithm shuffled needs grid or choice leaves"),
+    ({"algorithm": "grid", "space": {"train.lr": {"grid": [0.1]}},
+      "points_to_evaluate": [{"train.lr": 0.1}]},
+     "search.points_to_evaluate: not used by algorithm grid"),
     ({"mode": "low"}, "search.mode:"),
     ({"num_samples": 0}, "search.num_samples: Input should be greater than or equal to 1"),
     ({"scheduler": {"type": "asha", "grace_period": 0}}, "search.scheduler.grace_period:"),
@@ -109,29 +115,3 @@ def test_trial_resources_fast_path_and_trainer_driver():
     assert trial_resources({"scaling": {"num_workers": 2}}) == {"CPU": 0, "trial_slot": 1}
     assert trial_resources({"scaling": {"num_workers": 1, "use_gpu": True}}) == {
         "CPU": 0, "trial_slot": 1}
-
-
-def test_telemetry_sampler_reports_this_process():
-    import time
-
-    from medxfer.tune.telemetry import Sampler
-
-    s = Sampler(interval=0.05).start()
-    samples, cpu_max, rss = 0.0, 0.0, 0.0
-    try:
-        # Busy work in slices; each snapshot resets the aggregates, so add them up. The deadline
-        # only bounds a sampler that never samples (a loaded CI machine once starved a 0.3 s
-        # window down to one sample).
-        t = time.monotonic()
-        while time.monotonic() - t < 20 and (samples < 2 or cpu_max <= 0):
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 0.25:
-                sum(i * i for i in range(10_000))
-            snap = s.snapshot()
-            samples += snap["system/samples"]
-            cpu_max = max(cpu_max, snap["system/cpu_percent_max"])
-            rss = max(rss, snap["system/memory_rss_mb"])
-    finally:
-        s.stop()
-    assert samples >= 2
-    assert rss > 10 and cpu_max > 0

@@ -1,5 +1,7 @@
-"""Real sweeps on the session's local Ray runtime with a sqlite MLflow store (toy trainable:
-a real tiny torch loop on synthetic tensors with the launcher's contract)."""
+"""Real sweeps on the session's local Ray runtime with a sqlite MLflow store, running the toy
+trainable (``tests/toy_trainable.py``: a real tiny torch loop on synthetic tensors with the
+launcher's contract). The child runs are checked against what the toy logs when run in-process
+on the same configuration."""
 
 from __future__ import annotations
 
@@ -8,22 +10,46 @@ import math
 
 import pytest
 
+from medxfer.methods.session import LocalSession
 from medxfer.tracking import schema
 from medxfer.tracking.query import ground_truth
 from medxfer.tune.experiment import experiment_from_dict
+from medxfer.tune.trainables import merge_sampled
 from medxfer.tune.sweep import run_sweep
 
 from sweep_helpers import experiment, steps, sweep_runs
+from toy_trainable import Toy
 
 pytestmark = pytest.mark.timeout(300)
 
 METRICS = ("train_loss", "val_loss", "val_auc", "test_auc")
 
 
-def _sweep(tmp_path, uri, name, search, **over):
+def _sweep(tmp_path, uri, name, search, toy=Toy(n=192), **over):
     exp = experiment_from_dict(experiment(search, **over))
-    return run_sweep(exp, name=name, tracking_uri=uri, trainable="toy", verbose=0,
+    return run_sweep(exp, name=name, tracking_uri=uri, trainable=toy, verbose=0,
                      storage_path=str(tmp_path / "ray_results"))
+
+
+def _history(uri, run_id, key) -> dict[int, float]:
+    from mlflow import MlflowClient
+
+    return {m.step: m.value for m in
+            MlflowClient(tracking_uri=uri).get_metric_history(run_id, key)}
+
+
+def _check_logged_as_toy(tmp_path, uri, child, base, sampled_keys, epochs):
+    """The child run's metrics are the toy's own, epoch by epoch: the toy run in-process (a
+    LocalSession) on the child's sampled configuration reports the same values."""
+    sampled = {k: float(child.data.params[k.split(".")[-1]]) for k in sampled_keys}
+    session = LocalSession(tmp_path / f"local-{child.info.run_id}")
+    Toy(n=192).run(merge_sampled(base, sampled), session)
+    assert [h["epoch"] for h in session.history] == list(range(1, epochs + 1))
+    best = min(session.history, key=lambda h: (h["val_loss"], h["epoch"]))
+    for key in METRICS:
+        logged = _history(uri, child.info.run_id, key)
+        want = {h["epoch"]: h[key] for h in session.history} | {epochs + 1: best[key]}
+        assert logged == pytest.approx(want, rel=1e-5, abs=1e-7), key
 
 
 def _check_children(uri, name, n, epochs):
@@ -35,18 +61,18 @@ def _check_children(uri, name, n, epochs):
         t = c.data.tags
         assert t[schema.PARENT_RUN_ID] == parents[0].info.run_id
         assert t[schema.SWEEP] == name and t[schema.KIND] == schema.KIND_TRIAL
-        assert (t[schema.SOURCE], t[schema.TARGET], t[schema.ARCH], t[schema.METHOD]) == (
-            "scratch", "synthpneumonia", "tiny_cnn", "finetune")
         assert c.info.status == "FINISHED"
         # every epoch once, then the selected epoch repeated at the final step
         for key in METRICS:
             assert steps(uri, c.info.run_id, key) == list(range(1, epochs + 2)), key
         sel = int(t[schema.SELECTED_STEP])
         assert 1 <= sel <= epochs
-        # hardware telemetry sampled in the trial's process, logged per epoch
+        # hardware telemetry of the trial's process (added by TuneSession.report), per epoch,
+        # and the trial's Ray node
         assert steps(uri, c.info.run_id, "system/cpu_percent") == list(range(1, epochs + 1))
         assert c.data.metrics["system/memory_rss_mb"] > 10
         assert c.data.metrics["system/cpu_percent"] >= 0
+        assert len(t[schema.NODE_ID]) == 56 and int(t[schema.NODE_ID], 16) >= 0
     return parents[0], children
 
 
@@ -60,6 +86,9 @@ def test_grid_concurrent_sweep_logs_completely(ray_runtime, tmp_path, tracking_u
     parent, children = _check_children(tracking_uri, "grid", 4, 2)
     combos = {(c.data.params["lr"], c.data.params["momentum"]) for c in children}
     assert combos == {("0.1", "0.9"), ("0.1", "0.0"), ("0.01", "0.9"), ("0.01", "0.0")}
+    base = experiment_from_dict(experiment({})).config
+    for c in children:
+        _check_logged_as_toy(tmp_path, tracking_uri, c, base, ("train.lr", "train.momentum"), 2)
 
     gt = ground_truth(tracking_uri, "sweep/grid")
     assert list(gt.index) == ["scratch"] and list(gt.columns) == ["synthpneumonia"]
@@ -67,8 +96,10 @@ def test_grid_concurrent_sweep_logs_completely(ray_runtime, tmp_path, tracking_u
     assert math.isclose(gt.loc["scratch", "synthpneumonia"], best.data.metrics["test_auc"])
     assert res.best["run_id"] == best.info.run_id
     assert res.best["value"] == pytest.approx(best.data.metrics["test_auc"])
-    assert {"source": "scratch", "target": "synthpneumonia", "arch": "tiny_cnn",
-            "method": "finetune"}.items() <= res.best.items()
+    # the parent's row names the selected child's run-schema tags
+    assert {k: res.best[k] for k in ("source", "target", "arch", "method")} == {
+        "source": best.data.tags[schema.SOURCE], "target": best.data.tags[schema.TARGET],
+        "arch": best.data.tags[schema.ARCH], "method": best.data.tags[schema.METHOD]}
     assert set(res.best_config) == {"train.lr", "train.momentum"}
 
     from mlflow import MlflowClient
@@ -113,9 +144,8 @@ def test_failed_trial_retried_from_checkpoint(ray_runtime, tmp_path, tracking_ur
     log = tmp_path / "attempts.jsonl"
     res = _sweep(tmp_path, tracking_uri, "retry", {
         "algorithm": "grid", "max_failures": 1, "space": {"train.lr": {"grid": [0.05]}}},
-        train={"epochs": 3},
-        toy={"n": 192, "fail_at_epoch": 2, "fail_marker": str(tmp_path / "failed"),
-             "log": str(log)})
+        toy=Toy(n=192, fail_at_epoch=2, fail_marker=str(tmp_path / "failed"), log=str(log)),
+        train={"epochs": 3})
     assert res.n_errored == 0
     attempts = [json.loads(line) for line in log.read_text().splitlines()]
     assert [a["start_epoch"] for a in attempts] == [0, 1]

@@ -1,5 +1,6 @@
 """``search.algorithm: warmstart`` in real sweeps: validation, the config-key adapter, and sweeps
-on the session Ray runtime (toy trainable) warm-started from a tiny imported benchmark.
+on the session Ray runtime (``tests/toy_trainable.py``) warm-started from a tiny imported
+benchmark.
 
 The tiny benchmark (hand-made CSVs, one source ``imagenet``; wd 0, momentum 0.9; lr {0.001,
 0.01, 0.1} x two batch sizes per target, compared by position small/large):
@@ -24,12 +25,13 @@ from benchmark_csvs import run_row, write_export
 from medxfer.errors import MedxferInputError
 from medxfer.tracking.benchmark_import import import_benchmark
 from medxfer.tune.experiment import experiment_from_dict
-from medxfer.tune.search import make_searcher, warmstart_prior
-from medxfer.tune.searchers import ConfigKeyPrior, WarmStartPrior, WarmStartSearcher
+from medxfer.tune.search import make_searcher
 from medxfer.tune.space import expected_trials, to_param_space
 from medxfer.tune.sweep import run_sweep
+from medxfer.tune.warmstart import ConfigKeyPrior, WarmStartPrior, WarmStartSearcher, load_prior
 
 from sweep_helpers import experiment, sweep_runs
+from toy_trainable import Toy
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -77,7 +79,7 @@ def _search(**over):
     (_search(points_to_evaluate=[{"train.lr": 0.1}]),
      "search.points_to_evaluate: not used by algorithm warmstart"),
     ({"algorithm": "grid", "space": SPACE, "warmstart": {"benchmark": "tiny"}},
-     "search.warmstart: only used by algorithm warmstart, not grid"),
+     "search.warmstart: only used by the searchers with a prior (prior, warmstart), not grid"),
 ])
 def test_warmstart_errors_name_yaml_paths(search, message):
     with pytest.raises(MedxferInputError) as exc:
@@ -100,12 +102,12 @@ def test_store_errors_name_yaml_paths(tmp_path, tracking_uri):
     _store(tmp_path / "csv", tracking_uri)
     s = experiment_from_dict(experiment(_search(warmstart={"benchmark": "nosuch"}))).search
     with pytest.raises(MedxferInputError, match=r"^search\.warmstart\.benchmark: .*nosuch"):
-        make_searcher(s, to_param_space(s), tracking_uri=tracking_uri, target=TARGET)
+        make_searcher(s, tracking_uri=tracking_uri, target=TARGET)
     s = experiment_from_dict(experiment(_search(
         space={"train.lr": {"grid": [0.5, 0.05]}}))).search
     with pytest.raises(MedxferInputError, match=r"^search\.warmstart: the prior knows none.*"
                                                  r"lr -> train\.lr: 0\.001, 0\.01, 0\.1"):
-        make_searcher(s, to_param_space(s), tracking_uri=tracking_uri, target=TARGET)
+        make_searcher(s, tracking_uri=tracking_uri, target=TARGET)
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -114,7 +116,7 @@ def test_store_errors_name_yaml_paths(tmp_path, tracking_uri):
 def test_config_key_prior_is_the_prior_under_config_keys(tmp_path, tracking_uri):
     _store(tmp_path / "csv", tracking_uri)
     s = experiment_from_dict(experiment(_search())).search
-    mapped = warmstart_prior(s, tracking_uri=tracking_uri, target=TARGET)
+    mapped = load_prior(s, to_param_space(s), tracking_uri=tracking_uri, target=TARGET)
     assert isinstance(mapped, ConfigKeyPrior) and mapped.excluded_target == TARGET
     assert sorted(t for _, t in mapped.tasks) == ["dermamnist", "pathmnist"]
     by_config = [dict(zip(("train.lr", "train.batch_size"), c))
@@ -134,7 +136,7 @@ def test_config_key_prior_is_the_prior_under_config_keys(tmp_path, tracking_uri)
 def test_target_defaults_to_data_flag_and_is_left_out(tmp_path, tracking_uri):
     _store(tmp_path / "csv", tracking_uri)
     s = experiment_from_dict(experiment(_search())).search
-    alg, _ = make_searcher(s, to_param_space(s), tracking_uri=tracking_uri, target=TARGET)
+    alg = make_searcher(s, tracking_uri=tracking_uri, target=TARGET).search_alg
     assert isinstance(alg, WarmStartSearcher)
     assert alg.suggest("t0") == FIRST
     # Control: the target's own runs WOULD matter if they were not left out (another target
@@ -145,8 +147,8 @@ def test_target_defaults_to_data_flag_and_is_left_out(tmp_path, tracking_uri):
     # An explicit target overrides data.flag.
     other = experiment_from_dict(experiment(_search(warmstart={
         "benchmark": "tiny", "target": "dermamnist"}))).search
-    assert warmstart_prior(other, tracking_uri=tracking_uri,
-                           target=TARGET).excluded_target == "dermamnist"
+    assert load_prior(other, to_param_space(other), tracking_uri=tracking_uri,
+                      target=TARGET).excluded_target == "dermamnist"
 
 
 # --------------------------------------------------------------------------- real sweeps
@@ -166,8 +168,8 @@ def test_warmstart_sweep_starts_with_the_other_targets_best(ray_runtime, tmp_pat
     rank the other way round, the first proposal is unchanged (leave-target-out)."""
     _store(tmp_path / "csv", tracking_uri)
     exp = experiment_from_dict(experiment(_search()))
-    res = run_sweep(exp, name="warm", tracking_uri=tracking_uri, trainable="toy", verbose=0,
-                    storage_path=str(tmp_path / "ray_results"))
+    res = run_sweep(exp, name="warm", tracking_uri=tracking_uri, trainable=Toy(n=192),
+                    verbose=0, storage_path=str(tmp_path / "ray_results"))
     assert res.n_trials == 4 and res.n_errored == 0
     got = _proposals(tracking_uri, "warm")
     assert len(got) == 4 and len(set(got)) == 4
@@ -181,7 +183,8 @@ def test_warmstart_sweep_starts_with_the_other_targets_best(ray_runtime, tmp_pat
     uri2 = f"sqlite:///{tmp_path / 'flipped.db'}"
     _store(tmp_path / "csv-flipped", uri2, own_order=OWN_FLIPPED)
     exp2 = experiment_from_dict(experiment(_search(num_samples=1)))
-    res2 = run_sweep(exp2, name="warm-flipped", tracking_uri=uri2, trainable="toy", verbose=0,
+    res2 = run_sweep(exp2, name="warm-flipped", tracking_uri=uri2, trainable=Toy(n=192),
+                     verbose=0,
                      storage_path=str(tmp_path / "ray_results"))
     assert res2.n_trials == 1
     assert _proposals(uri2, "warm-flipped") == [got[0]]

@@ -12,7 +12,9 @@ Public API (imported lazily so that ``medxfer --help`` does not pay for torch):
   :func:`read_image`, :data:`CXR14_LABELS`, :data:`CHEXPERT_LABELS` (``medxfer.data.cxr``);
 * :func:`build_transform`, :func:`list_transforms`, :func:`preset`, :class:`TwoViews`
   (``medxfer.data.transforms``);
-* :func:`synthesize`, :data:`MODALITIES` (``medxfer.data.synth``).
+* :func:`synthesize`, :data:`MODALITIES` (``medxfer.data.synth``);
+* :func:`list_confounders`, :func:`confounder_transform` (``medxfer.data.confounders``),
+  :func:`confound`, :class:`ConfoundedDataset` (``medxfer.data.shortcut_sets``): shortcut studies.
 """
 
 from __future__ import annotations
@@ -31,5 +33,7 @@ _EXPORTS = {
     "transforms": ("build_transform", "list_transforms", "preset", "preset_spec", "TwoViews",
                    "Compose", "register_transform", "reference_energies"),
     "synth": ("synthesize", "MODALITIES"),
+    "confounders": ("list_confounders", "confounder_info", "confounder_transform"),
+    "shortcut_sets": ("confound", "Confounding", "ConfoundedDataset"),
 }
 __all__, __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -26,6 +26,10 @@ def synth(
         "--text/--no-text", help="Burn text into some images (clean copies kept).")] = False,
     text_prob: Annotated[float, typer.Option(help="Share of images with text.")] = 0.5,
     sites: Annotated[int, typer.Option(help="Acquisition sites per modality.")] = 3,
+    attributes: Annotated[bool, typer.Option(
+        "--attributes/--no-attributes",
+        help="Write patient attributes (sex, age group) for every modality; synthlesion always "
+             "has them.")] = False,
     modalities: Annotated[Optional[str], typer.Option(
         help="Comma-separated flags (default: all; see `medxfer data synth --list`).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the modalities and exit.")] = False,
@@ -34,6 +38,8 @@ def synth(
 
     Each modality has its own class structure, patients (2-4 correlated images each), sites and,
     with --text, burned-in text; see medxfer.data.synth for which modalities share features.
+    synthlesion (only a randomly placed lesion carries the label) also gets lesion masks,
+    <flag>_boxes.csv (split,index,x,y,w,h) and patient attributes.
 
     Example: medxfer data synth --out data/synth --n-per-class 100 --text
     """
@@ -52,7 +58,8 @@ def synth(
                                 field="out")
     flags = [f.strip() for f in modalities.split(",") if f.strip()] if modalities else None
     paths = synthesize(out, size=size, n_per_class=n_per_class, seed=seed, text=text,
-                       text_prob=text_prob, n_sites=sites, modalities=flags,
+                       text_prob=text_prob, n_sites=sites, attributes=attributes,
+                       modalities=flags,
                        progress=lambda it: track(list(it), description="synthesising"))
     typer.echo(f"wrote {len(paths)} modalities to {out}: {', '.join(p.name for p in paths)}")
 

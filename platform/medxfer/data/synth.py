@@ -28,10 +28,21 @@ synthorgan         multi-class organ shape: the same four shapes, CT-like     sh
 synthblood         multi-class cell type: ring, big nucleus, lobed nucleus    blob
 synthpath          multi-class stripe orientation 0/45/90/135 degrees         texture
 synthoct           multi-class layer deformation: flat, bump, dip, wave       layers
+synthlesion        binary      a bright focal lesion anywhere in the tissue   lesion
 =================  ==========  =============================================  ================
 
 So sources in the same family should transfer well (chest <-> pneumonia, derm <-> organ), blob
 partly to shape (disks, rings), and texture/layers little to the others.
+
+``synthlesion`` is built for the analyses (issue 13): only the lesion carries the label (both
+classes share the tissue, its texture and dark vessel-like distractors), the lesion sits at a
+random place, its mask is ``_masks`` (empty for normal images) and its bounding boxes are written
+to ``<flag>_boxes.csv`` (:mod:`medxfer.data.boxes`), as the expert boxes of seed 000 Fig. 5. It
+also carries patient attributes that show in the image (a demographic confounder, thesis
+ch. 4): ``_sex`` (0 male, 1 female: a bright band at the bottom of the tissue, like breast
+shadows on a chest film) and ``_age_group`` (0 child, 1 adult, 2 senior: the body scale). Other
+modalities write the attributes (as metadata only) with ``attributes=True``; they are drawn from
+a random stream of their own, so every other array stays as it was.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from typing import Callable, Iterable, Sequence
 import cv2
 import numpy as np
 
+from medxfer.data.boxes import boxes_path, mask_boxes, write_boxes
 from medxfer.data.medmnist import DatasetInfo, write_sidecar
 from medxfer.errors import MedxferInputError
 
@@ -55,7 +67,11 @@ _TEXTS = ("L", "R", "AP", "PA", "PORT", "ERECT", "SUPINE", "03/14", "12:05", "ID
 
 @dataclass(frozen=True)
 class Modality:
-    """A synthetic modality: metadata plus ``draw(rng, y, patient, S) -> (image, mask|None)``."""
+    """A synthetic modality: metadata plus ``draw(rng, y, patient, S) -> (image, mask|None)``.
+
+    ``attributes``: always write the patient attributes; ``boxes``: write the masks' bounding
+    boxes as ``<flag>_boxes.csv``.
+    """
 
     flag: str
     task: str
@@ -64,6 +80,8 @@ class Modality:
     family: str
     feature: str
     draw: Callable
+    attributes: bool = False
+    boxes: bool = False
 
 
 # -------------------------------------------------------------------------- drawing helpers
@@ -253,6 +271,36 @@ def _draw_oct(rng, y, pat, S):
     return img + 0.03 * pat["field"], retina
 
 
+_AGE_SCALE = (0.85, 1.0, 1.05)  # child, adult, senior
+
+
+def _point_in(rng, region: np.ndarray, S: int) -> tuple[float, float]:
+    """A random pixel centre of ``region > 0.9``, in normalised coordinates."""
+    ys, xs = np.nonzero(region > 0.9)
+    j = rng.integers(len(ys))
+    return (xs[j] + 0.5) / S, (ys[j] + 0.5) / S
+
+
+def _draw_lesion(rng, y, pat, S):
+    sc = pat["scale"] * _AGE_SCALE[pat["age_group"]]
+    cx, cy = 0.5 + pat["dx"], 0.5 + pat["dy"]
+    tissue = _ellipse(S, cx, cy, 0.46 * sc, 0.44 * sc, soft=2)
+    grain = _smooth_noise(rng, S, 0.05)
+    img = 0.1 + tissue * (0.36 + 0.05 * pat["field"] + 0.02 * grain)
+    if pat["sex"] == 1:  # a visible attribute: bright band at the bottom of the tissue
+        img = img + 0.15 * tissue * _ellipse(S, cx, cy + 0.4 * sc, 0.4 * sc, 0.12 * sc, soft=2)
+    inner = _ellipse(S, cx, cy, 0.34 * sc, 0.32 * sc)
+    for _ in range(rng.integers(2, 4)):  # vessel-like dark distractors, both classes
+        img = img - 0.14 * _shape(S, "disk", *_point_in(rng, inner, S), 0.035)
+    mask = np.zeros((S, S), bool)
+    if y:
+        radius = rng.uniform(0.09, 0.12)
+        lesion = _blur(_shape(S, "disk", *_point_in(rng, inner, S), radius), S)
+        img = img + 0.6 * lesion
+        mask = lesion > 0.5
+    return _blur(img, S, 0.01), mask
+
+
 MODALITIES: dict[str, Modality] = {m.flag: m for m in (
     Modality("synthchest", "multi-label, binary-class",
              ("nodule", "effusion", "cardiomegaly", "opacity"), 1, "chest",
@@ -271,7 +319,13 @@ MODALITIES: dict[str, Modality] = {m.flag: m for m in (
              3, "texture", "H&E-like texture; class = stripe orientation", _draw_path),
     Modality("synthoct", "multi-class", ("flat", "bump", "dip", "wave"), 1, "layers",
              "OCT-like B-scan with speckle; class = retinal layer deformation", _draw_oct),
+    Modality("synthlesion", "binary-class", ("normal", "lesion"), 1, "lesion",
+             "tissue slice; lesion = one bright focal lesion at a random place (masks, boxes, "
+             "patient attributes)", _draw_lesion, attributes=True, boxes=True),
 )}
+
+#: Patient attributes: name -> value names (index = the stored value).
+ATTRIBUTES = {"sex": ("male", "female"), "age_group": ("child", "adult", "senior")}
 
 
 # -------------------------------------------------------------------------- sampling
@@ -327,15 +381,24 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 
+def _patient_attributes(rng: np.random.Generator) -> dict:
+    return {"sex": int(rng.integers(2)), "age_group": int(rng.integers(3))}
+
+
 def generate_modality(mod: Modality, *, size: int = 28, n_per_class: int = 50, seed: int = 0,
-                      text: bool = False, text_prob: float = 0.5,
-                      n_sites: int = 3) -> dict[str, np.ndarray]:
+                      text: bool = False, text_prob: float = 0.5, n_sites: int = 3,
+                      attributes: bool = False) -> dict[str, np.ndarray]:
     """All arrays of one modality, keyed as in the ``.npz``. Deterministic in ``seed``.
 
     Train has ``n_per_class`` images per class (``n_per_class * L`` for multi-label); val and test
-    ``max(2, n_per_class // 2)`` each. Patient ids are unique across splits.
+    ``max(2, n_per_class // 2)`` each. Patient ids are unique across splits. With ``attributes``
+    (always for modalities that draw them) the per-image ``_sex`` and ``_age_group`` of the
+    patient (:data:`ATTRIBUTES`) are added; they come from their own random stream, so the other
+    arrays are the same with and without them.
     """
     rng = np.random.default_rng([seed, zlib.crc32(mod.flag.encode())])
+    attr_rng = np.random.default_rng([seed, zlib.crc32(mod.flag.encode()), 1])
+    attributes = attributes or mod.attributes
     sites = _site_params(rng, n_sites)
     out: dict[str, np.ndarray] = {}
     pid0 = 0
@@ -346,6 +409,8 @@ def generate_modality(mod: Modality, *, size: int = 28, n_per_class: int = 50, s
         order = rng.permutation(len(labels))
         labels, patients = labels[order], patients[order]
         pats = {p: _patient_params(rng, size) for p in np.unique(patients)}
+        for p in pats:
+            pats[p].update(_patient_attributes(attr_rng))
         site_of = {p: int(rng.integers(n_sites)) for p in pats}
         imgs, clean, masks, tmasks = [], [], [], []
         for y, p in zip(labels, patients):
@@ -369,6 +434,9 @@ def generate_modality(mod: Modality, *, size: int = 28, n_per_class: int = 50, s
         out[f"{split}_sites"] = np.array([site_of[p] for p in patients], np.int64)
         if masks:
             out[f"{split}_masks"] = np.stack(masks)
+        if attributes:
+            for key in ATTRIBUTES:
+                out[f"{split}_{key}"] = np.array([pats[p][key] for p in patients], np.int64)
         if text:
             out[f"{split}_images_clean"] = np.stack(clean)
             out[f"{split}_text_masks"] = np.stack(tmasks)
@@ -377,7 +445,7 @@ def generate_modality(mod: Modality, *, size: int = 28, n_per_class: int = 50, s
 
 def synthesize(out: str | os.PathLike, *, size: int = 28, n_per_class: int = 50, seed: int = 0,
                text: bool = False, text_prob: float = 0.5, n_sites: int = 3,
-               modalities: Iterable[str] | None = None,
+               attributes: bool = False, modalities: Iterable[str] | None = None,
                progress: Callable[[Iterable], Iterable] | None = None) -> list[Path]:
     """Write the synthetic modalities under ``out``; return the ``.npz`` paths.
 
@@ -388,6 +456,8 @@ def synthesize(out: str | os.PathLike, *, size: int = 28, n_per_class: int = 50,
         seed: the same seed writes the same arrays.
         text: burn text into ``text_prob`` of the images (clean copies kept).
         n_sites: acquisition sites per modality.
+        attributes: write patient attributes (``_sex``, ``_age_group``) for every modality
+            (``synthlesion`` always has them).
         modalities: flags to write (default all of :data:`MODALITIES`).
         progress: wraps the loop over modalities (e.g. ``rich.progress.track``).
 
@@ -412,7 +482,7 @@ def synthesize(out: str | os.PathLike, *, size: int = 28, n_per_class: int = 50,
     for flag in (progress(flags) if progress else flags):
         mod = MODALITIES[flag]
         arrays = generate_modality(mod, size=size, n_per_class=n_per_class, seed=seed, text=text,
-                                   text_prob=text_prob, n_sites=n_sites)
+                                   text_prob=text_prob, n_sites=n_sites, attributes=attributes)
         path = root / (f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz")
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, **arrays)
@@ -420,6 +490,12 @@ def synthesize(out: str | os.PathLike, *, size: int = 28, n_per_class: int = 50,
         n_samples = {s: int(len(arrays[f"{s}_labels"])) for s in ("train", "val", "test")}
         extra = {"synthetic": True, "family": mod.family, "description": mod.feature,
                  "n_samples": n_samples, "seed": seed, "text": text, "n_sites": n_sites}
+        if attributes or mod.attributes:
+            extra["attributes"] = {k: list(v) for k, v in ATTRIBUTES.items()}
+        if mod.boxes:
+            box_file = write_boxes(boxes_path(root, flag, size), {
+                split: mask_boxes(arrays[f"{split}_masks"]) for split in ("train", "val", "test")})
+            extra["boxes"] = box_file.name
         write_sidecar(root, DatasetInfo(flag, mod.task, mod.labels, mod.n_channels, extra))
         manifest[flag] = {"task": mod.task, "family": mod.family, "file": path.name,
                           "n_samples": n_samples}

@@ -452,3 +452,5 @@ def preset(name: str, size: int = 224) -> Compose:
 
 # The trained-DCE transform lives in its own module; importing it registers ``dce``.
 from medxfer.data import dce_transform  # noqa: E402,F401  isort: skip
+# The shortcut-study confounders (tag, low_pass, poisson_noise, nlm_denoise) register likewise.
+from medxfer.data import confounders  # noqa: E402,F401  isort: skip

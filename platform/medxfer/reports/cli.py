@@ -55,15 +55,15 @@ def report(
     """
     from medxfer.errors import MedxferInputError
     from medxfer.reports.dashboard import write_report
-    from medxfer.transferability.cli import _names
+    from medxfer.transferability.evaluation import parse_metric_names
 
     if mode not in ("min", "max"):
         raise MedxferInputError(f"--mode {mode!r}: expected min or max", field="mode")
     try:
         res = write_report(output, tracking_uri=tracking_uri, name=name, estimates=estimates,
                            benchmark=benchmark.value, sweeps=sweep or None,
-                           invert=tuple(_names(invert, "--invert")), select_by=select_by,
-                           mode=mode)
+                           invert=tuple(parse_metric_names(invert, "--invert")),
+                           select_by=select_by, mode=mode)
     except MedxferInputError:
         raise
     except ValueError as exc:  # e.g. an --invert that the scores cannot satisfy

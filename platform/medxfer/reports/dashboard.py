@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
-
 from medxfer.errors import MedxferInputError
 from medxfer.reports import figures, html
 from medxfer.reports.sweeps import ALL_SOURCES, best_so_far
@@ -145,24 +143,21 @@ def _evaluation_blocker(uri, estimates, gt) -> str | None:
 
 
 def _evaluation_sections(scores, gt, invert, out, res, meta, sections) -> list[str]:
-    from medxfer.transferability import evaluation_report
+    from medxfer.reports import evaluation as presentation
     from medxfer.transferability.evaluation import evaluate
 
     ev = evaluate(scores, gt, invert=invert)
     meta["estimate counts"] = (f"{len(ev.scores)} metrics, {ev.taus.shape[0]} targets scored, "
                                f"{ev.ranks.shape[1]} ranked methods")
-    pngs = {p.name: p for p in evaluation_report.write_figures(ev, gt, out)}
+    pngs = {p.name: p for p in presentation.write_figures(ev, gt, out)}
     res.figures += list(pngs.values())
-    res.tables += evaluation_report.write_all(ev, "csv", out / "taus.csv")
+    res.tables += presentation.write_all(ev, "csv", out / "taus.csv")
     grid = html.png_figure(pngs["scores_vs_ground_truth.png"], chart="score-grid",
                            caption="ground truth (x) vs transferability score (y); rows targets, "
                                    "columns metrics; line: least-squares fit")
     inv = f"<p>inverted (1 - score; lp_fu: eq. 6.8): {html.esc(', '.join(ev.inverted))}</p>" \
         if ev.inverted else ""
-    tests = pd.DataFrame({"value": [ev.friedman_chi2, ev.friedman_p, ev.cd, ev.alpha,
-                                    float(ev.ranks.shape[1]), float(ev.ranks.shape[0])]},
-                         index=pd.Index(["friedman_chi2", "friedman_p", "nemenyi_cd", "alpha",
-                                         "methods", "targets"], name="statistic"))
+    tests = presentation.tables(ev)["tests"].set_index("statistic")
     avg = ev.average_ranks.to_frame("average rank")
     avg.index.name = "method"
     taus = (inv + "<h3>tau (1 = the score ranks sources as the ground truth does)</h3>"
@@ -176,8 +171,7 @@ def _evaluation_sections(scores, gt, invert, out, res, meta, sections) -> list[s
         cd = html.png_figure(pngs["critical_difference.png"], chart="cd-diagram",
                              caption=f"average ranks; CD = {ev.cd:.3f} at alpha {ev.alpha}")
     else:
-        cd = _note(res, "critical-difference",
-                   "the diagram needs at least two ranked methods and two targets")
+        cd = _note(res, "critical-difference", figures.cd_unavailable(ev))
     bodies = [grid, taus, cd]
     return [_section(sid, title, body) for (sid, title), body in zip(sections, bodies)]
 

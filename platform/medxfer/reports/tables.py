@@ -1,52 +1,67 @@
-"""Render a DataFrame as ``table`` (plain text), ``csv``, ``markdown`` or ``latex``."""
+"""Render a DataFrame as text: ``table`` (plain), ``csv``, ``markdown`` or ``latex``.
+
+The one renderer behind every verb that prints or writes a table (``benchmark ground-truth``,
+``benchmark replay``, ``estimate evaluate``, ``demo``, the report's CSV files). pandas is
+imported inside :func:`render` only, so the CLI can list ``FORMATS`` without loading it.
+"""
 
 from __future__ import annotations
 
-import io
+import numbers
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("table", "csv", "markdown", "latex")
+# The file extension that each format is written with.
+SUFFIX = {"table": ".txt", "csv": ".csv", "markdown": ".md", "latex": ".tex"}
+
+# LaTeX's ten special characters; a single pass, so the backslashes added are not re-escaped.
+_TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_TEX_RE = re.compile("|".join(re.escape(c) for c in _TEX))
 
 
-def render(df: pd.DataFrame, fmt: str = "table", *, digits: int = 4,
-           index: bool = True) -> str:
-    """Text of ``df`` in ``fmt``; NaN is an empty cell. CSV keeps full precision."""
+def render(frame: pd.DataFrame, fmt: str = "table", *, number: str = ".4f",
+           index: bool = True, title: str | None = None) -> str:
+    """Text of ``frame`` in format ``fmt``, ending with a newline.
+
+    Args:
+        frame: the table; with ``index`` its index (named or not) becomes the first column.
+        fmt: one of ``FORMATS``. ``csv`` keeps full precision and ignores ``title`` (so it
+            round-trips through ``pandas.read_csv``); the others write every float cell with
+            the format spec ``number``.
+        number: format spec of float cells outside CSV, e.g. ``".3f"``, ``"g"``.
+        index: write the index as the first column.
+        title: a caption line: plain text above a ``table``, bold above ``markdown``, a ``%``
+            comment above ``latex``.
+
+    Empty cells are NaN / None. ``markdown`` right-aligns columns whose cells are all numbers
+    and left-aligns the others, and escapes ``|``; ``latex`` (booktabs) does the same with
+    ``r`` / ``l`` columns and escapes ``& % $ # _ { } ~ ^ \\`` in headers, index and cells.
+
+    Raises:
+        ValueError: ``fmt`` is not one of ``FORMATS``.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        buf = io.StringIO()
-        df.to_csv(buf, index=index, na_rep="", float_format=None, lineterminator="\n")
-        return buf.getvalue()
-    shown = df.copy()
-    for c in shown.columns:
-        if pd.api.types.is_float_dtype(shown[c]):
-            shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.{digits}f}")
-    if fmt == "markdown":
-        return _markdown(shown, index) + "\n"
-    if fmt == "latex":
-        body = shown if not index else shown.reset_index()
-        cols = list(body.columns)
-        lines = [r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
-                 " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
-        lines += [" & ".join(_tex(v) for v in row) + r" \\" for row in body.astype(str).values]
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        return "\n".join(lines) + "\n"
-    return shown.to_string(index=index, na_rep="") + "\n"
+        return frame.to_csv(index=index, na_rep="", lineterminator="\n")
+    if fmt == "table":
+        return _plain(frame, number, index, title)
+    body = frame.reset_index() if index else frame
+    header = [str(c) for c in body.columns]
+    numeric = [_is_numeric(body[c]) for c in body.columns]
+    cells = [[_cell(v, number) for v in row] for row in body.itertuples(index=False)]
+    return (_markdown if fmt == "markdown" else _latex)(header, numeric, cells, title)
 
 
-def _markdown(df: pd.DataFrame, index: bool) -> str:
-    body = df.reset_index() if index else df
-    cols = [str(c) for c in body.columns]
-    rows = [[str(v) for v in row] for row in body.values]
-    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def _tex(value) -> str:
-    return str(value).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+def latex_escape(text: str) -> str:
+    r"""``text`` with LaTeX's special characters escaped (``a_b & 5%`` -> ``a\_b \& 5\%``)."""
+    return _TEX_RE.sub(lambda m: _TEX[m.group()], text)
 
 
 def write_or_print(text: str, output: str | Path | None, echo) -> None:
@@ -54,6 +69,54 @@ def write_or_print(text: str, output: str | Path | None, echo) -> None:
     if output:
         out = Path(output)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        out.write_text(text, encoding="utf-8")
     else:
         echo(text.rstrip("\n"))
+
+
+def _is_empty(v) -> bool:
+    import pandas as pd
+
+    return v is None or (pd.api.types.is_scalar(v) and bool(pd.isna(v)))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_numeric(column) -> bool:
+    """All non-empty cells are numbers (also in an object column, e.g. ints mixed with floats)."""
+    return all(_is_number(v) for v in column if not _is_empty(v))
+
+
+def _cell(v, number: str) -> str:
+    """Floats (also inside object columns) through ``number``; ints and text as they are."""
+    if _is_empty(v):
+        return ""
+    if _is_number(v) and not isinstance(v, numbers.Integral):
+        return format(float(v), number)
+    return str(v)
+
+
+def _plain(frame: pd.DataFrame, number: str, index: bool, title: str | None) -> str:
+    shown = frame.astype(object).map(lambda v: _cell(v, number))
+    text = shown.to_string(index=index)
+    return (f"{title}\n" if title else "") + text + "\n"
+
+
+def _markdown(header, numeric, cells, title) -> str:
+    esc = lambda s: s.replace("|", r"\|")  # noqa: E731
+    rule = ["---:" if num else ":---" for num in numeric]
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in cells]
+    return (f"**{title}**\n\n" if title else "") + "\n".join(lines) + "\n"
+
+
+def _latex(header, numeric, cells, title) -> str:
+    spec = "".join("r" if num else "l" for num in numeric)
+    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(map(latex_escape, header)) + r" \\", r"\midrule"]
+    lines += [" & ".join(map(latex_escape, row)) + r" \\" for row in cells]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    caption = "% " + " ".join(title.split()) + "\n" if title else ""
+    return caption + "\n".join(lines) + "\n"

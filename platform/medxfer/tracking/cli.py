@@ -95,7 +95,7 @@ def ground_truth_cmd(
                                 "in the benchmark", field="name")
     if percent:
         table = table * 100
-    write_or_print(render(table, fmt, digits=2 if percent else 4), output, typer.echo)
+    write_or_print(render(table, fmt, number=".2f" if percent else ".4f"), output, typer.echo)
 
 
 def ui(
@@ -123,8 +123,8 @@ def ui(
 @benchmark_app.command("replay")
 def replay_cmd(
     searcher: Annotated[Optional[list[str]], typer.Option(
-        "--searcher", help="Searcher registry name (repeatable): grid, random, shuffled, "
-                           "hyperopt, prior, warmstart.")] = None,
+        "--searcher", help="Searcher registry name, repeatable (medxfer.tune.searchers: "
+                           "e.g. grid, warmstart; an unknown name lists them all).")] = None,
     name: NameOption = None,
     benchmark: BenchmarkOption = "dataset",
     budget: Annotated[int, typer.Option(help="Most trials per (pair, seed).")] = 120,
@@ -157,7 +157,7 @@ def replay_cmd(
     """Replay searchers on the benchmark's logged grid: per (source, target) pair, the trials
     until the selected (lowest val_loss so far) configuration's test AUC is within --tolerance
     of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
-    within --budget). Priors of prior/warmstart leave the replayed target's runs out.
+    within --budget). Searchers with a prior leave the replayed target's runs out of it.
 
     With --joint: per target of --scores, the regret (oracle test AUC minus the kept model's)
     of all, random, ranked and joint at each of --budgets, mean over targets and seeds, and
@@ -200,4 +200,4 @@ def replay_cmd(
                          budget=budget, seeds=seeds, tolerance=tolerance, progress=progress)
     table = (results.drop(columns="seconds").set_index(["searcher", "row", "target", "seed"])
              if per_pair else summarize(results))
-    write_or_print(render(table, fmt, digits=1), output, typer.echo)
+    write_or_print(render(table, fmt, number=".1f"), output, typer.echo)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 # Tags
-KIND = "medxfer.kind"              # trial | import | estimate
+KIND = "medxfer.kind"              # trial | import | estimate | sweep | analysis
 SOURCE = "medxfer.source"          # source dataset of the pre-trained weights
 TARGET = "medxfer.target"          # target dataset
 ARCH = "medxfer.arch"              # architecture flag ("resnet" = ResNet18)
@@ -29,6 +29,8 @@ KIND_TRIAL = "trial"
 KIND_IMPORT = "import"
 KIND_ESTIMATE = "estimate"
 KIND_SWEEP = "sweep"               # the parent run of a sweep
+KIND_ANALYSIS = "analysis"         # a `medxfer analyze` run (experiment analysis/<name>)
+ANALYSIS = "medxfer.analysis"      # analyses: the analysis registry name (saliency, ...)
 
 BENCHMARK_DATASET = "dataset"
 BENCHMARK_ARCHITECTURE = "architecture"
@@ -50,11 +52,11 @@ ARCHITECTURES = (
     "shufflenet", "resnet",
 )
 
-EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability")
+EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability", "analysis")
 
 
 def experiment_name(kind: str, name: str) -> str:
-    """``benchmark/<name>``, ``sweep/<name>`` or ``transferability/<name>``."""
+    """``benchmark/<name>``, ``sweep/<name>``, ``transferability/<name>`` or ``analysis/<name>``."""
     if kind not in EXPERIMENT_PREFIXES:
         raise ValueError(f"experiment kind {kind!r}: expected one of {', '.join(EXPERIMENT_PREFIXES)}")
     if not name or "/" in name:
@@ -77,5 +79,4 @@ LAST_STEP = "medxfer.last_step"            # highest step logged (resume skips r
 SELECTED_STEP = "medxfer.selected_step"    # epoch whose metrics the final step repeats
 BEST_RUN_ID = "medxfer.best_run_id"        # parent: the selected child run
 BEST_TRIAL_ID = "medxfer.best_trial_id"
-TRAINABLE = "medxfer.trainable"            # parent: which trainable ran (launcher | toy)
 NODE_ID = "medxfer.node_id"                # Ray node id of the process that ran the trial

@@ -7,6 +7,10 @@
 * :class:`TuneSession`: inside a Ray Tune function trainable without a ``TorchTrainer`` (the
   fast path of a sweep). ``ray.train.report`` refuses to run there (Ray 2.60 raises in a Tune
   session), so this uses ``ray.tune.report`` / ``ray.tune.get_checkpoint``.
+
+Both add the reporting process's hardware telemetry and Ray node id
+(:class:`medxfer.train.telemetry.Telemetry`, ``system/*``) to every report; through a
+``TorchTrainer``, rank 0's reach Tune.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from torch import nn
 
 from medxfer.methods.session import SingleProcess, unwrap
+from medxfer.train.telemetry import Telemetry
 
 
 def _as_directory(checkpoint) -> str | None:
@@ -39,6 +44,7 @@ class RayTrainSession:
         self.world_rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
+        self.telemetry = Telemetry()
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None = None) -> None:
         import ray.train
@@ -46,7 +52,7 @@ class RayTrainSession:
         ckpt = None
         if checkpoint_dir is not None and self.world_rank == 0:
             ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir)
-        ray.train.report(metrics, checkpoint=ckpt)
+        ray.train.report({**metrics, **self.telemetry.metrics()}, checkpoint=ckpt)
 
     def get_checkpoint(self) -> str | None:
         import ray.train
@@ -89,12 +95,13 @@ class TuneSession(SingleProcess):
 
     def __init__(self, device: torch.device | str | None = None):
         self.device = torch.device(device or "cpu")
+        self.telemetry = Telemetry()
 
     def report(self, metrics: dict[str, float], checkpoint_dir: str | None = None) -> None:
         from ray import tune
 
         ckpt = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=ckpt)
+        tune.report({**metrics, **self.telemetry.metrics()}, checkpoint=ckpt)
 
     def get_checkpoint(self) -> str | None:
         from ray import tune

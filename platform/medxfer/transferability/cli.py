@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from medxfer.cli_common import TrackingUriOption
+from medxfer.reports.tables import FORMATS
 
 estimate_app = typer.Typer(
     name="estimate",
@@ -18,28 +19,12 @@ estimate_app = typer.Typer(
 )
 
 
-class OutputFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    markdown = "markdown"
-    latex = "latex"
+OutputFormat = Enum("OutputFormat", {f: f for f in FORMATS}, type=str)
 
 
 class Benchmark(str, Enum):
     dataset = "dataset"
     architecture = "architecture"
-
-
-def _names(text: str | None, option: str) -> list[str]:
-    from medxfer.errors import MedxferInputError
-    from medxfer.transferability.evaluation import METRIC_ORDER
-
-    names = [n.strip() for n in (text or "").split(",") if n.strip()]
-    bad = [n for n in names if n not in METRIC_ORDER]
-    if bad:
-        raise MedxferInputError(f"unknown metric(s) {', '.join(bad)}; valid: "
-                                f"{', '.join(METRIC_ORDER)}", field=option)
-    return names
 
 
 def _is_csv_path(value: str) -> bool:
@@ -81,14 +66,14 @@ def evaluate(
           --benchmark architecture --invert parc,ncti,leep,nleep,lp_fu
     """
     from medxfer.errors import MedxferInputError
+    from medxfer.reports import evaluation as report
     from medxfer.tracking.uri import resolve_tracking_uri
-    from medxfer.transferability import evaluation_report as report
     from medxfer.transferability import scores_io
-    from medxfer.transferability.evaluation import THESIS_RANKED
+    from medxfer.transferability.evaluation import THESIS_RANKED, parse_metric_names
     from medxfer.transferability.evaluation import evaluate as run_evaluation
 
-    inverted = _names(invert, "--invert")
-    ranked = _names(rank, "--rank") if rank else list(THESIS_RANKED)
+    inverted = parse_metric_names(invert, "--invert")
+    ranked = parse_metric_names(rank, "--rank") if rank else list(THESIS_RANKED)
     uri = None
 
     if Path(scores).is_dir():

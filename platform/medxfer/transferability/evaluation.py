@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from medxfer.errors import MedxferInputError
 from medxfer.transferability.combine import combine
 
 # Fixed column order of every output table (registry names, DESIGN.md raw flags).
@@ -64,6 +65,24 @@ def order_metrics(names: Iterable[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRIC_ORDER)}")
     return [n for n in METRIC_ORDER if n in names]
+
+
+def parse_metric_names(text: str | None, option: str) -> list[str]:
+    """Metric names from a comma-separated user option (``"parc, lp_fu"`` -> ``["parc", "lp_fu"]``).
+
+    Args:
+        text: the option's value; None or empty gives ``[]``.
+        option: the option's name as the user wrote it (``--invert``), for the error message.
+
+    Raises:
+        MedxferInputError: a name is not in ``METRIC_ORDER`` (the message lists the valid ones).
+    """
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    try:
+        order_metrics(names)
+    except ValueError as exc:
+        raise MedxferInputError(str(exc), field=option) from None
+    return names
 
 
 def prepare_scores(scores: Mapping[str, pd.DataFrame | Mapping[str, pd.DataFrame]], *,

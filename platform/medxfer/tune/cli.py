@@ -26,9 +26,6 @@ def sweep(
                          "run, each MLflow child run is reused.")] = False,
     smoke_test: Annotated[bool, typer.Option(
         "--smoke-test", help="Tiny budget: 2 trials of 1 epoch.")] = False,
-    trainable: Annotated[Optional[str], typer.Option(
-        help="Trainable registry name (medxfer.tune.trainables.TRAINABLES): launcher (the "
-             "method, default) or toy (synthetic tensors).", show_default=False)] = None,
     num_cpus: Annotated[Optional[int], typer.Option(
         help="CPUs of the local runtime (default: all).", show_default=False)] = None,
 ) -> None:
@@ -44,7 +41,7 @@ def sweep(
     if smoke_test and not resume:
         exp = smoke(exp)
     result = run_sweep(exp, name=name, tracking_uri=tracking_uri, address=address,
-                       resume=resume, trainable=trainable, num_cpus=num_cpus)
+                       resume=resume, num_cpus=num_cpus)
     typer.echo(result.summary())
     if result.n_errored == result.n_trials:
         raise typer.Exit(1)

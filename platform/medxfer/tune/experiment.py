@@ -3,8 +3,8 @@
 The experiment part is validated by the training core's :mod:`medxfer.config` (the same rules
 and YAML-path errors as ``medxfer train``); run-schema tags and params come from
 :mod:`medxfer.tracking.runs`, so trials and ``medxfer train`` runs carry identical schemas.
-Two top-level keys are the sweep's own and are not part of the experiment config: ``name`` (the
-default sweep name) and ``toy`` (options of the ``toy`` trainable used by plumbing tests).
+One top-level key is the sweep's own and is not part of the experiment config: ``name`` (the
+default sweep name).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 from medxfer.errors import MedxferInputError
 from medxfer.tune.search_config import SearchConfig, parse_search
 
-SWEEP_ONLY_KEYS = ("name", "toy")
+SWEEP_ONLY_KEYS = ("name",)
 
 
 def validate_base(raw: dict, source: str | None, base_dir: Path | None = None) -> dict:
@@ -82,7 +82,7 @@ def experiment_from_dict(raw: Any, *, source: str | None = None,
 
 def smoke_test(exp: Experiment, *, trials: int = 2, epochs: int = 1) -> Experiment:
     """A tiny budget: ``trials`` trials of ``epochs`` epoch(s), no scheduler or early stop."""
-    from medxfer.tune.space import grid_size
+    from medxfer.tune.searchers import enumerated
 
     cfg = copy.deepcopy(exp.config)
     cfg.setdefault("train", {})["epochs"] = epochs
@@ -93,14 +93,15 @@ def smoke_test(exp: Experiment, *, trials: int = 2, epochs: int = 1) -> Experime
     s.scheduler = None
     s.early_stopping = None
     s.max_concurrent = min(s.max_concurrent, trials)
-    if grid_size(s) > 1:
+    grid = enumerated(s.space, s.searcher)
+    if any(len(s.space[k].values) > 1 for k in grid):
         # Keep the first value of every enumerated leaf, two of the first one that has two.
         budget = trials
-        for key, leaf in s.space.items():
-            if leaf.kind == "grid" or (leaf.kind == "choice" and s.algorithm == "grid"):
-                keep = min(len(leaf.values), max(budget, 1))
-                s.space[key] = leaf.model_copy(update={leaf.kind: leaf.values[:keep]})
-                budget = max(budget // keep, 1) if keep > 1 else budget
+        for key in grid:
+            leaf = s.space[key]
+            keep = min(len(leaf.values), max(budget, 1))
+            s.space[key] = leaf.model_copy(update={leaf.kind: leaf.values[:keep]})
+            budget = max(budget // keep, 1) if keep > 1 else budget
         s.num_samples = 1
     else:
         s.num_samples = trials

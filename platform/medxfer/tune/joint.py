@@ -56,17 +56,16 @@ import math
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune.searchers import (
-    ConfigKeyPrior,
-    SearchSetup,
-    WarmStartPrior,
-    _space_values,
-)
+from medxfer.tune.warmstart import ConfigKeyPrior, WarmStartPrior, space_values
+
+if TYPE_CHECKING:
+    from medxfer.tune.searchers import SearchRequest, SearchSetup
 
 try:  # the searcher must subclass Ray's; priors and picks work without Ray installed
     from ray.tune.search import Searcher
@@ -293,20 +292,25 @@ class JointSearcher(Searcher):
 
     The param space (Tune's ``param_space`` or ``space``) has a ``source_key`` dimension (a
     choice of source names) and finite dimensions for the configuration; every (source,
-    configuration) is proposed at most once, then ``Searcher.FINISHED``. ``prior``: a
-    :class:`JointPrior` (None: sources in the given order, configurations in grid order).
-    ``aux_metric``: also recorded per trial (for comparing pick rules). :meth:`selected` is the
-    final pick (:func:`select`).
+    configuration) is proposed at most once, then ``Searcher.FINISHED``. Without a
+    ``source_key`` dimension there is one unnamed source (the warm-start search alone).
+    ``prior``: a :class:`JointPrior`, or a configuration prior alone (a
+    :class:`~medxfer.tune.warmstart.WarmStartPrior` or ``ConfigKeyPrior``: no scores); None:
+    sources in the given order, configurations in grid order. :meth:`selected` is the final
+    pick (:func:`select`).
     """
 
     def __init__(self, space: dict | None = None, metric: str | None = None,
-                 mode: str | None = None, *, prior: JointPrior | None = None,
+                 mode: str | None = None, *,
+                 prior: JointPrior | WarmStartPrior | ConfigKeyPrior | None = None,
                  source_key: str = SOURCE_KEY, explore: int = EXPLORE,
                  evidence: float = EVIDENCE, same_source: float = SAME_SOURCE,
                  confidence: float = 0.75, seed: int | None = None):
         super().__init__(metric=metric, mode=mode)
         if explore < 1:
             raise MedxferInputError(f"explore {explore}: expected >= 1", field="explore")
+        if prior is not None and not isinstance(prior, JointPrior):
+            prior = JointPrior(prior.excluded_target, configs=prior)
         self._prior = prior or JointPrior(None)
         self._key = source_key
         self._explore, self._evidence, self._same = explore, evidence, same_source
@@ -341,7 +345,8 @@ class JointSearcher(Searcher):
         self._live[trial_id] = len(self.trials)
         self.trials.append({"source": self.sources[src], "config": c, "value": math.nan,
                             "result": None})
-        return {self._key: self.sources[src], **self.configs[c]}
+        named = {} if self.sources[src] is None else {self._key: self.sources[src]}
+        return {**named, **self.configs[c]}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -378,11 +383,9 @@ class JointSearcher(Searcher):
 
     # --- internals --------------------------------------------------------------------------
     def _setup(self, space: dict) -> None:
-        values = _space_values(space)
-        if self._key not in values:
-            raise MedxferInputError(f"the joint searcher's space has no {self._key!r} "
-                                    "dimension (a choice of source names)", field=self._key)
-        self.sources = [str(s) for s in values.pop(self._key)]
+        values = space_values(space)
+        self.sources = ([str(s) for s in values.pop(self._key)] if self._key in values
+                        else [None])
         names = list(values)
         self.configs = [dict(zip(names, combo))
                         for combo in itertools.product(*(values[n] for n in names))]
@@ -451,14 +454,11 @@ class JointSearcher(Searcher):
         return min(active, key=lambda s: (counts[s], active.index(s)))
 
 
-def joint_factory(values: dict[str, list], *, metric: str, mode: str, seed: int | None,
-                  budget: int, prior: JointPrior | None = None,
-                  candidates: list[dict] | None = None) -> SearchSetup:
-    """The ``joint`` entry of the searcher registry: ``values`` holds a ``source`` dimension.
+def build(space: dict, request: SearchRequest) -> SearchSetup:
+    """The registry's factory (``joint``): the searcher over a finite space with a ``source``
+    dimension; ``request.prior`` is the target's :class:`JointPrior`."""
+    from medxfer.tune.searchers import SearchSetup
 
-    ``candidates`` is not used: the joint space is the product of ``values``.
-    """
-    from ray import tune
-
-    alg = JointSearcher(metric=metric, mode=mode, prior=prior, seed=seed)
-    return SearchSetup(alg, {k: tune.choice(list(v)) for k, v in values.items()}, budget)
+    alg = JointSearcher(metric=request.metric, mode=request.mode, prior=request.prior,
+                        seed=request.seed)
+    return SearchSetup(alg, space, request.num_samples)

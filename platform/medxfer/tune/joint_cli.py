@@ -88,7 +88,7 @@ def replay_joint_cmd(tracking_uri, name, *, benchmark: str, scores: Path | None,
         text = render(summary[["procedure", "budget", "mean_regret", "targets_within"]], fmt,
                       index=False)
     else:
-        text = render(joint_table(summary), fmt)
-        text += (f"\nmean regret (oracle test AUC - kept model's) over {summary['targets'].max()}"
-                 f" targets x {seeds} seeds (targets whose mean regret <= {tolerance:g})\n")
+        text = render(joint_table(summary), fmt, title=(
+            f"Mean regret (oracle test AUC - kept model's) over {summary['targets'].max()} "
+            f"targets x {seeds} seeds (targets whose mean regret <= {tolerance:g})"))
     write_or_print(text, output, typer.echo)

@@ -44,7 +44,7 @@ from medxfer.tune.joint import (
     SourcePrior,
     calibrate_prior_weight,
 )
-from medxfer.tune.searchers import DEFAULT_PARAMS, WarmStartPrior, _norm, param_value
+from medxfer.tune.warmstart import DEFAULT_PARAMS, WarmStartPrior, param_key, param_value
 
 PROCEDURES = ("all", "random", "ranked", "joint")
 BUDGETS = (10, 20, 30, 50, 200)
@@ -71,7 +71,7 @@ class TargetLog:
         return max(self.truth.values())
 
     def key(self, config: dict) -> tuple:
-        return tuple(_norm(config[p]) for p in self.params)
+        return tuple(param_key(config[p]) for p in self.params)
 
     def runs(self) -> list[tuple[str, tuple]]:
         """Every logged (source, config key) with a result, in a fixed order."""
@@ -101,7 +101,7 @@ def load_targets(tracking_uri: str | None, name: str | None, *, benchmark: str =
         ok = g.dropna(subset=["val_loss", "test_auc"]).sort_values(["val_loss", "run_id"])
         results: dict[str, dict[tuple, Result]] = {}
         for rec in ok.itertuples(index=False):
-            k = tuple(_norm(getattr(rec, p)) for p in params)
+            k = tuple(param_key(getattr(rec, p)) for p in params)
             results.setdefault(rec.row, {}).setdefault(
                 k, (float(rec.val_loss), float(rec.val_auc), float(rec.test_auc)))
         pair_truth = {s: truth[(s, target)] for s in results if (s, target) in truth}

@@ -6,16 +6,16 @@ finds and reuses its run instead of creating another. Each result is logged once
 (``medxfer.last_step`` remembers the highest step, so epochs replayed after a restore from an
 older checkpoint are not logged twice).
 
-The trial's Ray node id (result key ``system/node_id``, added by
-:func:`medxfer.tune.trainables.make_trial_fn`) is written as the tag ``medxfer.node_id``; a
-trial retried on another node shows its latest node.
+The trial's Ray node id (result key ``system/node_id``, added to every report by the training
+sessions, :mod:`medxfer.train.telemetry`) is written as the tag ``medxfer.node_id``; a trial
+retried on another node shows its latest node.
 
 When a trial completes, its final step (last epoch + 1) repeats the metrics of its *selected*
 epoch (best ``select_by``, DESIGN.md: "last value always means the selected model"), so the
 ground-truth query reads the selected model's ``test_auc``. A trainable that reports that final
 step itself (the launcher's methods: a last report with ``selected_epoch``, DESIGN.md) already
 did this: its ``selected_epoch`` becomes the ``medxfer.selected_step`` tag and no further step is
-added (before, launcher trials got the selected model twice, at last + 1 and last + 2).
+added (the selected model is logged once, at last + 1).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
 from medxfer.tracking import schema
+from medxfer.train.telemetry import NODE_ID_RESULT
 from medxfer.tune.experiment import schema_tags, trial_params
-from medxfer.tune.trainables import NODE_ID_RESULT
 
 log = logging.getLogger(__name__)
 

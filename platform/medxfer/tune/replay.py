@@ -1,7 +1,7 @@
 """``medxfer benchmark replay``: replay a search strategy on a benchmark's logged grid.
 
 For each (source, target) pair — (arch, target) for the architecture benchmark — the searcher
-objects a real sweep uses (:mod:`medxfer.tune.searchers`) are driven in-process, exactly as
+objects a real sweep uses (the registry :mod:`medxfer.tune.searchers`) are driven in-process, as
 Tune drives them (``set_search_properties`` / ``suggest`` / ``on_trial_complete``; a
 ``BasicVariantGenerator`` through ``add_configurations`` / ``next_trial``). A trial "runs" by
 looking up the logged ``val_loss`` / ``test_auc`` of the configuration it was given.
@@ -15,7 +15,8 @@ looking up the logged ``val_loss`` / ``test_auc`` of the configuration it was gi
 * Selected configuration after t trials: lowest val_loss among those tried. Result per pair and
   seed: the first t at which its test AUC is within ``tolerance`` of the ground truth
   (:func:`medxfer.tracking.query.selected_runs`); ``inf`` if the budget or the space ran out.
-* Priors (``warmstart``, ``prior``) are computed per target with that target's runs left out.
+* Priors (searchers with ``uses_prior``) are computed per target with that target's runs left
+  out.
 """
 
 from __future__ import annotations
@@ -29,15 +30,11 @@ import numpy as np
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune.searchers import (
-    DEFAULT_PARAMS,
-    SEARCHERS,
-    USES_PRIOR,
-    WarmStartPrior,
-    _norm,
-    build_searcher,
-    param_value,
-)
+from medxfer.tune.search_config import Leaf
+from medxfer.tune.searchers import SearchRequest, build_searcher, searcher_info
+from medxfer.tune.warmstart import DEFAULT_PARAMS, WarmStartPrior, param_key, param_value
+
+FIELD = "--searcher"
 
 TOLERANCE = 0.005
 
@@ -54,7 +51,11 @@ class PairGrid:
     params: tuple[str, ...] = DEFAULT_PARAMS
 
     def key(self, config: dict) -> tuple:
-        return tuple(_norm(config[p]) for p in self.params)
+        return tuple(param_key(config[p]) for p in self.params)
+
+    def leaves(self) -> dict[str, Leaf]:
+        """The space as ``choice`` leaves, the form every registered searcher takes."""
+        return {p: Leaf(choice=list(v)) for p, v in self.values.items()}
 
     def configs(self) -> list[dict]:
         """Logged configurations with metrics, as config dicts."""
@@ -94,7 +95,7 @@ def load_grids(tracking_uri: str | None = None, name: str | None = None, *,
         ok = g.dropna(subset=[select_by, metric]).sort_values([select_by, "run_id"])
         results: dict[tuple, tuple[float, float]] = {}
         for rec in ok.itertuples(index=False):
-            k = tuple(_norm(getattr(rec, p)) for p in params)
+            k = tuple(param_key(getattr(rec, p)) for p in params)
             results.setdefault(k, (float(getattr(rec, select_by)), float(getattr(rec, metric))))
         grids.append(PairGrid(row, target, values, results, truth[(row, target)], params))
     return grids, runs
@@ -104,8 +105,14 @@ def _lookup_trainable(config):  # pragma: no cover - only named by BasicVariantG
     return {}
 
 
-def _driver(setup, metric: str, mode: str):
-    """(propose(trial_id) -> config | None, complete(trial_id, result | None))."""
+def drive(setup, metric: str, mode: str):
+    """Drive a :class:`~medxfer.tune.searchers.SearchSetup` in-process as Tune would.
+
+    Returns:
+        ``(propose, complete)``: ``propose(trial_id)`` -> a configuration, or None when the
+        searcher has nothing more; ``complete(trial_id, result)`` with ``result`` None for a
+        failed trial.
+    """
     from ray.tune.search import BasicVariantGenerator, Searcher
 
     alg = setup.search_alg
@@ -143,9 +150,12 @@ def replay_pair(grid: PairGrid, searcher: str, *, seed: int, budget: int,
                 select_by: str = "val_loss", metric: str = "test_auc",
                 stop_when_within: bool = True) -> Trace:
     """Replay ``searcher`` on one pair for at most ``budget`` trials."""
-    setup = build_searcher(searcher, grid.values, metric=select_by, mode="min", seed=seed,
-                           budget=budget, prior=prior)
-    propose, complete = _driver(setup, select_by, "min")
+    # One pass over a grid (num_samples counts passes); every other searcher samples budget.
+    once = searcher_info(searcher, field=FIELD).tune_space == "grid"
+    request = SearchRequest(metric=select_by, mode="min", seed=seed,
+                            num_samples=1 if once else budget, prior=prior)
+    setup = build_searcher(searcher, grid.leaves(), request, field=FIELD)
+    propose, complete = drive(setup, select_by, "min")
     best, selected, first = math.inf, math.nan, math.inf
     trace = Trace(grid.row, grid.target, searcher, seed, math.inf)
     for t in range(1, budget + 1):
@@ -190,10 +200,7 @@ def replay(tracking_uri: str | None = None, name: str | None = None, *,
     ``seeds``: a count K (seeds 0..K-1) or explicit seeds. ``pairs``: restrict to these
     (row, target) pairs.
     """
-    for s in searchers:
-        if s not in SEARCHERS:
-            raise MedxferInputError(f"searcher {s!r}: expected one of {', '.join(SEARCHERS)}",
-                                    field="searcher")
+    uses_prior = {s for s in searchers if searcher_info(s, field=FIELD).uses_prior}
     if budget < 1:
         raise MedxferInputError("budget must be >= 1", field="budget")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -206,7 +213,7 @@ def replay(tracking_uri: str | None = None, name: str | None = None, *,
     if not grids:
         raise MedxferInputError("no (row, target) pair with logged runs to replay", field="name")
     priors = (priors_by_target(runs, [g.target for g in grids], params=params)
-              if USES_PRIOR & set(searchers) else {})
+              if uses_prior else {})
     rows = []
     total, done = len(searchers) * len(grids) * len(seed_list), 0
     for s in searchers:
@@ -214,7 +221,7 @@ def replay(tracking_uri: str | None = None, name: str | None = None, *,
             for seed in seed_list:
                 t0 = time.perf_counter()
                 tr = replay_pair(g, s, seed=seed, budget=budget, tolerance=tolerance,
-                                 prior=priors.get(g.target) if s in USES_PRIOR else None)
+                                 prior=priors.get(g.target) if s in uses_prior else None)
                 rows.append({"searcher": s, "row": g.row, "target": g.target, "seed": seed,
                              "trials": tr.trials_to_within, "tried": len(tr.trials),
                              "seconds": time.perf_counter() - t0})

@@ -4,7 +4,7 @@ The experiment config (``medxfer.config.ExperimentConfig``) keeps ``search`` as 
 this module validates it::
 
     search:
-      algorithm: hyperopt          # hyperopt | grid | random | warmstart (tune/search.py)
+      algorithm: hyperopt          # a name of tune/searchers.py: SEARCHERS
       metric: val_loss             # what the searcher and scheduler optimise
       mode: min
       num_samples: 20              # trials (grid: repeats of the whole grid, default 1)
@@ -14,14 +14,14 @@ this module validates it::
       space:                       # keys are dotted config paths (nested dicts work too)
         train.lr: {loguniform: [1.0e-6, 1.0e-3]}
         train.batch_size: {choice: [32, 64, 128]}
-      points_to_evaluate:          # hyperopt/random: configurations tried first
+      points_to_evaluate:          # tried first (searchers with points_to_evaluate)
         - {train.lr: 1.0e-4, train.batch_size: 64}
       scheduler: {type: asha, max_t: 100, grace_period: 5, reduction_factor: 3}
       early_stopping: {metric: val_auc, mode: max, patience: 50}
       select_by: val_loss          # which epoch a trial's final step reports (DESIGN.md)
       select_mode: min
       storage_path: ray_results    # Ray Tune storage; made absolute against the working dir
-      warmstart:                   # only with algorithm: warmstart (finite space: grid/choice)
+      warmstart:                   # searchers that use a prior: where it comes from
         benchmark: medmnist-transfer   # benchmark/<name>, or a full sweep/<name>; None: the
                                        # only benchmark/* experiment in the store
         benchmark_kind: dataset        # dataset | architecture (rows: sources | archs)
@@ -46,7 +46,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medxfer.errors import MedxferInputError
 
-ALGORITHMS = ("hyperopt", "grid", "random", "warmstart")
 #: ``search.warmstart.params`` when not given: the benchmark's param names -> config keys. Only
 #: the entries whose config key is in ``search.space`` are used (an explicit mapping must name
 #: searched keys only).
@@ -139,7 +138,8 @@ class EarlyStopping(_Strict):
 
 
 class WarmStartConfig(_Strict):
-    """Where the warm-start prior of ``algorithm: warmstart`` comes from (tune/searchers.py).
+    """Where the prior of a searcher that uses one comes from (``SearcherInfo.uses_prior``;
+    :mod:`medxfer.tune.warmstart`).
 
     The prior ranks the space's configurations by their val-loss rank on the logged grids of
     ``benchmark``, with every run of ``target`` left out (leave-target-out). ``params`` maps the
@@ -168,7 +168,7 @@ class WarmStartConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    algorithm: Literal["hyperopt", "grid", "random", "warmstart"] = "hyperopt"
+    algorithm: str = "hyperopt"
     metric: str = "val_loss"
     mode: Literal["min", "max"] = "min"
     num_samples: int = Field(10, ge=1)
@@ -186,20 +186,34 @@ class SearchConfig(_Strict):
     warmstart: Optional[WarmStartConfig] = None
 
     def warmstart_params(self) -> dict[str, str]:
-        """The effective ``{benchmark param: config key}`` of ``algorithm: warmstart``."""
+        """The effective ``{benchmark param: config key}`` of the prior."""
         ws = self.warmstart or WarmStartConfig()
         if ws.params is not None:
             return dict(ws.params)
         return {p: k for p, k in DEFAULT_WARMSTART_PARAMS.items() if k in self.space}
 
+    @field_validator("algorithm")
+    @classmethod
+    def _known(cls, v):
+        from medxfer.tune.searchers import SEARCHERS, list_searchers
+
+        if v not in SEARCHERS:
+            raise ValueError(f"unknown searcher {v!r}; valid names: {', '.join(list_searchers())}")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _grid_samples(cls, data):
         # A grid is enumerated once unless num_samples asks for repeats.
-        if isinstance(data, dict) and data.get("algorithm") == "grid" \
-                and "num_samples" not in data:
+        info = _info(data.get("algorithm", "hyperopt")) if isinstance(data, dict) else None
+        if info is not None and info.tune_space == "grid" and "num_samples" not in data:
             data = {**data, "num_samples": 1}
         return data
+
+    @property
+    def searcher(self):
+        """The registry record of :attr:`algorithm` (a ``SearcherInfo``)."""
+        return _info(self.algorithm)
 
     @field_validator("space", mode="before")
     @classmethod
@@ -234,14 +248,40 @@ class SearchConfig(_Strict):
     @model_validator(mode="after")
     def _consistent(self):
         # Errors raised here carry their own YAML path (see _PathError).
-        for key, leaf in self.space.items():
-            if self.algorithm == "grid" and leaf.kind in ("loguniform", "uniform"):
-                raise _PathError(f"space.{key}.{leaf.kind}",
-                                 "algorithm grid needs grid or choice leaves (a continuous "
-                                 "range cannot be enumerated)")
-            if self.algorithm == "hyperopt" and leaf.kind == "grid":
-                raise _PathError(f"space.{key}.grid",
-                                 "algorithm hyperopt cannot search a grid leaf; use choice")
+        from medxfer.tune.searchers import SEARCHERS, check_space
+
+        info = self.searcher
+        problems = check_space(self.space, info)
+        if problems:
+            path, message = problems[0]
+            raise _PathError(f"space.{path}", message)
+        self._check_points(info)
+        if not info.uses_prior:
+            if self.warmstart is not None:
+                users = ", ".join(n for n, i in sorted(SEARCHERS.items()) if i.uses_prior)
+                raise _PathError("warmstart", f"only used by the searchers with a prior "
+                                              f"({users}), not {self.algorithm}")
+            return self
+        if not self.space:
+            raise _PathError("space", f"algorithm {self.algorithm} needs a finite space to "
+                                      "search")
+        explicit = self.warmstart is not None and self.warmstart.params is not None
+        for param, key in self.warmstart_params().items():
+            if key not in self.space:
+                raise _PathError(f"warmstart.params.{param}",
+                                 f"{key!r} is not a key of search.space "
+                                 f"({', '.join(self.space)})")
+        if not self.warmstart_params():
+            raise _PathError("warmstart.params" if explicit else "space",
+                             f"algorithm {self.algorithm} needs at least one searched key that "
+                             "the benchmark logs (default mapping: " + ", ".join(
+                                 f"{p}: {k}" for p, k in DEFAULT_WARMSTART_PARAMS.items())
+                             + "); map others with search.warmstart.params")
+        return self
+
+    def _check_points(self, info) -> None:
+        if self.points_to_evaluate and not info.points_to_evaluate:
+            raise _PathError("points_to_evaluate", f"not used by algorithm {self.algorithm}")
         for i, point in enumerate(self.points_to_evaluate):
             for key, value in point.items():
                 leaf = self.space.get(key)
@@ -256,41 +296,20 @@ class SearchConfig(_Strict):
                     if not isinstance(value, (int, float)) or not lo <= value <= hi:
                         raise _PathError(f"points_to_evaluate.{i}.{key}",
                                          f"{value!r} is outside [{lo}, {hi}]")
-        if self.points_to_evaluate and self.algorithm in ("grid", "warmstart"):
-            raise _PathError("points_to_evaluate", f"not used by algorithm {self.algorithm}")
-        if self.algorithm != "warmstart":
-            if self.warmstart is not None:
-                raise _PathError("warmstart", f"only used by algorithm warmstart, not "
-                                              f"{self.algorithm}")
-            return self
-        # warmstart: a finite space (the searcher proposes each configuration at most once),
-        # and every mapped config key searched.
-        if not self.space:
-            raise _PathError("space", "algorithm warmstart needs a finite space to search")
-        for key, leaf in self.space.items():
-            if leaf.kind in ("loguniform", "uniform"):
-                raise _PathError(f"space.{key}.{leaf.kind}",
-                                 "algorithm warmstart needs grid or choice leaves (a finite "
-                                 "space it can rank and never repeat)")
-        explicit = self.warmstart is not None and self.warmstart.params is not None
-        for param, key in self.warmstart_params().items():
-            if key not in self.space:
-                raise _PathError(f"warmstart.params.{param}",
-                                 f"{key!r} is not a key of search.space "
-                                 f"({', '.join(self.space)})")
-        if not self.warmstart_params():
-            raise _PathError("warmstart.params" if explicit else "space",
-                             "algorithm warmstart needs at least one searched key that the "
-                             "benchmark logs (default mapping: " + ", ".join(
-                                 f"{p}: {k}" for p, k in DEFAULT_WARMSTART_PARAMS.items())
-                             + "); map others with search.warmstart.params")
-        return self
 
     def resolved_storage_path(self, base: str | os.PathLike | None = None) -> str:
         p = Path(os.path.expanduser(self.storage_path))
         if not p.is_absolute():
             p = Path(base or Path.cwd()) / p
         return str(p.resolve())
+
+
+def _info(name: Any):
+    """The searcher record of ``name``, or None when it is not a registered name (the
+    ``algorithm`` field validator reports that)."""
+    from medxfer.tune.searchers import SEARCHERS
+
+    return SEARCHERS.get(name) if isinstance(name, str) else None
 
 
 class _PathError(ValueError):

@@ -1,458 +1,276 @@
-"""Searchers by name, and ``warmstart``: a Ray Tune ``Searcher`` with a leave-target-out prior.
+"""The one registry of searchers: ``search.algorithm`` of a sweep, ``--searcher`` of a replay.
 
-Every entry of :data:`SEARCHERS` builds what a real sweep hands to Ray Tune —
-``Tuner(trainable, param_space=..., tune_config=TuneConfig(search_alg=..., num_samples=...))`` —
-from a finite space (``{param: [values]}``, the grid of ``search_spaces/thesis_grid.yaml``). The
-benchmark replay (:mod:`medxfer.tune.replay`) drives the very same objects in-process.
+Every entry builds what a sweep hands to Ray Tune, ``Tuner(trainable, param_space=...,
+tune_config=TuneConfig(search_alg=..., num_samples=...))``, from a search space of leaves
+(``loguniform`` / ``uniform`` / ``choice`` / ``grid``, :class:`~medxfer.tune.search_config.Leaf`).
+``medxfer sweep`` passes the YAML's ``search.space``; ``medxfer benchmark replay``
+(:mod:`medxfer.tune.replay`) passes the logged grid of a (source, target) pair as ``choice``
+leaves and drives the very same objects in-process.
 
-* ``grid``: ``BasicVariantGenerator`` over ``tune.grid_search`` of every param (Ray's order).
-* ``random``: ``BasicVariantGenerator`` over ``tune.choice`` (samples with replacement, as a
-  real random search does: a repeated configuration costs a trial).
-* ``shuffled``: ``BasicVariantGenerator`` given the whole grid as ``points_to_evaluate`` in a
-  seeded random order: random search without replacement.
-* ``hyperopt``: ``HyperOptSearch`` (TPE) over ``tune.choice`` (= ``hp.choice``) of every param.
-* ``prior``: :class:`WarmStartSearcher` without adaptivity: the warm-start order only.
-* ``warmstart``: :class:`WarmStartSearcher`: never repeats a grid point; starts with the
-  configurations that ranked best on the *other* targets of a benchmark held in MLflow
-  (:class:`WarmStartPrior`, leave-target-out by construction) and, as results come in,
-  reweights those other (source, target) tasks by how well their logged val-loss ranking agrees
-  with the ranking observed so far on this task (a posterior over "which logged task is this
-  one like"), then proposes the untried configuration with the best weighted prior rank.
+How a searcher sees the space is part of its record (:attr:`SearcherInfo.tune_space`):
+
+* ``"domains"``: each leaf as its Tune domain (continuous ranges allowed; ``grid`` leaves are
+  ``tune.grid_search``, crossed with ``num_samples`` samples): ``random``, ``hyperopt``;
+* ``"grid"``: every leaf as ``tune.grid_search``; ``num_samples`` counts passes over the grid:
+  ``grid``;
+* ``"choices"``: every leaf as ``tune.choice``; the searcher enumerates the finite space itself
+  and proposes each configuration at most once: ``shuffled``, ``prior``, ``warmstart``.
+
+Adding a searcher is one module with a factory ``build(space, request) -> SearchSetup`` plus one
+``_register`` line here plus its tests.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import pickle
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from medxfer.errors import MedxferInputError
+from medxfer.tune import warmstart
 
-try:  # the searcher must subclass Ray's; the prior alone works without Ray installed
-    from ray.tune.search import Searcher
-except ImportError:  # pragma: no cover
-    Searcher = object  # type: ignore[misc,assignment]
-
-DEFAULT_PARAMS = ("lr", "wd", "momentum", "batch_size")
-# Params whose values differ between targets but play the same role: keyed by their position
-# among a task's sorted values (the benchmark's two batch sizes per target: 32/64 ... 256/512).
-DEFAULT_ORDINAL = ("batch_size",)
+TuneSpace = Literal["domains", "grid", "choices"]
+_CONTINUOUS = ("loguniform", "uniform")
 
 
-def param_value(raw: Any) -> Any:
-    """A logged param (string) as a number where it is one: ``"64"`` -> 64, ``"1e-05"`` -> 1e-05."""
-    if isinstance(raw, (int, float, np.integer, np.floating)) and not isinstance(raw, bool):
-        f = float(raw)
-        return int(f) if f.is_integer() and isinstance(raw, (int, np.integer)) else f
-    s = str(raw).strip()
-    try:
-        return int(s)
-    except ValueError:
-        pass
-    try:
-        return float(s)
-    except ValueError:
-        return s
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a factory may use beyond the space.
 
-
-def _norm(v: Any) -> Any:
-    """Comparable key of a param value (1 == 1.0 == "1.0"; 12 significant digits)."""
-    v = param_value(v)
-    if isinstance(v, (int, float)):
-        return float(f"{float(v):.12g}")
-    return v
-
-
-def feature_keys(configs: Sequence[dict], params: Sequence[str],
-                 ordinal: Sequence[str] = DEFAULT_ORDINAL) -> list[tuple]:
-    """Keys under which configurations of different tasks are compared: the params' values,
-    except ``ordinal`` params, keyed by their rank among the values present in ``configs``."""
-    ranks = {}
-    for p in ordinal:
-        if p in params:
-            values = sorted({_norm(c[p]) for c in configs}, key=lambda x: (str(type(x)), x))
-            ranks[p] = {v: i for i, v in enumerate(values)}
-    return [tuple(("#", ranks[p][_norm(c[p])]) if p in ranks else _norm(c[p]) for p in params)
-            for c in configs]
-
-
-def _rank01(values: np.ndarray, mode: str) -> np.ndarray:
-    """Ranks scaled to [0, 1], 0 = best (average ranks for ties)."""
-    s = pd.Series(values if mode == "min" else -values).rank(method="average").to_numpy()
-    return (s - 1) / max(len(s) - 1, 1)
-
-
-@dataclass
-class WarmStartPrior:
-    """Normalized val-loss ranks of the configurations of logged tasks (never of one target).
-
-    ``ranks[j, k]``: rank in [0, 1] (0 = best ``metric``) of configuration key ``keys[k]`` in
-    task ``tasks[j]`` = (row, target); NaN where that task has no run with that configuration.
-    ``excluded_target`` is the target whose runs were left out before anything was computed.
+    Attributes:
+        metric: the result key the searcher optimises (a replay: ``val_loss``).
+        mode: ``min`` or ``max``.
+        seed: random seed (None: Ray's default randomness).
+        num_samples: Tune's ``num_samples``: trials to sample; for ``tune_space="grid"``
+            passes over the grid; for ``"choices"`` capped at the space's size.
+        points_to_evaluate: configurations tried first (searchers with
+            :attr:`SearcherInfo.points_to_evaluate`).
+        max_concurrent: the ``BasicVariantGenerator``'s own limit (0: none; Tune ignores
+            ``max_concurrent_trials`` with that searcher).
+        prior: a :class:`~medxfer.tune.warmstart.WarmStartPrior` (or its
+            :class:`~medxfer.tune.warmstart.ConfigKeyPrior`) for searchers that use one,
+            computed leave-target-out by the caller.
     """
 
-    params: tuple[str, ...]
-    ordinal: tuple[str, ...]
-    tasks: list[tuple[str, str]]
-    keys: list[tuple]
-    ranks: np.ndarray
-    excluded_target: str | None
     metric: str = "val_loss"
     mode: str = "min"
-    _index: dict = field(default_factory=dict, repr=False)
+    seed: int | None = None
+    num_samples: int = 1
+    points_to_evaluate: tuple[dict, ...] = ()
+    max_concurrent: int = 0
+    prior: Any = None
 
-    def __post_init__(self):
-        self._index = {k: i for i, k in enumerate(self.keys)}
-
-    @classmethod
-    def from_runs(cls, runs: pd.DataFrame, *, exclude_target: str | None,
-                  params: Sequence[str] = DEFAULT_PARAMS,
-                  ordinal: Sequence[str] = DEFAULT_ORDINAL, metric: str = "val_loss",
-                  mode: str = "min") -> WarmStartPrior:
-        """From :func:`medxfer.tracking.query.grid_runs` rows (``row``, ``target``, params,
-        ``metric``). Rows of ``exclude_target`` are dropped first: the prior of a target never
-        sees that target's runs. ``exclude_target=None`` keeps all (a target not in the log)."""
-        params, ordinal = tuple(params), tuple(p for p in ordinal if p in params)
-        df = runs
-        if exclude_target is not None:
-            df = df[df["target"] != exclude_target]
-        df = df.dropna(subset=[metric, *params])
-        tasks, per_task = [], []
-        for (row, target), g in df.groupby(["row", "target"], sort=True):
-            g = g.sort_values([metric, "run_id"] if "run_id" in g else [metric],
-                              ascending=mode == "min")
-            cfgs = g[list(params)].to_dict("records")
-            keys = feature_keys(cfgs, params, ordinal)
-            # A configuration logged twice (reruns) counts once, by its best run.
-            first = {}
-            for k, v in zip(keys, g[metric].to_numpy(dtype=float)):
-                first.setdefault(k, v)
-            tasks.append((row, target))
-            per_task.append(first)
-        all_keys = sorted({k for d in per_task for k in d}, key=repr)
-        index = {k: i for i, k in enumerate(all_keys)}
-        ranks = np.full((len(tasks), len(all_keys)), np.nan)
-        for j, d in enumerate(per_task):
-            ks = list(d)
-            ranks[j, [index[k] for k in ks]] = _rank01(np.array([d[k] for k in ks]), mode)
-        return cls(params, ordinal, tasks, all_keys, ranks, exclude_target, metric, mode)
-
-    @classmethod
-    def from_mlflow(cls, tracking_uri: str | None = None, name: str | None = None, *,
-                    exclude_target: str | None, benchmark: str = "dataset",
-                    params: Sequence[str] = DEFAULT_PARAMS,
-                    ordinal: Sequence[str] = DEFAULT_ORDINAL, metric: str = "val_loss",
-                    mode: str = "min") -> WarmStartPrior:
-        """The prior of a sweep on ``exclude_target`` from a benchmark held in MLflow."""
-        from medxfer.tracking.query import grid_runs
-
-        runs = grid_runs(tracking_uri, name, benchmark=benchmark, params=tuple(params),
-                         metrics=(metric,))
-        return cls.from_runs(runs, exclude_target=exclude_target, params=params,
-                             ordinal=ordinal, metric=metric, mode=mode)
-
-    def matrix(self, configs: Sequence[dict]) -> np.ndarray:
-        """``ranks`` restricted to ``configs``: tasks x len(configs), NaN where unknown."""
-        cols = [self._index.get(k) for k in feature_keys(configs, self.params, self.ordinal)]
-        out = np.full((len(self.tasks), len(configs)), np.nan)
-        for c, i in enumerate(cols):
-            if i is not None:
-                out[:, c] = self.ranks[:, i]
-        return out
-
-    def order(self, configs: Sequence[dict]) -> list[int]:
-        """Indices of ``configs`` by mean prior rank (the non-adaptive warm-start order)."""
-        return WarmStartSearcher(prior=self, candidates=list(configs), adaptive=False,
-                                 metric=self.metric, mode=self.mode)._ranked()
-
-
-@dataclass
-class ConfigKeyPrior:
-    """A :class:`WarmStartPrior` seen through a sweep's config keys (the one adapter between
-    the two vocabularies).
-
-    The prior's feature keys are the benchmark's logged param names (``lr``, ``wd``, ...); a
-    sweep's configurations are keyed by dotted config paths (``train.lr``, ...). ``keys`` maps
-    each param of the prior to the config key holding it. :class:`WarmStartSearcher` only calls
-    :meth:`matrix`, so the searcher itself is unchanged and keeps proposing config-keyed dicts;
-    config keys not in ``keys`` (other searched knobs) do not enter the prior: configurations
-    that differ only in them share their prior rank (ties broken by the searcher's seed).
-    """
-
-    prior: WarmStartPrior
-    keys: dict[str, str]  # prior param -> config key
-
-    def __post_init__(self):
-        missing = [p for p in self.prior.params if p not in self.keys]
-        if missing:
-            raise MedxferInputError(f"prior params {', '.join(missing)} have no config key",
-                                    field="params")
-        self.keys = {p: self.keys[p] for p in self.prior.params}
-
-    @property
-    def tasks(self) -> list[tuple[str, str]]:
-        return self.prior.tasks
-
-    @property
-    def excluded_target(self) -> str | None:
-        return self.prior.excluded_target
-
-    def to_prior(self, config: dict) -> dict:
-        """``{"train.lr": 0.1, ...}`` -> ``{"lr": 0.1, ...}`` (the prior's params only)."""
-        return {p: config[k] for p, k in self.keys.items()}
-
-    def matrix(self, configs: Sequence[dict]) -> np.ndarray:
-        return self.prior.matrix([self.to_prior(c) for c in configs])
-
-    def order(self, configs: Sequence[dict]) -> list[int]:
-        return WarmStartSearcher(prior=self, candidates=list(configs), adaptive=False,
-                                 metric=self.prior.metric, mode=self.prior.mode)._ranked()
-
-
-def _space_values(space: dict) -> dict[str, list]:
-    """``{param: [values]}`` from a Tune param space (choice / grid_search / list / constant)."""
-    out = {}
-    for k, v in space.items():
-        if hasattr(v, "categories"):
-            out[k] = list(v.categories)
-        elif isinstance(v, dict) and "grid_search" in v:
-            out[k] = list(v["grid_search"])
-        elif isinstance(v, (list, tuple)):
-            out[k] = list(v)
-        elif hasattr(v, "sample"):
-            raise MedxferInputError(f"search space {k!r}: warmstart needs a finite space "
-                                    "(choice or grid), not a continuous distribution",
-                                    field="space")
-        else:
-            out[k] = [v]
-    return out
-
-
-class WarmStartSearcher(Searcher):
-    """Prior-ranked, adaptively reweighted search over a finite set of configurations.
-
-    ``candidates``: the configurations (dicts); default the cartesian product of the param
-    space Tune passes to :meth:`set_search_properties` (or of ``space``). Each candidate is
-    proposed at most once; :meth:`suggest` returns ``Searcher.FINISHED`` when all were.
-    ``prior``: a :class:`WarmStartPrior`, or a :class:`ConfigKeyPrior` when the candidates are
-    keyed by config paths (None: candidates in the given order, then adaptive
-    ranking has nothing to weigh). ``seed`` breaks ties. ``confidence``: the assumed
-    probability that a logged task orders a pair of configurations as this task does; it sets
-    how fast the weights concentrate on the tasks that agree with the observations.
-    """
-
-    def __init__(self, space: dict | None = None, metric: str | None = None,
-                 mode: str | None = None, *, prior: WarmStartPrior | None = None,
-                 candidates: list[dict] | None = None, seed: int | None = None,
-                 adaptive: bool = True, confidence: float = 0.75, min_observed: int = 2):
-        super().__init__(metric=metric, mode=mode)
-        self._prior = prior
-        self._space = space
-        self._candidates: list[dict] | None = [dict(c) for c in candidates] if candidates else None
-        self._seed = seed
-        self._adaptive = adaptive
-        self._logit = math.log(confidence / (1 - confidence))
-        self._min_observed = min_observed
-        self._tried: list[int] = []              # candidate indices, in proposal order
-        self._values: dict[int, float] = {}      # candidate index -> observed metric (NaN: failed)
-        self._live: dict[str, int] = {}          # trial id -> candidate index
-        self._R: np.ndarray | None = None
-        if self._candidates is None and space:
-            self._set_candidates_from_space(space)
-        elif self._candidates is not None:
-            self._setup()
-
-    # --- Tune API ---------------------------------------------------------------------------
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
-        if self._candidates is not None and self._tried:
-            return False
-        if metric:
-            self._metric = metric
-        if mode:
-            self._mode = mode
-        if self._candidates is None and config:
-            self._set_candidates_from_space(config)
-        return True
-
-    def suggest(self, trial_id: str):
-        if self._candidates is None:
-            return None
-        untried = len(self._candidates) - len(self._tried)
-        if untried <= 0:
-            return Searcher.FINISHED
-        idx = self._next()
-        self._tried.append(idx)
-        self._live[trial_id] = idx
-        return dict(self._candidates[idx])
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
-                          error: bool = False) -> None:
-        idx = self._live.pop(trial_id, None)
-        if idx is None:
-            return
-        value = float("nan")
-        if not error and result and self._metric in result and result[self._metric] is not None:
-            value = float(result[self._metric])
-        self._values[idx] = value
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
-
-    # --- internals --------------------------------------------------------------------------
-    def _set_candidates_from_space(self, space: dict) -> None:
-        values = _space_values(space)
-        names = list(values)
-        self._candidates = [dict(zip(names, combo))
-                            for combo in itertools.product(*(values[n] for n in names))]
-        self._setup()
-
-    def _setup(self) -> None:
-        n = len(self._candidates)
-        rng = np.random.default_rng(self._seed)
-        self._tiebreak = rng.permutation(n) if self._seed is not None else np.arange(n)
-        if self._prior is not None:
-            R = self._prior.matrix(self._candidates)
-            self._R = R[~np.all(np.isnan(R), axis=1)]  # tasks that know none of ours: drop
-        else:
-            self._R = np.zeros((0, n))
-
-    def _weights(self) -> np.ndarray:
-        R = self._R
-        w = np.ones(R.shape[0])
-        if not self._adaptive or R.shape[0] == 0:
-            return w
-        obs = [i for i in self._tried if i in self._values and np.isfinite(self._values[i])]
-        if len(obs) < self._min_observed:
-            return w
-        y = np.array([self._values[i] for i in obs])
-        if self._mode == "max":
-            y = -y
-        dy = np.sign(y[:, None] - y[None, :])                       # n x n
-        Ro = R[:, obs]                                              # T x n
-        dr = np.sign(Ro[:, :, None] - Ro[:, None, :])               # T x n x n
-        dr = np.nan_to_num(dr, nan=0.0)
-        agree = ((dr * dy[None]) > 0).sum(axis=(1, 2)) / 2
-        disagree = ((dr * dy[None]) < 0).sum(axis=(1, 2)) / 2
-        logw = self._logit * (agree - disagree)
-        return np.exp(logw - logw.max())
-
-    def _scores(self) -> np.ndarray:
-        R = self._R
-        n = len(self._candidates)
-        if R.shape[0] == 0:
-            return np.zeros(n)
-        w = self._weights()
-        known = ~np.isnan(R)
-        num = (np.nan_to_num(R) * w[:, None]).sum(axis=0)
-        den = (known * w[:, None]).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = num / den
-        return np.where(den > 0, s, 0.5)  # no prior knowledge: middle of the pack
-
-    def _ranked(self) -> list[int]:
-        s = self._scores()
-        return list(np.lexsort((self._tiebreak, s)))
-
-    def _next(self) -> int:
-        tried = set(self._tried)
-        s = self._scores()
-        s = np.where([i in tried for i in range(len(s))], np.inf, s)
-        order = np.lexsort((self._tiebreak, s))
-        return int(order[0])
-
-
-# --- registry -------------------------------------------------------------------------------
 
 @dataclass
 class SearchSetup:
-    """What a sweep hands to Ray Tune: ``Tuner(param_space=..., TuneConfig(search_alg=...,
-    num_samples=...))``. ``search_alg`` is a ``Searcher`` or a ``BasicVariantGenerator``."""
+    """``Tuner(param_space=..., TuneConfig(search_alg=..., num_samples=...))``; ``search_alg``
+    is a ``Searcher`` or a ``BasicVariantGenerator``."""
 
     search_alg: Any
     param_space: dict
     num_samples: int
 
 
-Factory = Callable[..., SearchSetup]
+Factory = Callable[[dict, SearchRequest], SearchSetup]
 
 
-def _grid(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
-    from ray import tune
+@dataclass(frozen=True)
+class SearcherInfo:
+    """One searcher.
+
+    Attributes:
+        name: registry name (``search.algorithm``, ``--searcher``).
+        build: ``build(param_space, request) -> SearchSetup``; ``param_space`` is the space as
+            ``tune_space`` says.
+        tune_space: how the searcher sees the leaves (module docstring).
+        uses_prior: needs ``request.prior`` (the sweep's ``search.warmstart`` section).
+        description: one line for listings and ``--help``.
+        points_to_evaluate: takes ``search.points_to_evaluate``.
+        grid_leaves: can search ``grid`` leaves (HyperOpt cannot).
+        reference: where the search comes from (seed file and section, paper).
+    """
+
+    name: str
+    build: Factory
+    tune_space: TuneSpace
+    uses_prior: bool
+    description: str
+    points_to_evaluate: bool = False
+    grid_leaves: bool = True
+    reference: str = ""
+
+    @property
+    def needs_finite_space(self) -> bool:
+        """Only ``grid`` and ``choice`` leaves: the searcher enumerates the space."""
+        return self.tune_space != "domains"
+
+
+# --------------------------------------------------------------------------- Ray's searchers
+
+
+def _grid(space: dict, request: SearchRequest) -> SearchSetup:
     from ray.tune.search import BasicVariantGenerator
 
-    return SearchSetup(BasicVariantGenerator(),
-                       {k: tune.grid_search(list(v)) for k, v in values.items()}, 1)
+    alg = BasicVariantGenerator(random_state=request.seed, max_concurrent=request.max_concurrent)
+    return SearchSetup(alg, space, request.num_samples)
 
 
-def _random(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
-    from ray import tune
+def _random(space: dict, request: SearchRequest) -> SearchSetup:
+    """Samples with replacement, as a real random search does: a repeat costs a trial."""
     from ray.tune.search import BasicVariantGenerator
 
-    return SearchSetup(BasicVariantGenerator(random_state=seed),
-                       {k: tune.choice(list(v)) for k, v in values.items()}, budget)
+    alg = BasicVariantGenerator(points_to_evaluate=[dict(p) for p in request.points_to_evaluate]
+                                or None, random_state=request.seed,
+                                max_concurrent=request.max_concurrent)
+    return SearchSetup(alg, space, request.num_samples)
 
 
-def _shuffled(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
-    from ray import tune
+def _shuffled(space: dict, request: SearchRequest) -> SearchSetup:
+    """Random search without replacement: the whole space in a seeded random order, given to
+    ``BasicVariantGenerator`` as ``points_to_evaluate`` (each point is one sample)."""
     from ray.tune.search import BasicVariantGenerator
 
-    names = list(values)
-    grid = [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
-    order = np.random.default_rng(seed).permutation(len(grid))
-    return SearchSetup(BasicVariantGenerator(points_to_evaluate=[grid[i] for i in order]),
-                       {k: tune.choice(list(v)) for k, v in values.items()}, len(grid))
+    grid = warmstart.candidates_of(space)
+    order = np.random.default_rng(request.seed).permutation(len(grid))
+    n = min(request.num_samples, len(grid))
+    alg = BasicVariantGenerator(points_to_evaluate=[grid[i] for i in order[:n]],
+                                max_concurrent=request.max_concurrent)
+    return SearchSetup(alg, space, n)
 
 
-def _hyperopt(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
-    from ray import tune
+def _hyperopt(space: dict, request: SearchRequest) -> SearchSetup:
+    """TPE; it converts the Tune domains itself (``set_search_properties``)."""
     from ray.tune.search.hyperopt import HyperOptSearch
 
-    return SearchSetup(HyperOptSearch(metric=metric, mode=mode, random_state_seed=seed),
-                       {k: tune.choice(list(v)) for k, v in values.items()}, budget)
+    alg = HyperOptSearch(metric=request.metric, mode=request.mode,
+                         points_to_evaluate=[dict(p) for p in request.points_to_evaluate] or None,
+                         random_state_seed=request.seed)
+    return SearchSetup(alg, space, request.num_samples)
 
 
-def _warm(adaptive: bool) -> Factory:
-    """Replay and real sweeps (``search.algorithm: warmstart`` via
-    :func:`medxfer.tune.search.make_searcher`) build the warm-start searcher here."""
-    def build(values, *, metric, mode, seed, budget, prior=None, candidates=None) -> SearchSetup:
-        from ray import tune
+# --------------------------------------------------------------------------- the registry
 
-        alg = WarmStartSearcher(metric=metric, mode=mode, prior=prior, candidates=candidates,
-                                seed=seed, adaptive=adaptive)
-        return SearchSetup(alg, {k: tune.choice(list(v)) for k, v in values.items()}, budget)
-    return build
+SEARCHERS: dict[str, SearcherInfo] = {}
 
 
-SEARCHERS: dict[str, Factory] = {
-    "grid": _grid,
-    "random": _random,
-    "shuffled": _shuffled,
-    "hyperopt": _hyperopt,
-    "prior": _warm(adaptive=False),
-    "warmstart": _warm(adaptive=True),
-}
-# Searchers that use a WarmStartPrior (computed leave-target-out by the caller).
-USES_PRIOR = frozenset({"prior", "warmstart"})
+def _register(info: SearcherInfo) -> None:
+    if info.name in SEARCHERS:
+        raise ValueError(f"searcher {info.name!r} is registered twice")
+    SEARCHERS[info.name] = info
 
 
-def build_searcher(name: str, values: dict[str, list], *, metric: str = "val_loss",
-                   mode: str = "min", seed: int | None = None, budget: int = 100,
-                   prior: WarmStartPrior | None = None,
-                   candidates: list[dict] | None = None) -> SearchSetup:
-    """The registered searcher ``name`` over ``values`` (``{param: [values]}``)."""
-    if name not in SEARCHERS:
-        raise MedxferInputError(f"searcher {name!r}: expected one of {', '.join(SEARCHERS)}",
-                                field="searcher")
-    return SEARCHERS[name](values, metric=metric, mode=mode, seed=seed, budget=budget,
-                           prior=prior, candidates=candidates)
+_register(SearcherInfo("grid", _grid, tune_space="grid", uses_prior=False,
+                       description="every configuration of the grid, in Ray's order",
+                       reference="the benchmark's grid search: seeds/004_43f54b618356cecf.txt "
+                                 "sec. 6.4.2"))
+_register(SearcherInfo("random", _random, tune_space="domains", uses_prior=False,
+                       description="random sampling of the space, with replacement",
+                       points_to_evaluate=True))
+_register(SearcherInfo("shuffled", _shuffled, tune_space="choices", uses_prior=False,
+                       description="the finite space in a seeded random order, without "
+                                   "replacement"))
+_register(SearcherInfo("hyperopt", _hyperopt, tune_space="domains", uses_prior=False,
+                       description="HyperOpt TPE", points_to_evaluate=True, grid_leaves=False,
+                       reference="SCC's search: seeds/000_3dd3de5c534b555f.txt App. B; TPE: "
+                                 "Bergstra et al., NeurIPS 2011"))
+_register(SearcherInfo("prior", warmstart.build_prior_order, tune_space="choices",
+                       uses_prior=True,
+                       description="the leave-target-out prior's order, not adaptive",
+                       reference="medxfer's own (medxfer.tune.warmstart)"))
+_register(SearcherInfo("warmstart", warmstart.build, tune_space="choices", uses_prior=True,
+                       description="the prior's order, reweighted by the logged tasks that agree "
+                                   "with the results so far; never repeats",
+                       reference="medxfer's own (medxfer.tune.warmstart)"))
+
+
+def list_searchers() -> list[str]:
+    """Registry names, sorted."""
+    return sorted(SEARCHERS)
+
+
+def searcher_info(name: str, *, field: str = "search.algorithm") -> SearcherInfo:
+    """The record of ``name``.
+
+    Raises:
+        MedxferInputError: unknown ``name``; the message names ``field`` (``search.algorithm``
+            in a YAML, ``--searcher`` on the command line) and lists the valid names.
+    """
+    try:
+        return SEARCHERS[name]
+    except (KeyError, TypeError):
+        raise MedxferInputError(f"{field}: unknown searcher {name!r}; valid names: "
+                                f"{', '.join(list_searchers())}") from None
+
+
+# --------------------------------------------------------------------------- spaces
+
+
+def tune_domain(kind: str, values: list, tune_space: TuneSpace) -> Any:
+    """One leaf (``kind``, ``values``) as the Tune domain a ``tune_space`` searcher expects."""
+    from ray import tune
+
+    if tune_space == "choices":
+        return tune.choice(list(values))
+    if kind == "grid" or (kind == "choice" and tune_space == "grid"):
+        return tune.grid_search(list(values))
+    if kind == "loguniform":
+        return tune.loguniform(*values)
+    if kind == "uniform":
+        return tune.uniform(*values)
+    return tune.choice(list(values))
+
+
+def param_space(leaves: Mapping[str, Any], info: SearcherInfo) -> dict[str, Any]:
+    """The flat Tune ``param_space`` of ``leaves`` (objects with ``kind`` and ``values``)."""
+    return {key: tune_domain(leaf.kind, leaf.values, info.tune_space)
+            for key, leaf in leaves.items()}
+
+
+def enumerated(leaves: Mapping[str, Any], info: SearcherInfo) -> list[str]:
+    """Keys of the leaves Tune enumerates (``tune.grid_search``) for this searcher: every
+    pass of ``num_samples`` runs their whole product."""
+    if info.tune_space == "choices":
+        return []
+    return [k for k, leaf in leaves.items() if leaf.kind == "grid" or info.tune_space == "grid"]
+
+
+def expected_trials(leaves: Mapping[str, Any], info: SearcherInfo, num_samples: int) -> int:
+    """How many trials ``num_samples`` means for this searcher over ``leaves``."""
+    if info.tune_space == "choices":
+        return min(num_samples, math.prod(len(leaf.values) for leaf in leaves.values()))
+    return num_samples * math.prod(len(leaves[k].values) for k in enumerated(leaves, info))
+
+
+def check_space(leaves: Mapping[str, Any], info: SearcherInfo) -> list[tuple[str, str]]:
+    """``(key, problem)`` for every leaf ``info`` cannot search (empty: all fine)."""
+    problems = []
+    for key, leaf in leaves.items():
+        if info.needs_finite_space and leaf.kind in _CONTINUOUS:
+            problems.append((f"{key}.{leaf.kind}", f"algorithm {info.name} needs grid or "
+                             "choice leaves (a finite space it can enumerate)"))
+        elif leaf.kind == "grid" and not info.grid_leaves:
+            problems.append((f"{key}.grid", f"algorithm {info.name} cannot search a grid "
+                             "leaf; use choice"))
+    return problems
+
+
+def build_searcher(name: str, leaves: Mapping[str, Any], request: SearchRequest, *,
+                   field: str = "search.algorithm") -> SearchSetup:
+    """The registered searcher ``name`` over ``leaves`` (objects with ``kind`` and ``values``,
+    e.g. :class:`~medxfer.tune.search_config.Leaf`).
+
+    Raises:
+        MedxferInputError: unknown name (naming ``field``), a leaf the searcher cannot search,
+            or no ``request.prior`` for a searcher that uses one.
+    """
+    info = searcher_info(name, field=field)
+    problems = check_space(leaves, info)
+    if problems:
+        raise MedxferInputError("; ".join(f"space.{k}: {msg}" for k, msg in problems))
+    if info.uses_prior and request.prior is None:
+        raise MedxferInputError(f"{field}: searcher {name!r} needs a prior (none was given)")
+    return info.build(param_space(leaves, info), request)
+

@@ -6,10 +6,11 @@
    once, in this process, before any trial starts; find or create the parent run;
 2. start (or join) Ray: ``--address`` connects to a cluster, else a local runtime with
    ``num_cpus`` CPUs and ``trial_slot`` resources;
-3. build the trainable (:mod:`medxfer.tune.trainables`): single-CPU-worker trials run the
-   method directly in the function trainable with ``{"CPU": 1}``; several workers or GPUs run a
-   0-CPU trial driver holding one ``trial_slot`` so the ``TorchTrainer``'s workers can be
-   scheduled (RAY-MLFLOW-NOTES.md);
+3. wrap the trainable (:mod:`medxfer.tune.trainables`; the configured method through
+   :func:`medxfer.train.launcher.run_trial`): single-CPU-worker trials run the method directly
+   in the function trainable with ``{"CPU": 1}``; several workers or GPUs run a 0-CPU trial
+   driver holding one ``trial_slot`` so the ``TorchTrainer``'s workers can be scheduled
+   (RAY-MLFLOW-NOTES.md);
 4. ``Tuner(...).fit()`` — or ``Tuner.restore(..., resume_errored=True)`` with ``resume`` — with
    :class:`~medxfer.tune.mlflow_callback.MlflowSweepCallback` writing the child runs from the
    driver, ``FailureConfig(max_failures)`` retrying trials from their last checkpoint;
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
@@ -49,7 +50,6 @@ class SweepResult:
     tracking_uri: str
     parent_run_id: str
     storage_dir: str
-    trainable: str
     n_trials: int
     n_errored: int
     seconds: float
@@ -58,7 +58,7 @@ class SweepResult:
 
     def summary(self) -> str:
         lines = [f"sweep {self.name}: {self.n_trials} trials ({self.n_errored} errored) in "
-                 f"{self.seconds:.1f} s, trainable {self.trainable}",
+                 f"{self.seconds:.1f} s",
                  f"MLflow: {self.tracking_uri} experiment {self.experiment} parent run "
                  f"{self.parent_run_id}",
                  f"Tune: {self.storage_dir}"]
@@ -85,18 +85,18 @@ def latest_sweep_dir(storage: Path, stem: str) -> Optional[Path]:
     return max(cands, key=lambda p: (p / SNAPSHOT).stat().st_mtime) if cands else None
 
 
-def _snapshot(exp: Experiment, trainable: str | None) -> dict:
+def _snapshot(exp: Experiment) -> dict:
     return {"config": exp.config, "search": exp.search.model_dump(mode="json"),
-            "trainable": trainable, "source": str(exp.path) if exp.path else None}
+            "source": str(exp.path) if exp.path else None}
 
 
-def _from_snapshot(path: Path) -> tuple[Experiment, str | None]:
+def _from_snapshot(path: Path) -> Experiment:
     snap = json.loads(path.read_text())
     raw = dict(snap["config"])
     raw["search"] = snap["search"]
     exp = experiment_from_dict(raw, source=str(path))
     exp.config = snap["config"]
-    return exp, snap.get("trainable")
+    return exp
 
 
 # --------------------------------------------------------------------------- MLflow parent
@@ -114,14 +114,13 @@ def _target(exp: Experiment) -> str | None:
     return str((exp.config.get("data") or {}).get("flag") or "") or None
 
 
-def _create_parent(client, exp_id: str, name: str, exp: Experiment, trainable: str) -> str:
+def _create_parent(client, exp_id: str, name: str, exp: Experiment) -> str:
     from mlflow.entities import Param
 
     from medxfer.tune.experiment import schema_tags
     from medxfer.tune.space import expected_trials
 
-    tags = {schema.KIND: schema.KIND_SWEEP, schema.SWEEP: name, schema.TRAINABLE: trainable,
-            **schema_tags(exp.config)}
+    tags = {schema.KIND: schema.KIND_SWEEP, schema.SWEEP: name, **schema_tags(exp.config)}
     run = client.create_run(exp_id, tags=tags, run_name=name)
     s = exp.search
     params = trial_params(exp.config, {})
@@ -131,7 +130,7 @@ def _create_parent(client, exp_id: str, name: str, exp: Experiment, trainable: s
                    "search.max_concurrent": str(s.max_concurrent),
                    "search.max_failures": str(s.max_failures), "search.seed": str(s.seed),
                    "search.select_by": s.select_by, "search.select_mode": s.select_mode})
-    if s.algorithm == "warmstart":
+    if s.searcher.uses_prior:
         ws = s.warmstart
         params.update({
             "search.warmstart.benchmark": str(ws.benchmark if ws else None),
@@ -223,13 +222,14 @@ def trial_resources(config: dict) -> dict[str, float]:
 
 def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
               tracking_uri: str | None = None, address: str | None = None,
-              resume: bool = False, trainable: str | None = None,
+              resume: bool = False, trainable: Callable[[dict], None] | None = None,
               num_cpus: int | None = None, verbose: int = 1,
               storage_path: str | None = None) -> SweepResult:
     """Run (or ``resume``) a sweep and return its result (see module docstring).
 
-    ``trainable``: a name in :data:`medxfer.tune.trainables.TRAINABLES`; None = the training
-    core's launcher, or the toy trainable while the launcher is not installed.
+    ``trainable``: what each trial runs, ``fn(config)`` with the contract of
+    :func:`medxfer.train.launcher.run_trial` (the default: the configured method). A resumed
+    sweep must be given the same one.
     """
     from ray import tune
 
@@ -237,8 +237,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.tune.mlflow_callback import MlflowSweepCallback
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
-    from medxfer.tune.space import to_param_space
-    from medxfer.tune.trainables import make_trial_fn, resolve_trainable
+    from medxfer.tune.trainables import make_trial_fn
 
     t0 = time.monotonic()
     if exp is None and not resume:
@@ -257,8 +256,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         if not (sweep_dir / SNAPSHOT).is_file() or not tune.Tuner.can_restore(str(sweep_dir)):
             raise MedxferInputError(f"--resume: no restorable sweep at {sweep_dir}",
                                     field="name")
-        exp, snap_trainable = _from_snapshot(sweep_dir / SNAPSHOT)
-        trainable = trainable or snap_trainable
+        exp = _from_snapshot(sweep_dir / SNAPSHOT)
         name = sweep_dir.name
     else:
         name = safe_name(name) if name else default_name(exp)
@@ -274,8 +272,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         # Before anything is recorded: a searcher that cannot be built (e.g. a warm-start
         # benchmark missing from the store) leaves no half-made sweep behind.
         try:
-            search_alg, space = make_searcher(exp.search, to_param_space(exp.search),
-                                              tracking_uri=uri, target=_target(exp))
+            setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp))
         except MedxferInputError as exc:
             if exp.path is None:
                 raise
@@ -287,13 +284,12 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     exp_id = ensure_experiment(uri, experiment, artifact_root=artifact_root)
     client = mlflow_client(uri)
 
-    trainable_name, _ = resolve_trainable(trainable)
     parent = _find_parent(client, exp_id, name)
     if parent is not None and not resume:
         raise MedxferInputError(f"{experiment} in {uri} already has a sweep run; resume it with "
                                 "--resume or choose another --name", field="name")
     parent_id = (parent.info.run_id if parent is not None
-                 else _create_parent(client, exp_id, name, exp, trainable_name))
+                 else _create_parent(client, exp_id, name, exp))
     if parent is not None and parent.info.status != "RUNNING":
         client.update_run(parent_id, status="RUNNING")
 
@@ -301,20 +297,20 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     started = _init_ray(address, num_cpus, s.max_concurrent)
     try:
         resources = trial_resources(exp.config)
-        fn = tune.with_resources(make_trial_fn(trainable_name, exp.config), resources)
+        fn = tune.with_resources(make_trial_fn(trainable, exp.config), resources)
         if resume:
             tuner = tune.Tuner.restore(str(sweep_dir), trainable=fn, resume_errored=True)
         else:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp, trainable_name),
-                                                         indent=1, default=str))
+            (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp), indent=1,
+                                                         default=str))
             callback = MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
                                            s.select_by, s.select_mode)
             tuner = tune.Tuner(
-                fn, param_space=space,
+                fn, param_space=setup.param_space,
                 tune_config=tune.TuneConfig(
-                    metric=s.metric, mode=s.mode, search_alg=search_alg,
-                    scheduler=make_scheduler(s), num_samples=s.num_samples,
+                    metric=s.metric, mode=s.mode, search_alg=setup.search_alg,
+                    scheduler=make_scheduler(s), num_samples=setup.num_samples,
                     max_concurrent_trials=s.max_concurrent,
                     reuse_actors=resources.get("CPU", 0) > 0),
                 run_config=tune.RunConfig(
@@ -336,5 +332,5 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                                        n_errored)
     return SweepResult(name=name, experiment=experiment, tracking_uri=uri,
                        parent_run_id=parent_id, storage_dir=str(sweep_dir),
-                       trainable=trainable_name, n_trials=len(results), n_errored=n_errored,
+                       n_trials=len(results), n_errored=n_errored,
                        seconds=time.monotonic() - t0, best=best, best_config=best_config)

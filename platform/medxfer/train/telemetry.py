@@ -1,8 +1,8 @@
-"""Per-trial hardware telemetry, sampled in the trial's own process.
+"""Per-trial hardware telemetry, sampled in the training process itself.
 
 A daemon thread samples this process every ``interval`` seconds: CPU % (psutil, of this process
 and its children), RSS memory, and — when CUDA is available — GPU utilisation and memory
-(``torch.cuda``; ``nvidia-smi`` for utilisation when torch cannot read it). :meth:`snapshot`
+(``torch.cuda``; ``nvidia-smi`` for utilisation when torch cannot read it). :meth:`Sampler.snapshot`
 returns the aggregates since the last snapshot as ``system/*`` metrics, the counterparts of the
 published benchmark's radT columns (``TOP - CPU Utilization``, ``TOP - Memory Usage GB``,
 ``SMI - GPU Util``, ``SMI - Mem Used``):
@@ -10,8 +10,11 @@ published benchmark's radT columns (``TOP - CPU Utilization``, ``TOP - Memory Us
 ``system/cpu_percent`` (mean), ``system/cpu_percent_max``, ``system/memory_rss_mb`` (peak),
 ``system/gpu_utilization_percent`` (mean), ``system/gpu_memory_mb`` (peak), ``system/samples``.
 
-:func:`attach` hooks the Tune session of this process so that every ``ray.tune.report`` made in
-it (the fast path, or ``TuneReportCallback`` relaying a ``TorchTrainer``) carries the snapshot.
+:class:`Telemetry` is what the Ray-bound sessions (:mod:`medxfer.train.sessions`) add to every
+report they make: the snapshot since their previous report, plus :data:`NODE_ID_RESULT` (the
+Ray node id of this process; on a cluster it says which node ran the trial, which
+``node_ip``/``hostname`` cannot for nodes on one machine). The sweep's MLflow callback turns
+that entry into the child run's tag ``medxfer.node_id``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import threading
 from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
+
+NODE_ID_RESULT = "system/node_id"  # result key: Ray node id (hex) of the reporting process
 
 
 def _gpu_reader() -> Optional[Callable[[], tuple[float | None, float | None]]]:
@@ -60,6 +65,9 @@ def _gpu_reader() -> Optional[Callable[[], tuple[float | None, float | None]]]:
 
 
 class Sampler:
+    """Samples process ``pid`` (default: this one) every ``interval`` seconds in a daemon
+    thread; :meth:`snapshot` aggregates and resets (module docstring)."""
+
     def __init__(self, interval: float = 1.0, pid: int | None = None):
         import psutil
 
@@ -133,53 +141,41 @@ class Sampler:
         return out
 
 
-class attach:
-    """Context manager: sample this process and add ``system/*`` to every Tune report in it
-    (plus the constant entries of ``extra``, e.g. the trial's Ray node id).
+_PROCESS: Sampler | None = None
+_PROCESS_LOCK = threading.Lock()
 
-    Wraps the ``report`` method of this process's Tune session object (``ray.tune.report``
-    and ``ray.train.report`` both go through it). If a future Ray moves the session, telemetry
-    is skipped with a warning rather than failing the trial.
-    """
 
-    def __init__(self, interval: float = 1.0, extra: dict | None = None):
-        self.interval = interval
-        self.extra = dict(extra or {})  # constant entries added to every report (node id)
-        self.sampler: Sampler | None = None
-        self._session = None
-        self._had_attr = False
+def process_sampler(interval: float = 1.0) -> Sampler:
+    """This process's sampler, started on first use and kept for the process' life (one
+    thread per process: a reused Tune actor runs many trials, each with a session)."""
+    global _PROCESS
+    with _PROCESS_LOCK:
+        if _PROCESS is None:
+            _PROCESS = Sampler(interval).start()
+        return _PROCESS
 
-    def __enter__(self) -> "attach":
-        try:
-            from ray.train._internal.session import get_session
 
-            session = get_session()
-        except Exception as exc:  # pragma: no cover
-            log.warning("telemetry disabled: no Tune session (%s)", exc)
-            return self
-        if session is None:
-            log.warning("telemetry disabled: not inside a Tune trial")
-            return self
-        self.sampler = Sampler(self.interval).start()
-        original = session.report
-        sampler = self.sampler
-        extra = self.extra
+def current_node_id() -> str | None:
+    """The Ray node id of this process, or None outside Ray."""
+    try:
+        import ray
 
-        def report(metrics, checkpoint=None, **kw):
-            return original({**metrics, **sampler.snapshot(), **extra}, checkpoint=checkpoint,
-                            **kw)
+        if not ray.is_initialized():
+            return None
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover - telemetry must never fail a trial
+        return None
 
-        self._had_attr = "report" in vars(session)
-        self._saved = vars(session).get("report")
-        session.report = report
-        self._session = session
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self._session is not None:
-            if self._had_attr:
-                self._session.report = self._saved
-            else:
-                del self._session.report
-        if self.sampler is not None:
-            self.sampler.stop()
+class Telemetry:
+    """The ``system/*`` entries a session adds to each report: the process's aggregates since
+    the previous report (the first: since this object was made) and the node id."""
+
+    def __init__(self, interval: float = 1.0):
+        node = current_node_id()
+        self._extra = {NODE_ID_RESULT: node} if node else {}
+        self._sampler = process_sampler(interval)
+        self._sampler.snapshot()  # this session's window starts now, not at the last trial's end
+
+    def metrics(self) -> dict[str, float | str]:
+        return {**self._sampler.snapshot(), **self._extra}
