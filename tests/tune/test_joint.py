@@ -203,10 +203,16 @@ def test_save_and_restore_continue_the_same_search(tmp_path):
     assert rest_a == rest_b and not set(first) & set(rest_b)
 
 
-def test_factory_builds_the_searcher_over_choices():
+def test_registry_and_factory_build_the_searcher_over_choices():
     from ray import tune
 
-    from medxfer.tune.searchers import SearchRequest
+    from medxfer.tune.search_config import Leaf
+    from medxfer.tune.searchers import SearchRequest, build_searcher
+
+    leaves = {"source": Leaf(choice=SOURCES), "x": Leaf(choice=[0, 1, 2])}
+    setup = build_searcher("joint", leaves, SearchRequest(num_samples=5, seed=0, prior=_prior()))
+    setup.search_alg.set_search_properties("val_loss", "min", setup.param_space)
+    assert setup.search_alg.suggest("t0") == {"source": "medmnist", "x": 0}
 
     made = build({"source": tune.choice(SOURCES), "x": tune.choice([0, 1, 2])},
                  SearchRequest(num_samples=5, seed=0, prior=_prior()))
