@@ -14,8 +14,8 @@ each budget: mean regret and targets within 0.005), the joint searcher's pick ru
 scores; then the mean over score seeds.
 
     PYTHONPATH=platform python benchmarks/joint_replay.py --tracking-uri sqlite:////abs/benchmark.db
-    PYTHONPATH=platform python benchmarks/joint_replay.py --noise 1.4 --score-seeds 5 --seeds 5 \
-        --write-scores /tmp/scores   # also writes each generated table as <dir>/<tag>/logme_generated.csv
+    PYTHONPATH=platform python benchmarks/joint_replay.py --noise 1.4 --score-seeds 5 \
+        --write-scores /tmp/scores   # each table also as /tmp/scores/<tag>/logme_generated.csv
 
 Without --tracking-uri the published benchmark (../shared/benchmark/medmnist-transfer) is
 imported into a temporary sqlite store first (~1-2 min).
@@ -35,7 +35,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "platform"))
 
-from medxfer.tune.joint import normal_scores  # noqa: E402
+from medxfer.tune.joint_prior import normal_scores  # noqa: E402
 from medxfer.tune.joint_replay import (  # noqa: E402
     BUDGETS,
     joint_table,

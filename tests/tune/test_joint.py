@@ -19,15 +19,8 @@ import pandas as pd
 import pytest
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune.joint import (
-    JointPrior,
-    JointSearcher,
-    SourcePrior,
-    combine_scores,
-    build,
-    normal_scores,
-    select,
-)
+from medxfer.tune.joint import JointSearcher, build, select
+from medxfer.tune.joint_prior import JointPrior, SourcePrior, combine_scores, normal_scores
 from medxfer.tune.warmstart import WarmStartPrior
 
 SOURCES = ["imagenet", "medmnist", "radimagenet"]
@@ -276,7 +269,7 @@ def _selected(truth):
 
 
 def test_prior_weight_is_calibrated_on_the_other_targets_only():
-    from medxfer.tune.joint import calibrate_prior_weight
+    from medxfer.tune.joint_prior import calibrate_prior_weight
 
     # On t1..t3 the sources rank a > b > c > d; the scores put b first and a last there.
     truth = {t: {"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6} for t in ("t1", "t2", "t3")}

@@ -34,7 +34,7 @@ from benchmark_csvs import run_row, write_export
 from medxfer.cli import main
 from medxfer.errors import MedxferInputError
 from medxfer.tracking.benchmark_import import import_benchmark
-from medxfer.tune.joint import JointPrior
+from medxfer.tune.joint_prior import JointPrior
 from medxfer.tune.joint_replay import (
     joint_prior,
     joint_table,

@@ -4,15 +4,17 @@ A researcher with a new target has a zoo of candidate sources and a grid of fine
 configurations per source. The joint searcher spends a training budget across both, using what
 is known before the first trial and what the trials return:
 
-* **Source belief** ``q(s)`` (:class:`JointPrior`): normal scores of the sources' ranks by their
-  transferability scores on the target (any registered metric or a combination,
-  :func:`combine_scores`), plus ``prior_weight`` times normal scores of their ranks in a
-  leave-target-out *source prior* (:class:`SourcePrior`: how well each source transferred to
-  the benchmark's other targets; the thesis, sec. 6.5.1 and Table 6.4: ImageNet "remains a
-  strong baseline", medical sources win on 4 of 11 targets). Ranks, not values, so metrics on
+* **Source belief** ``q(s)`` (:class:`~medxfer.tune.joint_prior.JointPrior`): normal scores
+  of the sources' ranks by their transferability scores on the target (any registered metric
+  or a combination, :func:`~medxfer.tune.joint_prior.combine_scores`), plus ``prior_weight``
+  times normal scores of their ranks in a leave-target-out *source prior*
+  (:class:`~medxfer.tune.joint_prior.SourcePrior`: how well each source transferred to the
+  benchmark's other targets; the thesis, sec. 6.5.1 and Table 6.4: ImageNet "remains a strong
+  baseline", medical sources win on 4 of 11 targets). Ranks, not values, so metrics on
   different scales combine. The weight is calibrated per target on the *other* targets
-  (:func:`calibrate_prior_weight`): the weight whose best-believed source would have been best
-  there, so a metric that misjudged the other targets' sources is trusted less.
+  (:func:`~medxfer.tune.joint_prior.calibrate_prior_weight`): the weight whose best-believed
+  source would have been best there, so a metric that misjudged the other targets' sources is
+  trusted less.
 * **Exploration**: the ``explore`` sources with the highest belief are trained round-robin
   (the least-tried first; ties by belief); a source whose grid is exhausted is replaced by the
   next by belief.
@@ -45,8 +47,9 @@ source-agnostic warm-start order of the time): successive halving over sources (
 Talwalkar, AISTATS 2016, https://arxiv.org/abs/1502.07943) and giving each next trial to the
 posterior leader; both compare sources tried on different numbers of configurations and did
 worse than a fixed round-robin. The defaults (``explore`` 3, ``evidence`` 10, the weight grid
-``PRIOR_WEIGHTS``) were chosen on generated scores at three noise levels (separate score seeds
-from those reported by ``benchmarks/joint_replay.py``), never on the published score files.
+``joint_prior.PRIOR_WEIGHTS``) were chosen on generated scores at three noise levels (other
+score seeds than those ``benchmarks/joint_replay.py`` reports), never on the published score
+files.
 """
 
 from __future__ import annotations
@@ -55,13 +58,12 @@ import itertools
 import math
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from medxfer.errors import MedxferInputError
+from medxfer.tune.joint_prior import JointPrior
 from medxfer.tune.warmstart import ConfigKeyPrior, WarmStartPrior, space_values
 
 if TYPE_CHECKING:
@@ -76,174 +78,7 @@ SOURCE_KEY = "source"
 # Defaults chosen on the dataset benchmark with generated scores (benchmarks/joint_replay.py).
 EXPLORE = 3
 EVIDENCE = 10.0
-PRIOR_WEIGHT = 1.0   # when no other target's scores can calibrate it
-PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, math.inf)  # calibration candidates
 SAME_SOURCE = 1000.0
-
-
-def normal_scores(values: Sequence[float]) -> np.ndarray:
-    """Rank-based normal scores ``Phi^-1((rank - 0.5) / n)`` of the finite values; NaN -> 0.
-
-    Higher value, higher score; ties share the average rank; all equal -> all 0.
-    """
-    from scipy.stats import norm, rankdata
-
-    x = np.asarray(values, dtype=float)
-    out = np.zeros(len(x))
-    ok = np.isfinite(x)
-    if ok.sum() >= 2:
-        r = rankdata(x[ok])
-        out[ok] = norm.ppf((r - 0.5) / ok.sum())
-    return out
-
-
-def combine_scores(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Sources x targets mean of the metrics' per-target normal scores (higher is better).
-
-    Args:
-        tables: metric -> sources x targets scores (higher is better), e.g. from
-            ``estimate evaluate --scores`` files. A missing score is NaN and counts as the
-            middle of the ranking for that metric.
-
-    Returns:
-        sources x targets table over the union of sources and targets of ``tables``.
-    """
-    if not tables:
-        raise MedxferInputError("no score tables to combine", field="scores")
-    rows = sorted(set().union(*(t.index for t in tables.values())))
-    cols = sorted(set().union(*(t.columns for t in tables.values())))
-    total = pd.DataFrame(0.0, index=pd.Index(rows, name="source"), columns=cols)
-    for table in tables.values():
-        t = table.reindex(index=rows, columns=cols).astype(float)
-        for c in cols:
-            total[c] += normal_scores(t[c].to_numpy())
-    return total / len(tables)
-
-
-@dataclass(frozen=True)
-class SourcePrior:
-    """How well each source transferred to a benchmark's other targets (never to ``target``).
-
-    ``values[s]``: mean over the other targets of the source's percentile rank (1 = best) by
-    ground truth there. ``targets``: the targets it was computed from.
-    """
-
-    values: Mapping[str, float]
-    excluded_target: str | None
-    targets: tuple[str, ...]
-
-    @classmethod
-    def from_selected(cls, selected: pd.DataFrame, *, exclude_target: str | None,
-                      mode: str = "max") -> SourcePrior:
-        """From :func:`medxfer.tracking.query.selected_runs` rows (``row``, ``target``,
-        ``value``); rows of ``exclude_target`` are dropped first. ``mode``: whether a higher
-        ``value`` (test AUC) is better."""
-        df = selected if exclude_target is None else selected[selected["target"] != exclude_target]
-        if df.empty:
-            return cls({}, exclude_target, ())
-        table = df.pivot(index="row", columns="target", values="value").astype(float)
-        ranks = table.rank(pct=True, ascending=mode == "max")
-        return cls({str(s): float(v) for s, v in ranks.mean(axis=1).items()}, exclude_target,
-                   tuple(sorted(map(str, table.columns))))
-
-
-@dataclass(frozen=True)
-class JointPrior:
-    """Everything the joint searcher knows about ``target`` before its first trial.
-
-    Args:
-        target: the target searched; the priors must have been computed without its runs.
-        scores: source -> transferability score on ``target`` (higher is better).
-        configs: the leave-target-out warm-start prior over configurations.
-        sources: the leave-target-out source prior (None: scores only).
-        prior_weight: weight of the source prior's normal scores against the scores'.
-
-    Raises:
-        MedxferInputError: a prior that holds runs of ``target`` (the leave-target-out guard).
-    """
-
-    target: str | None
-    scores: Mapping[str, float] = field(default_factory=dict)
-    configs: WarmStartPrior | ConfigKeyPrior | None = None
-    sources: SourcePrior | None = None
-    prior_weight: float = PRIOR_WEIGHT
-
-    def __post_init__(self):
-        check_leave_target_out(self.target, self.configs, self.sources)
-
-    def belief(self, sources: Sequence[str]) -> np.ndarray:
-        """``q(s)`` for ``sources``: normal scores of the score ranks (+ weighted source prior)."""
-        z = normal_scores([self.scores.get(s, math.nan) for s in sources])
-        if self.sources is None or not self.prior_weight:
-            return z
-        return weighted_belief(z, normal_scores([self.sources.values.get(s, math.nan)
-                                                 for s in sources]), self.prior_weight)
-
-
-def weighted_belief(z_scores: np.ndarray, z_prior: np.ndarray, weight: float) -> np.ndarray:
-    """``z_scores + weight * z_prior``; ``weight = inf``: the prior, scores only break ties."""
-    if math.isinf(weight):
-        return z_prior + 1e-6 * z_scores
-    return z_scores + weight * z_prior
-
-
-def calibrate_prior_weight(target: str, scores: pd.DataFrame, selected: pd.DataFrame, *,
-                           weights: Sequence[float] = PRIOR_WEIGHTS) -> float | None:
-    """The source prior's weight that would have chosen the best sources on the *other* targets.
-
-    For every other target ``t`` with scores and a ground truth: the source prior computed
-    without ``target`` and ``t``, the belief at each weight, and the regret of its best-believed
-    source (best ground truth on ``t`` minus that source's). Returns the weight with the lowest
-    mean regret (the smallest on ties: scores first), or None when no other target has both.
-    Leave-target-out: only other targets' ground truth is read; ``target``'s never.
-
-    Args:
-        scores: sources x targets transferability scores (higher is better).
-        selected: :func:`medxfer.tracking.query.selected_runs` rows (``row``, ``target``,
-            ``value``).
-    """
-    others = selected[selected["target"] != target]
-    regrets = np.zeros(len(weights))
-    n = 0
-    for t in scores.columns:
-        truth = others[others["target"] == t].set_index("row")["value"].astype(float)
-        col = scores[t].astype(float)
-        srcs = [s for s in truth.index if s != t and s in col.index and math.isfinite(col[s])]
-        if t == target or len(srcs) < 2:
-            continue
-        prior = SourcePrior.from_selected(others, exclude_target=t)
-        z = normal_scores(col[srcs].to_numpy())
-        zp = normal_scores([prior.values.get(s, math.nan) for s in srcs])
-        g = truth[srcs].to_numpy()
-        for i, w in enumerate(weights):
-            regrets[i] += g.max() - g[int(np.argmax(weighted_belief(z, zp, w)))]
-        n += 1
-    return float(weights[int(np.argmin(regrets))]) if n else None
-
-
-def check_leave_target_out(target: str | None, configs=None, sources=None) -> None:
-    """Raise unless neither prior holds runs of ``target``.
-
-    A prior is accepted when it was computed leaving ``target`` out and none of its logged
-    tasks (configs) or targets (sources) is ``target``.
-    """
-    if target is None:
-        return
-    if configs is not None:
-        own = [t for t in configs.tasks if t[1] == target]
-        if configs.excluded_target != target or own:
-            raise MedxferInputError(
-                f"the configuration prior of target {target!r} was computed with "
-                f"exclude_target={configs.excluded_target!r}"
-                + (f" and holds its own runs ({len(own)} tasks, e.g. {own[0]})" if own else "")
-                + f"; compute it with exclude_target={target!r} (leave-target-out)",
-                field="prior")
-    if sources is not None and (sources.excluded_target != target or target in sources.targets):
-        raise MedxferInputError(
-            f"the source prior of target {target!r} was computed with exclude_target="
-            f"{sources.excluded_target!r}" + (" from its own runs" if target in sources.targets
-                                              else "")
-            + f"; compute it with exclude_target={target!r} (leave-target-out)", field="prior")
 
 
 def _evidence(best: np.ndarray, mode: str) -> np.ndarray:

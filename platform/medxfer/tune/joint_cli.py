@@ -23,7 +23,7 @@ def read_scores(directory: Path | None, metrics: list[str] | None) -> pd.DataFra
     """
     from medxfer.transferability.evaluation import THESIS_RANKED, prepare_scores
     from medxfer.transferability.scores_io import read_score_dir
-    from medxfer.tune.joint import combine_scores
+    from medxfer.tune.joint_prior import combine_scores
 
     if directory is None:
         raise MedxferInputError("--joint needs --scores DIR (<metric>_*.csv files)",

@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune.joint import (
+from medxfer.tune.joint import JointSearcher
+from medxfer.tune.joint_prior import (
     PRIOR_WEIGHT,
     JointPrior,
-    JointSearcher,
     SourcePrior,
     calibrate_prior_weight,
 )
