@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--skip-trainer", action="store_true")
     args = ap.parse_args()
 
-    from medxfer.config import parse_experiment
+    from medxfer.methods.experiment import parse_experiment
     from medxfer.data.synth import synthesize
     from medxfer.train.launcher import fit_trainer, run_local
 

@@ -17,7 +17,7 @@ def synth(root: Path) -> Path:
 def make_config(root, method="finetune", *, method_config=None, flag="synthpneumonia",
                 scaling=None, **train) -> dict:
     """A validated ExperimentConfig dump for ``method`` on the tiny synthetic data."""
-    from medxfer.config import parse_experiment
+    from medxfer.methods.experiment import parse_experiment
 
     t = {"epochs": 3, "batch_size": 8, "lr": 0.05, "scheduler": "none"}
     t.update(train)

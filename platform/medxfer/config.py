@@ -1,4 +1,4 @@
-"""The experiment YAML: pydantic models, loading, overrides, errors by YAML path.
+"""The experiment YAML as typed models, plus the pure helpers that read and merge it.
 
 One file describes one experiment (DESIGN.md, "Configuration")::
 
@@ -12,14 +12,11 @@ One file describes one experiment (DESIGN.md, "Configuration")::
     tracking: {uri: sqlite:///mlruns.db, experiment: my-sweep}
     search: {...}                    # validated by medxfer.tune (kept as a plain dict here)
 
-:func:`load_config` reads a file, applies ``--set key=value`` overrides, merges the method's
-defaults *under* the user's values, validates everything and makes paths absolute (data root,
-weights, tracking URI, artifact root: Tune changes each trial's working directory). Every error
-names the file and the YAML path: ``exp.yaml: train.lr: must be > 0``.
-
-:func:`parse_experiment` does the same for an already-loaded dict (what a Tune trial receives:
-``ExperimentConfig.model_dump()`` with sampled values merged in); the method's options are then
-available typed as :meth:`ExperimentConfig.options`.
+This module is the lowest layer: it knows neither the methods nor MLflow. The method-aware
+parse (method names, the method's defaults merged *under* the user's values, ``method_config``
+against the method's schema) is :func:`medxfer.methods.experiment.parse_experiment`; the
+tracking URI is resolved above the tracking layer (:mod:`medxfer.train.experiment`). Every
+error names the file and the YAML path: ``exp.yaml: train.lr: must be > 0``.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medxfer.errors import MedxferInputError
 
@@ -134,7 +131,11 @@ class TrackingConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    """One experiment: a method, its options, data, model, training, scaling, tracking, search."""
+    """One experiment: a method, its options, data, model, training, scaling, tracking, search.
+
+    ``method`` and ``method_config`` are checked against the method registry by
+    :func:`medxfer.methods.experiment.parse_experiment` (this layer does not know the methods).
+    """
 
     method: str
     method_config: dict[str, Any] = Field(default_factory=dict)
@@ -145,20 +146,20 @@ class ExperimentConfig(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     search: dict[str, Any] | None = None  # validated by medxfer.tune
 
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, v: str) -> str:
-        from medxfer.methods import list_methods
-
-        if v not in list_methods():
-            raise ValueError(f"unknown method {v!r}; valid: {', '.join(list_methods())}")
-        return v
-
-    def options(self) -> BaseModel:
-        """``method_config`` as the method's own (validated) pydantic model."""
-        from medxfer.methods import get_method
-
-        return get_method(self.method).config_schema.model_validate(self.method_config)
+    def with_absolute_paths(self, base: str | os.PathLike | None = None) -> "ExperimentConfig":
+        """A copy with relative local paths (data root, weights, storage path, artifact root)
+        made absolute against ``base`` (default: the working directory); Tune changes each
+        trial's working directory, so paths must be absolute before Ray starts."""
+        b = Path(base) if base is not None else Path.cwd()
+        return self.model_copy(update={
+            "data": self.data.model_copy(update={"root": absolute_path(self.data.root, b)}),
+            "model": self.model.model_copy(update={
+                "weights": absolute_path(self.model.weights, b)}),
+            "scaling": self.scaling.model_copy(update={
+                "storage_path": absolute_path(self.scaling.storage_path, b)}),
+            "tracking": self.tracking.model_copy(update={
+                "artifact_root": absolute_path(self.tracking.artifact_root, b)}),
+        })
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -217,7 +218,8 @@ _MESSAGES = {
 }
 
 
-def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+def format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One ``<yaml.path>: <message>`` line per pydantic error (``prefix`` before each path)."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
@@ -232,89 +234,21 @@ def _format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
-def _absolute(path: str | None, base: Path) -> str | None:
+def absolute_path(path: str | None, base: str | os.PathLike) -> str | None:
+    """``path`` made absolute against ``base`` (``~`` expanded); None and URLs unchanged."""
     if path is None or "://" in path:
         return path
     p = Path(os.path.expanduser(path))
-    return str((p if p.is_absolute() else base / p).resolve())
+    return str((p if p.is_absolute() else Path(base) / p).resolve())
 
 
-def parse_experiment(raw: Mapping[str, Any], *, source: str = "config",
-                     overrides: Mapping[str, Any] | None = None,
-                     base_dir: str | os.PathLike | None = None,
-                     cli_tracking_uri: str | None = None) -> ExperimentConfig:
-    """Validate an experiment dict: defaults of the method under it, overrides on top.
 
-    Args:
-        raw: the YAML document (or ``ExperimentConfig.model_dump()`` plus sampled values).
-        source: file name used in error messages.
-        overrides: ``{"train.lr": 0.1}`` applied before validation (``--set``).
-        base_dir: relative paths (data root, weights, sqlite URI, artifact root) are resolved
-            against it (default: the working directory).
-        cli_tracking_uri: ``--tracking-uri``; wins over ``tracking.uri``.
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The YAML document in ``path`` (an empty file is ``{}``).
 
     Raises:
-        MedxferInputError: every problem, one per line, as ``<source>: <yaml.path>: <message>``.
-    """
-    from medxfer.methods import get_method, list_methods
-
-    if not isinstance(raw, Mapping):
-        raise MedxferInputError(f"expected a mapping at the top level, got {type(raw).__name__}",
-                                path=source)
-    data = copy.deepcopy(dict(raw))
-    for key, value in (overrides or {}).items():
-        set_path(data, key, value)
-    name = data.get("method")
-    if not isinstance(name, str) or name not in list_methods():
-        shown = "required field missing" if name is None else f"unknown method {name!r}"
-        raise MedxferInputError(f"method: {shown}; valid: {', '.join(list_methods())}",
-                                path=source)
-    method = get_method(name)
-    data = deep_merge(method.defaults, data)
-    errors: list[str] = []
-    try:
-        cfg = ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        errors += _format_errors(exc)
-        cfg = None
-    try:
-        options = method.config_schema.model_validate(data.get("method_config") or {})
-    except ValidationError as exc:
-        errors += _format_errors(exc, "method_config")
-        options = None
-    if errors:
-        raise MedxferInputError("invalid experiment config:\n  " + "\n  ".join(errors),
-                                path=source)
-    assert cfg is not None and options is not None
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
-    from medxfer.tracking.uri import resolve_tracking_uri
-
-    try:
-        uri = resolve_tracking_uri(cli_tracking_uri, cfg.tracking.uri, base=base)
-    except ValueError as exc:
-        raise MedxferInputError(f"tracking.uri: {exc}", path=source) from None
-    return cfg.model_copy(update={
-        "method_config": options.model_dump(),
-        "data": cfg.data.model_copy(update={"root": _absolute(cfg.data.root, base)}),
-        "model": cfg.model.model_copy(update={"weights": _absolute(cfg.model.weights, base)}),
-        "scaling": cfg.scaling.model_copy(update={
-            "storage_path": _absolute(cfg.scaling.storage_path, base)}),
-        "tracking": cfg.tracking.model_copy(update={
-            "uri": uri, "artifact_root": _absolute(cfg.tracking.artifact_root, base)}),
-    })
-
-
-def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | list[str] | None = None,
-                *, cli_tracking_uri: str | None = None) -> ExperimentConfig:
-    """Read, merge and validate an experiment YAML (see the module docstring).
-
-    Args:
-        path: the YAML file.
-        overrides: ``{"train.lr": 0.1}`` or ``["train.lr=0.1"]`` (``--set``), applied first.
-        cli_tracking_uri: ``--tracking-uri``.
-
-    Raises:
-        MedxferInputError: unreadable file, bad YAML, or invalid values (each with its path).
+        MedxferInputError: unreadable file or invalid YAML (naming the file and line).
     """
     import yaml
 
@@ -324,12 +258,8 @@ def load_config(path: str | os.PathLike, overrides: Mapping[str, Any] | list[str
     except OSError as exc:
         raise MedxferInputError(f"cannot read config: {exc.strerror}", path=str(p)) from None
     try:
-        raw = yaml.safe_load(text) or {}
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise MedxferInputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", path=str(p),
                                 line=None if mark is None else mark.line + 1) from None
-    if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
-    return parse_experiment(raw, source=str(p), overrides=overrides,
-                            cli_tracking_uri=cli_tracking_uri)

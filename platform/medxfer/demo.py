@@ -26,7 +26,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
 
 DEFAULT_SOURCES = ("synthderm", "synthchest", "synthpath", "synthoct")
 DEFAULT_TARGETS = ("synthorgan", "synthpneumonia", "synthblood")
@@ -87,7 +87,7 @@ def pretrain(plan: DemoPlan, uri: str, echo: Callable[[str], None]) -> dict[str,
 
     from mlflow import MlflowClient
 
-    from medxfer.config import parse_experiment
+    from medxfer.methods.experiment import parse_experiment
     from medxfer.tracking import schema
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment

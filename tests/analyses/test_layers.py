@@ -37,5 +37,5 @@ def test_analyses_do_not_import_reports_or_cli_modules():
     offenders = [f"{p.name}: {n}" for p in sorted((PKG / "analyses").glob("*.py"))
                  if p.name != "cli.py" for n in _imports(p)
                  if n.startswith(("medxfer.reports", "medxfer.cli", "medxfer.demo"))
-                 and n != "medxfer.cli_common"]
+                 and n != "medxfer.cli.common"]
     assert not offenders

@@ -6,7 +6,7 @@ import pytest
 import typer
 
 from medxfer.analyses import registry
-from medxfer.analyses.cli import analyze_app
+from medxfer.cli.analyze import analyze_app
 from medxfer.analyses.registry import AnalysisInfo, analysis_info, list_analyses
 
 

@@ -26,7 +26,7 @@ from medxfer.data.text_removal import (
     remove_text,
     text_mask,
 )
-from medxfer.data.text_removal_cli import remove_text_cmd
+from medxfer.cli.text_removal import remove_text_cmd
 from medxfer.errors import MedxferInputError
 
 FONTS = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_DUPLEX,

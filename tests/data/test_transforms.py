@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+import medxfer.methods  # noqa: F401  registers the model-backed 'dce' transform
 from medxfer.data.transforms import (EnergyBandNormalize, RandomCrop, RandomGamma, RandomLinear,
-                                     RandomRescale, RandomResizedCrop, RandomRotation, TwoViews,
-                                     XRVScale, band_energies, build_transform, energy_bands,
-                                     list_transforms, preset, reference_energies)
+                                     RandomRescale, RandomResizedCrop, RandomRotation, Transform,
+                                     TwoViews, XRVScale, band_energies, build_transform,
+                                     energy_bands, list_transforms, preset, reference_energies,
+                                     register_transform, transform_info)
 from medxfer.errors import MedxferInputError
 
 
@@ -130,6 +132,76 @@ def test_yaml_composition(tmp_path):
     assert torch.equal(build_transform(path)(img(1, 28), gen(0)), y)
     assert [type(s).__name__ for s in t.transforms] == [
         "RandomResizedCrop", "RandomApply", "Normalize", "RepeatChannels"]
+
+
+# Parameters that build each registered transform (every entry must have one: see below).
+EXAMPLES = {
+    "to_tensor": {}, "resize": {"size": 16}, "random_resized_crop": {"size": 16},
+    "random_rotation": {"degrees": 30}, "random_horizontal_flip": {}, "xrv_scale": {},
+    "normalize": {}, "repeat_channels": {"n": 3}, "random_rescale": {"scale": [0.5, 1.5]},
+    "energy_band_normalize": {}, "random_gamma": {}, "random_linear": {},
+    "random_crop": {"size": 20}, "random_apply": {"transform": {"name": "random_gamma"}},
+    "dce": {"weights": None},  # a dce.pt written by the fixture
+    "tag": {}, "low_pass": {"d0": 6.0}, "poisson_noise": {"n0": 1e3}, "nlm_denoise": {},
+    "rescale_crop": {"size": 20, "scale": [0.5, 0.9]}, "jigsaw": {"grid": 2, "tile_size": 10},
+    "energy_reference_normalize": {"reference": None},  # a file written by the fixture
+    "preset": {"preset": "medical_ssl", "size": 28},
+}
+# Steps whose output is not one (C, H, W) image: jigsaw returns its tiles (grid**2, C, t, t).
+TILE_OUTPUTS = {"jigsaw": 4}
+
+
+@pytest.fixture(scope="module")
+def dce_weights(tmp_path_factory):
+    from medxfer.methods.dce import DCEOptions, save_dce
+    from medxfer.models import ShallowUNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("dce") / "dce.pt"
+    torch.save(save_dce(ShallowUNet(1, 1, 4, 2), DCEOptions(base_channels=4)), path)
+    return str(path)
+
+
+def test_every_transform_is_registered_with_its_metadata():
+    assert set(list_transforms()) == set(EXAMPLES) and list_transforms() == sorted(EXAMPLES)
+    for name in list_transforms():
+        info = transform_info(name)
+        assert info.name == name == info.cls.registry_name and issubclass(info.cls, Transform)
+
+
+@pytest.fixture(scope="module")
+def energy_reference_file(tmp_path_factory):
+    from medxfer.data.energy_reference import compute_energy_reference, write_energy_reference
+
+    images = [img(1, 28) * (0.5 + 0.1 * i) for i in range(4)]
+    path = tmp_path_factory.mktemp("energy") / "reference.json"
+    return str(write_energy_reference(compute_energy_reference(images), path))
+
+
+@pytest.mark.parametrize("name", list_transforms())
+def test_every_transform_is_seeded_and_random_only_when_registered_so(name, dce_weights,
+                                                                       energy_reference_file):
+    info = transform_info(name)
+    params = {**EXAMPLES[name]}
+    if name == "dce":
+        params["weights"] = dce_weights
+    if name == "energy_reference_normalize":
+        params["reference"] = energy_reference_file
+    t = build_transform([{"name": name, **params}])
+    x = img(1, 28)
+    y = t(x, gen(0))
+    assert y.dtype == torch.float32 and y.ndim == TILE_OUTPUTS.get(name, 3)
+    assert torch.isfinite(y).all()
+    assert torch.equal(y, t(x, gen(0)))  # the same generator state, the same output
+    others = [t(x, gen(s)) for s in range(1, 9)]
+    assert any(not torch.equal(y, o) for o in others) == info.random
+
+
+def test_unknown_and_duplicate_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register_transform("resize", random=False)(type("Again", (Transform,), {}))
+    with pytest.raises(ValueError, match=r"unknown transform 'blur'; valid: dce, energy_band"):
+        transform_info("blur")
 
 
 def test_unknown_name_lists_valid_ones():

@@ -40,17 +40,33 @@ def test_adaptive_target_peaks_at_third_centre():
     c = kmeans_1d(torch.cat([x.flatten(), ramp])[None], 5)[0]
     assert float(ramp[t.argmax()]) == pytest.approx(float(c[2]), abs=0.011)
     assert float(t.max()) == pytest.approx(2.5, rel=1e-3)
-    # On the band image: the 0.1 band (3rd centre) gets exactly TS, width = min gap = 0.2.
+    # On the band image: the 0.1 band (3rd centre) gets exactly TS; theta = min gap = 0.2.
+    # As a distance (default) it is the Gaussian's width: exp(-0.2^2 / (2 * 0.2^2)) at the 0.3
+    # band; read as a variance: exp(-0.2^2 / (2 * 0.2)).
     tb = adaptive_target(x, strength=2.0).flatten()
-    assert float(tb[30]) == pytest.approx(2.0) and float(tb[45]) == pytest.approx(2.0 * math.exp(-0.04 / 0.4), rel=1e-5)
+    assert float(tb[30]) == pytest.approx(2.0) and float(tb[45]) == pytest.approx(2.0 * math.exp(-0.5), rel=1e-5)
+    tv = adaptive_target(x, strength=2.0, theta_mode="variance").flatten()
+    assert float(tv[45]) == pytest.approx(2.0 * math.exp(-0.04 / 0.4), rel=1e-5)
+    with pytest.raises(ValueError, match="theta_mode"):
+        adaptive_target(x, theta_mode="sigma")
+
+
+def test_one_set_of_defaults_for_loss_and_method():
+    from medxfer.losses.dce import DEFAULT_KERNEL_SIZE, DEFAULT_STRENGTH, DEFAULT_THETA_MODE
+
+    loss = DCELoss()
+    assert (loss.strength, loss.kernel_size, loss.theta_mode) == (
+        DEFAULT_STRENGTH, DEFAULT_KERNEL_SIZE, DEFAULT_THETA_MODE) == (3.0, 4, "distance")
 
 
 def test_adaptive_loss_matches_eq2():
     x = _piecewise_image().repeat(2, 1, 1, 1)
     a = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    target = [2.0 * math.exp(-(float(v) - 0.1) ** 2 / (2 * 0.2)) for v in x.flatten()]
-    num = sum((float(av) - tv) ** 2 for av, tv in zip(a.flatten(), target))
-    assert float(adaptive_loss(a, x, strength=2.0)) == pytest.approx(num / (2 * 2 * 1 * 8 * 8), rel=1e-5)
+    for mode, var in (("distance", 0.2 ** 2), ("variance", 0.2)):
+        target = [2.0 * math.exp(-(float(v) - 0.1) ** 2 / (2 * var)) for v in x.flatten()]
+        num = sum((float(av) - tv) ** 2 for av, tv in zip(a.flatten(), target))
+        assert float(adaptive_loss(a, x, strength=2.0, theta_mode=mode)) == pytest.approx(
+            num / (2 * 2 * 1 * 8 * 8), rel=1e-5)
 
 
 def _slow_lcl(x, y):

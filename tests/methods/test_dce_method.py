@@ -3,12 +3,11 @@ trained U-Net works as the ``dce`` transform."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 from train_helpers import make_config
 
+import medxfer.data.text_removal  # noqa: F401  the stage-1 detector: a rename must fail here
 from medxfer.data import build_transform, load_target
 from medxfer.errors import MedxferInputError
 from medxfer.methods.dce import WEIGHTS_FILE, midband_std_ratio
@@ -26,7 +25,9 @@ def test_dce_lowers_the_total_loss_and_reports_every_term(dce_run):
     s, _ = dce_run
     epochs = [h for h in s.history if "selected_epoch" not in h]
     first, last = epochs[0], epochs[-1]
-    assert last["train_loss"] < 0.5 * first["train_loss"]  # measured: 0.91 -> 0.24
+    # measured 0.56 -> 0.34 with theta as the Gaussian's width (losses/dce.py default);
+    # 0.91 -> 0.24 when theta was read as a variance (a wider, easier target)
+    assert last["train_loss"] < 0.75 * first["train_loss"]
     for h in epochs:
         for part in ("loss", "adapt", "lcl", "rcl", "lcl_exact"):
             assert f"train_{part}" in h and f"val_{part}" in h
@@ -73,8 +74,6 @@ def test_dce_transform_loads_from_a_file_and_is_deterministic(dce_run, synth_roo
         build_transform([{"name": "dce", "weights": str(bad)}])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("medxfer.data.text_removal") is None,
-                    reason="medxfer.data.text_removal (issue 4 stage 1) not on this branch")
 def test_dce_with_text_removal_runs(synth_root, tmp_path):
     cfg = make_config(synth_root, "dce", flag="synthchest", epochs=1, optimizer="adam", lr=1e-2,
                       method_config={"text_removal": "classical"})

@@ -1,4 +1,5 @@
-"""Every registered method on the fast path: lowers its loss, checkpoints, resumes exactly."""
+"""The method registry, and every registered method on the fast path: lowers its loss,
+checkpoints, resumes exactly."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 from train_helpers import load_state, make_config
 
-from medxfer.methods import get_method, list_methods
+from medxfer.methods import MethodOptions, get_method, list_methods, register_method
+from medxfer.methods.experiment import parse_experiment
 from medxfer.train.launcher import run_local
 
 # Every registry entry, plus the second CL-TCI variant.
@@ -19,10 +21,28 @@ OPTIONS = {"simclr": {"probe_epochs": 2}, "supcon": {"probe_epochs": 2},
 WEIGHTS = {"finetune": "model.pt", "scc": "model.pt", "dce": "dce.pt"}
 
 
-def test_registry_lists_the_methods():
-    assert {"finetune", "simclr", "supcon", "cltci", "swav", "dce", "scc"} <= set(list_methods())
+EXPECTED = {"finetune", "simclr", "supcon", "cltci", "swav", "dce", "scc"}
+
+
+def test_registry_lists_every_method_sorted_with_its_metadata():
+    assert set(list_methods()) == EXPECTED and list_methods() == sorted(EXPECTED)
+    for name in list_methods():
+        m = get_method(name)
+        assert m.name == name and m.description and callable(m.train_loop_per_worker)
+        assert issubclass(m.config_schema, MethodOptions)
+        # the defaults and the schema's defaults validate as an experiment of this method
+        cfg = parse_experiment({"method": name, "data": {"root": "/d", "flag": "x"}})
+        assert cfg.method_config == m.config_schema().model_dump()
+        for section, values in m.defaults.items():
+            assert getattr(cfg, section).model_dump().items() >= values.items()
+
+
+def test_unknown_and_duplicate_names():
     with pytest.raises(ValueError, match="unknown method 'nope'; valid: cltci, dce, finetune, scc"):
         get_method("nope")
+    with pytest.raises(ValueError, match="'finetune' is already registered"):
+        register_method(get_method("finetune"))
+    assert list_methods() == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("method,extra", CASES, ids=lambda c: str(c) if isinstance(c, str)

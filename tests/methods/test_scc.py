@@ -10,8 +10,8 @@ import torch
 import yaml
 from train_helpers import load_state, make_config
 
-from medxfer.config import parse_experiment
 from medxfer.errors import MedxferInputError
+from medxfer.methods.experiment import parse_experiment
 from medxfer.methods.scc import STAGE_FILE
 from medxfer.train.launcher import run_local
 

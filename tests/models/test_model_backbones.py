@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from medxfer.errors import MedxferInputError
-from medxfer.models import TinyCNN, create_backbone, list_backbones
+from medxfer.models import (BackboneInfo, TinyCNN, backbone_info, create_backbone, list_backbones,
+                            register_backbone)
 
 
 @pytest.fixture(autouse=True)
@@ -30,9 +31,28 @@ def test_embedding_shape_any_size(name, in_chans):
 
 
 def test_tiny_cnn_is_registered_and_wide_enough():
-    assert "tiny_cnn" in list_backbones()
+    assert list_backbones() == ["tiny_cnn", "vit_tiny_p4", "xrv_densenet121"]
     model = create_backbone("tiny_cnn", in_chans=1)
     assert isinstance(model, TinyCNN) and model.embed_dim >= 64
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_every_local_backbone_matches_its_record(name):
+    info = backbone_info(name)
+    assert info.name == name and info.description
+    for in_chans in (1, 3):
+        model = create_backbone(name, in_chans=in_chans).eval()
+        with torch.no_grad():
+            side = max(28, info.min_size)
+            out = model(torch.randn(2, in_chans, side, side))
+        assert model.embed_dim == info.embed_dim and out.shape == (2, info.embed_dim)
+
+
+def test_backbone_registry_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone(BackboneInfo("tiny_cnn", TinyCNN, 128))
+    with pytest.raises(ValueError, match=r"unknown local backbone .tiny.; valid: tiny_cnn, vit_tiny_p4, xrv_densenet121 \(or a"):
+        backbone_info("tiny")
 
 
 def test_torchvision_first_conv_adapted_and_classifier_removed():

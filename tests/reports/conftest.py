@@ -1,7 +1,11 @@
-"""A small MLflow store for the report tests: benchmark, estimates and one sweep.
+"""MLflow stores for the report tests, built once per test session from benchmark CSVs
+(``import_benchmark``) and runs logged with ``MlflowClient`` in the run schema's tags, so the
+report reads what real writers write.
 
-Built once per module from benchmark CSVs (``import_benchmark``) and runs logged with
-``MlflowClient`` in the run schema's tags, so the report reads what real writers write.
+* ``report_store``: a small benchmark, estimates and one sweep, all with hand-checked values.
+* ``wide_store``: the published benchmark's shape (15 sources x 12 targets), the ten metrics
+  on two targets, a sweep of one trial: wide tables, a full figure of scores, a figure that
+  cannot be drawn. ``no_truth_store`` is a copy without the benchmark.
 """
 
 from __future__ import annotations
@@ -48,40 +52,41 @@ def _benchmark(tmp, uri):
     import_benchmark(tmp / "bench", name="mini", tracking_uri=uri)
 
 
-def _estimates(client, uri):
+def _estimates(client, uri, name="mini", metrics=METRICS, sources=SOURCES, targets=TARGETS):
     from mlflow.entities import Metric
 
     from medxfer.tracking import schema
     from medxfer.tracking.store import ensure_experiment
 
-    exp = ensure_experiment(uri, "transferability/mini")
+    exp = ensure_experiment(uri, f"transferability/{name}")
     rng = np.random.default_rng(1)
-    for m in METRICS:
-        for s in SOURCES:
-            for t in TARGETS:
+    for m in metrics:
+        keys = ("seli", "ncc", "vc") if m == "ncti" else ("score",)
+        for s in sources:
+            for t in targets:
                 tags = {schema.KIND: schema.KIND_ESTIMATE, schema.SOURCE: s, schema.TARGET: t,
                         schema.ARCH: "resnet", schema.METRIC: m}
                 run = client.create_run(exp, tags=tags)
                 client.log_batch(run.info.run_id, metrics=[
-                    Metric("score", float(rng.normal()), 0, 0)])
+                    Metric(k, float(rng.normal()), 0, 0) for k in keys])
                 client.set_terminated(run.info.run_id)
 
 
-def _sweep(client, uri):
+def _sweep(client, uri, name="s1", trials=TRIALS):
     from mlflow.entities import Metric
 
     from medxfer.tracking import schema
     from medxfer.tracking.store import ensure_experiment
 
-    exp = ensure_experiment(uri, "sweep/s1")
+    exp = ensure_experiment(uri, f"sweep/{name}")
     t0 = 1_700_000_000_000
     parent = client.create_run(exp, start_time=t0, tags={schema.KIND: schema.KIND_SWEEP,
-                                                         schema.SWEEP: "s1"})
+                                                         schema.SWEEP: name})
     # The parent's own metric must not count as a trial.
     client.log_batch(parent.info.run_id, metrics=[Metric("val_loss", 0.01, t0, 0)])
-    for i, (s, t, losses) in enumerate(TRIALS, start=1):
+    for i, (s, t, losses) in enumerate(trials, start=1):
         run = client.create_run(exp, start_time=t0 + 1000 * i, tags={
-            schema.KIND: schema.KIND_TRIAL, schema.SWEEP: "s1", schema.SOURCE: s,
+            schema.KIND: schema.KIND_TRIAL, schema.SWEEP: name, schema.SOURCE: s,
             schema.TARGET: t, schema.ARCH: "resnet", schema.METHOD: "finetune",
             schema.PARENT_RUN_ID: parent.info.run_id})
         metrics = [Metric("val_loss", v, t0 + 1000 * i + k, k) for k, v in enumerate(losses)]
@@ -91,7 +96,7 @@ def _sweep(client, uri):
     client.set_terminated(parent.info.run_id)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def report_store(tmp_path_factory) -> str:
     """sqlite URI of a store with benchmark/mini, transferability/mini and sweep/s1."""
     from mlflow import MlflowClient
@@ -105,7 +110,7 @@ def report_store(tmp_path_factory) -> str:
     return uri
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def report_dir(report_store, tmp_path_factory):
     """The report of ``report_store`` written by the CLI: (uri, output folder)."""
     from medxfer.cli import main
@@ -115,3 +120,63 @@ def report_dir(report_store, tmp_path_factory):
                  "--tracking-uri", report_store])
     assert code == 0
     return report_store, out
+
+
+# The published benchmark's names: 12 MedMNIST targets; 15 sources (the targets, ImageNet,
+# RadImageNet and the leave-target-out pool).
+WIDE_TARGETS = ["bloodmnist", "breastmnist", "chestmnist", "dermamnist", "octmnist",
+                "organamnist", "organcmnist", "organsmnist", "pathmnist", "pneumoniamnist",
+                "retinamnist", "tissuemnist"]
+WIDE_SOURCES = WIDE_TARGETS + ["imagenet", "medmnist", "radimagenet"]
+ALL_METRICS = ["logme", "leep", "nleep", "parc", "sfda", "ncti", "gbc", "lp", "fu"]
+
+
+@pytest.fixture(scope="package")
+def wide_store(tmp_path_factory) -> str:
+    """sqlite URI: benchmark/wide (15 x 12, one run per pair), transferability/wide (the nine
+    logged metrics, lp_fu computed, for 5 sources on 2 targets) and sweep/one (one trial)."""
+    from mlflow import MlflowClient
+
+    from medxfer.tracking.benchmark_import import import_benchmark
+
+    tmp = tmp_path_factory.mktemp("wide_store")
+    uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    rng = np.random.default_rng(4)
+    for t in WIDE_TARGETS:
+        write_export(tmp / "bench" / f"fined_{t}.csv", [
+            run_row(s, t, val_loss=0.5, test_auc=round(float(rng.uniform(0.6, 0.99)), 4))
+            for s in WIDE_SOURCES if s != t])
+    import_benchmark(tmp / "bench", name="wide", tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri)
+    _estimates(client, uri, "wide", ALL_METRICS, ["imagenet", "radimagenet", "medmnist",
+                                                  "pathmnist", "chestmnist"],
+               ["bloodmnist", "dermamnist"])
+    _sweep(client, uri, "one", [("imagenet", "bloodmnist", [0.7, 0.61])])
+    return uri
+
+
+@pytest.fixture(scope="package")
+def wide_report(wide_store, tmp_path_factory):
+    """The report of ``wide_store`` written by the CLI: (uri, output folder)."""
+    from medxfer.cli import main
+
+    out = tmp_path_factory.mktemp("wide_report")
+    assert main(["report", "--name", "wide", "--estimates", "wide", "--output", str(out),
+                 "--tracking-uri", wide_store]) == 0
+    return wide_store, out
+
+
+@pytest.fixture(scope="package")
+def no_truth_store(wide_store, tmp_path_factory) -> str:
+    """A copy of ``wide_store`` whose benchmark experiment is deleted: estimates, no truth."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    src = wide_store.removeprefix("sqlite:///")
+    dst = tmp_path_factory.mktemp("no_truth") / "mlruns.db"
+    shutil.copy(src, dst)
+    uri = f"sqlite:///{dst}"
+    client = MlflowClient(tracking_uri=uri)
+    client.delete_experiment(client.get_experiment_by_name("benchmark/wide").experiment_id)
+    return uri

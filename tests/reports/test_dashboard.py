@@ -1,4 +1,5 @@
-"""``medxfer report``: sections, exact values, best-so-far curves, PNGs, offline, exit codes."""
+"""``medxfer report``: sections, exact values, best-so-far curves, PNGs, offline, exit codes,
+estimate scores without a ground truth, notes for figures that cannot be drawn."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from PIL import Image
 from medxfer.cli import main
 from medxfer.reports.sweeps import best_so_far
 from medxfer.tracking import query
-from medxfer.transferability.evaluation import evaluate
+from medxfer.transferability.evaluation import evaluate, prepare_scores
 from medxfer.transferability.scores_io import read_scores_mlflow
 
-from .conftest import EXPECTED_CURVES, TRIALS
+from .conftest import EXPECTED_CURVES, TARGETS, TRIALS
 
 
 class _Page(HTMLParser):
@@ -58,12 +59,30 @@ def page(report_dir):
 
 
 def test_sections_and_charts_present(page):
-    ids = {a.get("id") for _, a in page.tags}
-    assert {"report-header", "ground-truth", "scores", "taus", "critical-difference",
-            "sweeps"} <= ids
-    charts = {a.get("data-chart") for a in page.find("figure")}
-    assert {"gt-heatmap", "score-grid", "cd-diagram", "best-so-far", "best-so-far-png"} <= charts
+    sections = [a["id"] for t, a in page.tags if t == "section"]
+    assert sections == ["ground-truth", "estimates", "scores", "taus", "critical-difference",
+                        "sweeps"]
+    charts = [a.get("data-chart") for a in page.find("figure")]
+    # One chart per sweep: the PNG, no second drawing of the same curves.
+    assert charts == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far"]
+    assert not page.find("svg") and not page.find("polyline")
     assert not page.find("p", **{"class": "no-data"})
+    assert not page.find("p", **{"class": "not-drawn"})
+    for fig in page.find("img"):  # shown 1:1: the width attribute is the PNG's own
+        assert int(fig["width"]) > 100 and int(fig["height"]) > 50
+
+
+def test_estimate_scores_by_target_equal_the_logged_ones(report_dir, page):
+    uri, out = report_dir
+    final = prepare_scores(read_scores_mlflow(uri, "mini"))
+    for t in TARGETS:
+        cells = page.table(f"scores-{t}")
+        assert len(cells) == len(final) * 4
+        for (source, metric), v in cells.items():
+            assert v == final[metric].loc[source, t]
+    csv = pd.read_csv(out / "scores.csv", index_col=["target", "source"])
+    assert list(csv.columns) == list(final) == ["logme", "leep", "parc"]
+    assert csv.loc[("octmnist", "imagenet"), "parc"] == final["parc"].loc["imagenet", "octmnist"]
 
 
 def test_header_names_store_and_ui(report_dir):
@@ -104,20 +123,13 @@ def test_tau_table_equals_evaluate(report_dir, page):
     assert tests[("nemenyi_cd", "value")] == ev.cd
 
 
-def test_best_so_far_curves_are_running_minima(page):
-    polylines = page.find("polyline")
-    got = {}
-    for fig in page.find("figure", data_chart="best-so-far"):
-        assert fig["data-sweep"] == "s1"
-    # Curves follow their figure in document order; pair them through the tag stream.
-    target = None
-    for tag, a in page.tags:
-        if tag == "figure" and a.get("data-chart") == "best-so-far":
-            target = a["data-target"]
-        elif tag == "polyline":
-            got[(target, a["data-line"])] = ([int(v) for v in a["data-trials"].split()],
-                                             [float(v) for v in a["data-values"].split()])
-    assert len(polylines) == len(EXPECTED_CURVES)
+def test_best_so_far_chart_and_its_values(report_dir, page):
+    _, out = report_dir
+    (fig,) = page.find("figure", data_chart="best-so-far")
+    assert fig["data-sweep"] == "s1" and fig["data-file"] == "best_so_far_s1.png"
+    curves = pd.read_csv(out / "best_so_far.csv", keep_default_na=False)
+    got = {(t, line): (g["trial"].tolist(), g["best"].tolist())
+           for (t, line), g in curves.groupby(["target", "line"])}
     assert got.keys() == EXPECTED_CURVES.keys()
     for key, (trials, curve) in got.items():
         assert trials == EXPECTED_CURVES[key][0]
@@ -140,20 +152,21 @@ def test_best_so_far_function_and_query(report_dir):
 
 
 def test_sweep_trials_client_path_matches_sql(report_dir):
-    """The SQL reader and the client reader give the same frame, and it holds every step."""
+    """The metric-history readers (SQL, MLflow client) agree on every step of every trial, and
+    the public query returns exactly the logged losses."""
     uri, _ = report_dir
-    exps = query._experiments(uri, "sweep")
-    metrics = ["val_loss", "val_auc"]
-    order = ["start_time", "key", "step"]  # one start time per trial
-    sql = query._sweep_trials_sql(uri, exps, metrics).sort_values(order, ignore_index=True)
-    cli = query._sweep_trials_client(uri, exps, metrics).sort_values(order, ignore_index=True)
+    trials = query.sweep_trials(uri, metrics=("val_loss",))
+    run_ids = sorted(trials["run_id"].unique())
+    assert len(run_ids) == len(TRIALS)
+    cols = ["run_id", "key", "step", "value", "timestamp"]
+    sql, cli = (pd.DataFrame(read(uri, run_ids, ("val_loss",)), columns=cols)
+                .sort_values(cols).reset_index(drop=True)
+                for read in (query._histories_sql, query._histories_client))
+    assert len(sql) == sum(len(losses) for *_, losses in TRIALS)
+    pd.testing.assert_frame_equal(sql, cli, check_dtype=False)
+    loss = trials.sort_values(["start_time", "step"], ignore_index=True)
     expected = [(s, t, step, v) for s, t, losses in TRIALS for step, v in enumerate(losses)]
-    assert len(expected) == 16 and len(sql) == len(cli) == 2 * len(expected)
-    pd.testing.assert_frame_equal(sql, cli)
-    loss = sql[sql["key"] == "val_loss"]
     assert list(zip(loss["source"], loss["target"], loss["step"], loss["value"])) == expected
-    assert loss["run_id"].nunique() == len(TRIALS) and set(sql["sweep"]) == {"sweep/s1"}
-    assert set(sql["arch"]) == {"resnet"}
 
 
 def test_pngs_are_valid_images(report_dir, page):
@@ -182,7 +195,7 @@ def test_empty_store_gives_no_data_notes(tracking_uri, tmp_path, capsys):
     assert main(["report", "--output", str(out), "--tracking-uri", tracking_uri]) == 0
     page = _Page((out / "index.html").read_text(encoding="utf-8"))
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 5  # ground truth, scores, taus, CD, sweeps
+    assert len(notes) == 6  # ground truth, estimates, scores, taus, CD, sweeps
     assert not list(out.glob("*.png"))
 
 
@@ -207,5 +220,39 @@ def test_full_benchmark_architecture_table(benchmark_store, tmp_path):
     for (a, t), v in cells.items():
         assert v == gt.loc[a, t]
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 4  # no estimates given, no sweeps in the store
+    assert len(notes) == 5  # no estimates (4 sections), no sweeps in the store
     assert f"{gt.shape[0]} archs x {gt.shape[1]} targets" in (out / "index.html").read_text()
+
+
+def test_wide_report_notes_what_cannot_be_drawn(wide_report):
+    _, out = wide_report
+    page = _Page((out / "index.html").read_text(encoding="utf-8"))
+    (note,) = page.find("p", **{"class": "not-drawn"})
+    assert note["data-figure"] == "best_so_far_one.png"
+    text = (out / "index.html").read_text(encoding="utf-8")
+    assert ("best_so_far_one.png not drawn: sweep/one has one trial per target (1 in all; best "
+            "0.61, imagenet -&gt; bloodmnist): a best-so-far curve needs two or more") in text
+    assert not (out / "best_so_far_one.png").exists()
+    assert "warning: target" not in text  # five sources each: every tau is defined
+
+
+def test_estimates_shown_without_ground_truth(no_truth_store, tmp_path, capfd):
+    """No benchmark in the store and no --estimates: the only transferability experiment's
+    scores are shown; evaluation sections say why they are empty."""
+    out = tmp_path / "rep"
+    assert main(["report", "--output", str(out), "--tracking-uri", no_truth_store]) == 0
+    err = capfd.readouterr().err
+    assert "not drawn: best_so_far_one.png" in err
+    page = _Page((out / "index.html").read_text(encoding="utf-8"))
+    final = prepare_scores(read_scores_mlflow(no_truth_store, "wide"))
+    assert list(final) == ["logme", "leep", "nleep", "parc", "sfda", "ncti", "gbc", "lp", "fu",
+                           "lp_fu"]
+    for t in ("bloodmnist", "dermamnist"):
+        cells = page.table(f"scores-{t}")
+        assert len(cells) == 5 * 10
+        for (source, metric), v in cells.items():
+            assert v == pytest.approx(final[metric].loc[source, t], rel=1e-12)
+    assert all("open" in a for a in page.find("details") if "data-target" in a)
+    text = (out / "index.html").read_text(encoding="utf-8")
+    assert text.count("no data: no ground truth to evaluate the estimates against") == 3
+    assert "transferability/wide" in text.split("</header>")[0]

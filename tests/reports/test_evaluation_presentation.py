@@ -106,9 +106,11 @@ def test_write_all_latex_beside_the_output(tmp_path):
 def test_write_figures_draws_both(tmp_path):
     gt = pd.DataFrame([[0.9, 0.8, 0.7], [0.6, 0.95, 0.75], [0.8, 0.7, 0.9]], index=SOURCES,
                       columns=["bloodmnist", "dermamnist", "octmnist"])
-    paths = presentation.write_figures(_evaluation(), gt, tmp_path / "fig")
-    assert [p.name for p in paths] == ["scores_vs_ground_truth.png", "critical_difference.png"]
-    for p in paths:
+    drawn = presentation.write_figures(_evaluation(), gt, tmp_path / "fig")
+    assert [p.name for p in drawn.paths] == ["scores_vs_ground_truth.png",
+                                             "critical_difference.png"]
+    assert drawn.skipped == {}
+    for p in drawn.paths:
         with Image.open(p) as im:
             assert im.format == "PNG" and im.width > 100 and im.height > 50
 
@@ -122,6 +124,35 @@ def test_cd_diagram_refused_with_its_reason(tmp_path):
     with pytest.raises(ValueError, match=r"\(here 3 and 1\)"):
         figures.critical_difference_png(ev, tmp_path / "cd.png")
     gt = pd.DataFrame(0.5, index=SOURCES, columns=["bloodmnist"])
-    paths = presentation.write_figures(ev, gt, tmp_path)
-    assert [p.name for p in paths] == ["scores_vs_ground_truth.png"]
-    assert not (tmp_path / "cd.png").exists()
+    drawn = presentation.write_figures(ev, gt, tmp_path)
+    assert [p.name for p in drawn.paths] == ["scores_vs_ground_truth.png"]
+    assert drawn.skipped == {"critical_difference.png": reason}
+    assert not (tmp_path / "cd.png").exists() and not (tmp_path / "critical_difference.png").exists()
+
+
+def test_source_counts_leave_out_the_target_and_missing_cells():
+    ev = _evaluation()
+    gt = pd.DataFrame([[0.9, 0.8], [0.6, math.nan], [0.8, 0.7]], index=SOURCES,
+                      columns=["bloodmnist", "dermamnist"])
+    ev.scores["leep"].loc["octmnist", "dermamnist"] = math.nan
+    counts = presentation.source_counts(ev, gt)
+    # bloodmnist: all three sources; dermamnist: pathmnist has no ground truth, and octmnist
+    # no leep score.
+    assert counts.loc["bloodmnist"].tolist() == [3, 3, 3]
+    assert counts.loc["dermamnist"].tolist() == [2, 1, 2]
+    assert presentation.few_sources(ev, gt) == [
+        "target dermamnist: tau rests on few sources (logme 2, leep 1, parc 2) with both a "
+        "score and a ground truth; with fewer than 3 it can only be +1, -1 or undefined"]
+    full = gt.fillna(0.75)
+    assert presentation.few_sources(ev, full) == [
+        "target dermamnist: tau rests on few sources (leep 2) with both a score and a ground "
+        "truth; with fewer than 3 it can only be +1, -1 or undefined"]
+    assert presentation.few_sources(ev, full, minimum=2) == []
+
+
+def test_few_sources_same_count_for_every_metric():
+    ev = _evaluation(targets=("bloodmnist",))
+    gt = pd.DataFrame({"bloodmnist": [0.9, math.nan, 0.7]}, index=SOURCES)
+    assert presentation.few_sources(ev, gt) == [
+        "target bloodmnist: tau rests on 2 source(s) with both a score and a ground truth; "
+        "with fewer than 3 it can only be +1, -1 or undefined"]

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medxfer.reports.tables import FORMATS, SUFFIX, latex_escape, render, write_or_print
+from medxfer.errors import MedxferInputError
+from medxfer.reports.tables import (FORMATS, SUFFIX, latex_escape, output_format, render,
+                                    write_or_print)
 
 SPECIALS = "& % $ # _ { } ~ ^ \\"
 ESCAPED = (r"\& \% \$ \# \_ \{ \} \textasciitilde{} \textasciicircum{} "
@@ -124,3 +126,49 @@ def test_write_or_print(tmp_path):
     echoed = []
     write_or_print("| x |\n", None, echoed.append)
     assert echoed == ["| x |"]
+
+
+@pytest.mark.parametrize("output, fmt", [
+    ("tau.csv", "csv"), ("res/tau.md", "markdown"), ("T.MARKDOWN", "markdown"),
+    ("tau.tex", "latex"), ("tau.txt", "table"), ("tau", "table"), (None, "table")])
+def test_output_extension_decides_without_format(output, fmt):
+    assert output_format(None, output) == fmt
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_explicit_format_wins_where_nothing_contradicts_it(fmt):
+    assert output_format(fmt, None) == fmt
+    assert output_format(fmt, "tau") == fmt  # no extension: the format's word
+    assert output_format(fmt, "tau.dat") == fmt  # an extension that names no format
+    assert output_format(fmt, f"tau{SUFFIX[fmt]}") == fmt
+
+
+def test_format_contradicting_the_extension_names_both():
+    with pytest.raises(MedxferInputError) as err:
+        output_format("table", "tau.csv")
+    assert str(err.value) == ("--format table contradicts --output tau.csv (.csv means csv); "
+                              "drop --format or write to tau.txt")
+
+
+def test_unknown_extension_or_format_is_refused():
+    with pytest.raises(MedxferInputError, match=r"^--output tau\.xlsx: extension '\.xlsx' names "
+                                                r"no table format; use one of \.txt, \.csv"):
+        output_format(None, "tau.xlsx")
+    with pytest.raises(MedxferInputError, match="^--format 'xml': expected one of table, csv"):
+        output_format("xml", "tau.csv")
+
+
+def test_estimate_score_table_renders_through_render():
+    from medxfer.transferability.scoring import ZooScores, labelled_table
+
+    table = pd.DataFrame({"logme": [0.5, 1.25, -2.0], "leep": [math.nan, -1.5, 0.0]},
+                         index=pd.MultiIndex.from_tuples(
+                             [("imagenet", "resnet"), ("imagenet", "densenet"),
+                              ("pathmnist", "resnet")], names=["source", "arch"]))
+    shown = labelled_table(ZooScores(table=table))
+    assert render(shown, "csv") == ("source,logme,leep\n"
+                                    "imagenet (resnet),0.5,\n"
+                                    "imagenet (densenet),1.25,-1.5\n"
+                                    "pathmnist,-2.0,0.0\n")
+    assert render(shown, "markdown", number=".2f").splitlines()[2] == \
+        "| imagenet (resnet) | 0.50 |  |"

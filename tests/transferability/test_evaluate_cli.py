@@ -92,6 +92,69 @@ def test_cli_markdown_output_files_and_figures(inputs, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_cli_output_extension_sets_the_format(inputs, tmp_path, capsys):
+    """`--output tau.csv` alone writes CSV files, not the plain table (issue 15)."""
+    d, gt_path, tables, gt = inputs
+    out = tmp_path / "res" / "tau.csv"
+    assert main(["estimate", "evaluate", "--scores", str(d), "--ground-truth", str(gt_path),
+                 "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "tau.csv", "tau_average_ranks.csv", "tau_ranks.csv", "tau_tests.csv"]
+    taus = pd.read_csv(out, index_col="target")
+    np.testing.assert_allclose(taus.to_numpy(), evaluate(tables, gt).taus.to_numpy(),
+                               rtol=1e-12)
+    ranks = pd.read_csv(out.parent / "tau_ranks.csv")
+    assert list(ranks.columns) == ["target", "logme", "parc", "sfda", "ncti", "leep", "nleep",
+                                   "lp_fu"]
+    assert (ranks.drop(columns="target").sum(axis=1) == 28).all()  # ranks 1..7 per target
+    tests = pd.read_csv(out.parent / "tau_tests.csv", index_col="statistic")
+    assert tests.loc["targets", "value"] == 3
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "markdown", "--output", "{tmp}/tau.csv"],
+     "--format markdown contradicts --output {tmp}/tau.csv (.csv means csv)"),
+    (["--output", "{tmp}/tau.xlsx"], "--output {tmp}/tau.xlsx: extension '.xlsx' names no"),
+    (["--format", "html"], "--format 'html': expected one of table, csv, markdown, latex"),
+])
+def test_cli_format_and_output_that_disagree_exit_2_and_write_nothing(inputs, tmp_path, capsys,
+                                                                       args, message):
+    d, gt_path, _, _ = inputs
+    out = tmp_path / "out"
+    args = [a.format(tmp=out) for a in args]
+    assert main(["estimate", "evaluate", "--scores", str(d), "--ground-truth", str(gt_path),
+                 *args]) == 2
+    assert f"error: {message.format(tmp=out)}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_warns_when_a_target_has_fewer_than_three_sources(inputs, tmp_path, capsys):
+    d, _, _, gt = inputs
+    thin = gt.copy()
+    thin.loc[["imagenet", "octmnist"], "pathmnist"] = math.nan  # 2 left beside pathmnist
+    thin.to_csv(tmp_path / "thin.csv")
+    assert main(["estimate", "evaluate", "--scores", str(d), "--ground-truth",
+                 str(tmp_path / "thin.csv"), "--format", "csv",
+                 "--figures", str(tmp_path / "fig")]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: target pathmnist: tau rests on 2 source(s) with both a score and a ground "
+        "truth; with fewer than 3 it can only be +1, -1 or undefined"]
+
+
+def test_cli_says_which_figure_was_not_drawn_and_why(inputs, tmp_path, capsys):
+    d, gt_path, _, gt = inputs
+    gt[["bloodmnist"]].to_csv(tmp_path / "one.csv")
+    assert main(["estimate", "evaluate", "--scores", str(d), "--ground-truth",
+                 str(tmp_path / "one.csv"), "--figures", str(tmp_path / "fig")]) == 0
+    err = capsys.readouterr().err
+    assert ("not drawn: critical_difference.png: the diagram needs at least two ranked "
+            "methods and two targets (here 7 and 1)") in err
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["scores_vs_ground_truth.png"]
+
+
 def test_cli_table_format_prints_all_sections(inputs, capsys):
     d, gt_path, _, _ = inputs
     assert main(["estimate", "evaluate", "--scores", str(d), "--ground-truth", str(gt_path)]) == 0

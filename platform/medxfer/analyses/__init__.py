@@ -2,5 +2,5 @@
 prediction similarity, spectra. Layer "transferability and analyses": reads models (MLflow runs
 or local weights) and data, computes with :mod:`medxfer.evaluation`, writes tables/figures and
 one ``analysis`` run per call (:mod:`medxfer.analyses.record`). Registry:
-:mod:`medxfer.analyses.registry`; CLI: ``medxfer analyze`` (:mod:`medxfer.analyses.cli`).
+:mod:`medxfer.analyses.registry`; CLI: ``medxfer analyze`` (:mod:`medxfer.cli.analyze`).
 """

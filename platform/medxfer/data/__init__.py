@@ -10,7 +10,8 @@ Public API (imported lazily so that ``medxfer --help`` does not pay for torch):
   :func:`leave_target_out`, :func:`pool_labels` (``medxfer.data.splits``);
 * :class:`CXRDataset`, :class:`Manifest`, :func:`read_manifest`, :func:`scan_folder`,
   :func:`read_image`, :data:`CXR14_LABELS`, :data:`CHEXPERT_LABELS` (``medxfer.data.cxr``);
-* :func:`build_transform`, :func:`list_transforms`, :func:`preset`, :class:`TwoViews`
+* :func:`build_transform`, :func:`list_transforms`, :func:`transform_info`, :func:`preset`,
+  :class:`TwoViews`
   (``medxfer.data.transforms``);
 * :func:`synthesize`, :data:`MODALITIES` (``medxfer.data.synth``);
 * :func:`list_confounders`, :func:`confounder_transform` (``medxfer.data.confounders``),
@@ -31,7 +32,8 @@ _EXPORTS = {
     "cxr": ("CXRDataset", "Manifest", "read_manifest", "scan_folder", "read_image",
             "CXR14_LABELS", "CHEXPERT_LABELS"),
     "transforms": ("build_transform", "list_transforms", "preset", "preset_spec", "TwoViews",
-                   "Compose", "register_transform", "reference_energies"),
+                   "Compose", "register_transform", "reference_energies", "transform_info",
+                   "TransformInfo"),
     "synth": ("synthesize", "MODALITIES"),
     "confounders": ("list_confounders", "confounder_info", "confounder_transform"),
     "shortcut_sets": ("confound", "Confounding", "ConfoundedDataset"),

@@ -119,7 +119,8 @@ def nlm_denoise(x: Tensor, *, h_factor: float = 0.8, patch_size: int = 3,
 # ------------------------------------------------------------------------ registered transforms
 
 
-@register_transform("tag")
+@register_transform("tag", random=False,
+                    reference="004_43f54b618356cecf.txt ch. 4 (tag confounder)")
 class Tag(Transform):
     """Confounder ``tag``: :func:`add_tag` as a pipeline step."""
 
@@ -136,7 +137,8 @@ class Tag(Transform):
                        value=self.value)
 
 
-@register_transform("low_pass")
+@register_transform("low_pass", random=False,
+                    reference="004_43f54b618356cecf.txt ch. 4, eq. 4.1")
 class LowPass(Transform):
     """Confounder ``low_pass``: :func:`low_pass` (thesis eq. 4.1) as a pipeline step."""
 
@@ -149,7 +151,8 @@ class LowPass(Transform):
         return low_pass(x, d0=self.d0)
 
 
-@register_transform("poisson_noise")
+@register_transform("poisson_noise", random=True,
+                    reference="004_43f54b618356cecf.txt ch. 4, eq. 4.2")
 class PoissonNoise(Transform):
     """Confounder ``poisson_noise``: :func:`poisson_noise` (thesis eq. 4.2) as a pipeline step."""
 
@@ -162,7 +165,8 @@ class PoissonNoise(Transform):
         return poisson_noise(x, n0=self.n0, generator=generator)
 
 
-@register_transform("nlm_denoise")
+@register_transform("nlm_denoise", random=False,
+                    reference="004_43f54b618356cecf.txt ch. 5 (non-local-means denoising)")
 class NLMDenoise(Transform):
     """Confounder ``nlm_denoise``: :func:`nlm_denoise` as a pipeline step."""
 

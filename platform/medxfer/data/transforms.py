@@ -9,7 +9,9 @@ which DataLoader seeds per worker. A pipeline is a list of ``{name: ..., <params
     - {name: xrv_scale}
 
 :func:`build_transform` turns such a list (or YAML text, or a YAML file) into a :class:`Compose`;
-an unknown name is a :class:`~medxfer.errors.MedxferInputError` listing the valid ones.
+an unknown name is a :class:`~medxfer.errors.MedxferInputError` listing the valid ones. Names
+are registered once each (:func:`register_transform`, one frozen :class:`TransformInfo` per
+name); transforms that run a trained model (``dce``) register from the methods layer.
 
 Papers:
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,30 +38,65 @@ from torch import Tensor
 
 from medxfer.errors import MedxferInputError
 
-_REGISTRY: dict[str, type] = {}
+@dataclass(frozen=True)
+class TransformInfo:
+    """A registered transform.
+
+    Attributes:
+        name: the ``name`` of a pipeline step (and the class's ``registry_name``).
+        cls: the :class:`Transform` class; ``cls(**params)`` builds the step.
+        random: draws from the generator; False: the same input always gives the same output.
+        reference: the seed file and section it follows ("" for plumbing).
+    """
+
+    name: str
+    cls: type
+    random: bool
+    reference: str = ""
 
 
-def register_transform(name: str) -> Callable[[type], type]:
-    """Class decorator: make ``name`` usable in pipeline specs. Duplicates raise."""
+_REGISTRY: dict[str, TransformInfo] = {}
+
+
+def register_transform(name: str, *, random: bool,
+                       reference: str = "") -> Callable[[type], type]:
+    """Class decorator: make ``name`` usable in pipeline specs; a duplicate name raises
+    ValueError."""
     def wrap(cls: type) -> type:
         if name in _REGISTRY:
             raise ValueError(f"transform {name!r} is already registered")
-        _REGISTRY[name] = cls
+        _REGISTRY[name] = TransformInfo(name, cls, random, reference)
         cls.registry_name = name
         return cls
     return wrap
 
 
 def list_transforms() -> list[str]:
-    """Names usable in a pipeline spec."""
+    """Names usable in a pipeline spec, sorted."""
     return sorted(_REGISTRY)
+
+
+def transform_info(name: str) -> TransformInfo:
+    """The record of ``name``; ValueError listing the valid names if unknown.
+
+    Transforms that run a trained model (``dce``) register from the methods layer, on import
+    of :mod:`medxfer.methods`.
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown transform {name!r}; valid: {', '.join(list_transforms())} "
+                         "(model-backed transforms such as 'dce' register on import of "
+                         "medxfer.methods)") from None
 
 
 def _uniform(lo: float, hi: float, g: torch.Generator | None) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=g))
 
 
-def _pair(v: float | Sequence[float], name: str) -> tuple[float, float]:
+def as_range(v: float | Sequence[float], name: str) -> tuple[float, float]:
+    """``(lo, hi)`` from a number (``lo == hi``) or a pair; ValueError naming ``name`` if
+    ``lo > hi``."""
     lo, hi = (v, v) if isinstance(v, (int, float)) else tuple(v)
     if lo > hi:
         raise ValueError(f"{name}: lower bound {lo} > upper bound {hi}")
@@ -106,7 +144,7 @@ class TwoViews:
         return self.transform(x), self.transform(x)
 
 
-@register_transform("to_tensor")
+@register_transform("to_tensor", random=False)
 class ToTensor(Transform):
     """numpy ``(H, W[, C])`` / PIL / uint8 tensor -> float ``(C, H, W)`` in [0, 1]."""
 
@@ -122,7 +160,7 @@ class ToTensor(Transform):
         return x.float()
 
 
-@register_transform("resize")
+@register_transform("resize", random=False)
 class Resize(Transform):
     """Resize to ``size x size`` (bilinear, antialiased)."""
 
@@ -133,7 +171,8 @@ class Resize(Transform):
         return TF.resize(x, [self.size, self.size], antialias=True)
 
 
-@register_transform("random_resized_crop")
+@register_transform("random_resized_crop", random=True,
+                    reference="seed 000_3dd3de5c534b555f.txt App. B")
 class RandomResizedCrop(Transform):
     """Crop a random box of ``scale`` of the area and ``ratio`` aspect, resize to ``size``.
 
@@ -143,7 +182,8 @@ class RandomResizedCrop(Transform):
 
     def __init__(self, size: int = 224, scale: Sequence[float] = (0.6, 1.0),
                  ratio: Sequence[float] = (3 / 4, 4 / 3)):
-        self.size, self.scale, self.ratio = int(size), _pair(scale, "scale"), _pair(ratio, "ratio")
+        self.size = int(size)
+        self.scale, self.ratio = as_range(scale, "scale"), as_range(ratio, "ratio")
 
     def __call__(self, x, generator=None):
         h, w = x.shape[-2:]
@@ -162,7 +202,8 @@ class RandomResizedCrop(Transform):
                                [self.size, self.size], antialias=True)
 
 
-@register_transform("random_rotation")
+@register_transform("random_rotation", random=True,
+                    reference="seed 000_3dd3de5c534b555f.txt App. B")
 class RandomRotation(Transform):
     """Rotate by an angle uniform in ``[-degrees, degrees]`` (seed 000 App. B: up to 15)."""
 
@@ -174,7 +215,7 @@ class RandomRotation(Transform):
         return TF.rotate(x, angle, interpolation=TF.InterpolationMode.BILINEAR, fill=self.fill)
 
 
-@register_transform("random_horizontal_flip")
+@register_transform("random_horizontal_flip", random=True)
 class RandomHorizontalFlip(Transform):
     """Mirror left-right with probability ``p``."""
 
@@ -185,7 +226,8 @@ class RandomHorizontalFlip(Transform):
         return x.flip(-1) if float(torch.rand((), generator=generator)) < self.p else x
 
 
-@register_transform("xrv_scale")
+@register_transform("xrv_scale", random=False,
+                    reference="seed 000_3dd3de5c534b555f.txt App. B")
 class XRVScale(Transform):
     """[0, 1] -> [-1024, 1024], the input range TorchXRayVision models expect.
 
@@ -200,7 +242,7 @@ class XRVScale(Transform):
         return (x.clamp(0, 1) * 2 - 1) * self.max_value
 
 
-@register_transform("normalize")
+@register_transform("normalize", random=False)
 class Normalize(Transform):
     """``(x - mean) / std`` per channel."""
 
@@ -213,7 +255,7 @@ class Normalize(Transform):
         return (x - mean) / std
 
 
-@register_transform("repeat_channels")
+@register_transform("repeat_channels", random=False)
 class RepeatChannels(Transform):
     """Grey ``(1, H, W)`` -> ``(n, H, W)``; tensors with ``n`` channels pass unchanged."""
 
@@ -224,7 +266,8 @@ class RepeatChannels(Transform):
         return x.expand(self.n, -1, -1).contiguous() if x.shape[0] == 1 else x
 
 
-@register_transform("random_rescale")
+@register_transform("random_rescale", random=True,
+                    reference="seed 001_a9715376ac5cbd5d.txt sec. III-C")
 class RandomRescale(Transform):
     """Resize to a fraction ``s`` of the input size, ``s`` uniform in ``scale``.
 
@@ -235,7 +278,7 @@ class RandomRescale(Transform):
     """
 
     def __init__(self, scale: Sequence[float] = (0.1, 0.7)):
-        self.scale = _pair(scale, "scale")
+        self.scale = as_range(scale, "scale")
         if self.scale[0] <= 0:
             raise ValueError(f"scale must be > 0, got {self.scale}")
 
@@ -273,7 +316,8 @@ def reference_energies(images: Tensor | Sequence[Tensor],
     return e.mean(0).tolist(), e.std(0).tolist() if len(e) > 1 else [0.0] * len(sigmas)
 
 
-@register_transform("energy_band_normalize")
+@register_transform("energy_band_normalize", random=True,
+                    reference="seed 001_a9715376ac5cbd5d.txt sec. III-C, eq. 8")
 class EnergyBandNormalize(Transform):
     """Energy-based normalisation with a sampled reference energy.
 
@@ -313,18 +357,20 @@ class EnergyBandNormalize(Transform):
         return out.clamp(0, 1)
 
 
-@register_transform("random_gamma")
+@register_transform("random_gamma", random=True,
+                    reference="seed 001_a9715376ac5cbd5d.txt sec. III-C")
 class RandomGamma(Transform):
     """``x ** gamma``, gamma uniform in ``gamma`` (seed 001 sec. III-C: [1.8, 2.6])."""
 
     def __init__(self, gamma: Sequence[float] = (1.8, 2.6)):
-        self.gamma = _pair(gamma, "gamma")
+        self.gamma = as_range(gamma, "gamma")
 
     def __call__(self, x, generator=None):
         return x.clamp(0, 1) ** _uniform(*self.gamma, generator)
 
 
-@register_transform("random_linear")
+@register_transform("random_linear", random=True,
+                    reference="seed 001_a9715376ac5cbd5d.txt sec. III-C")
 class RandomLinear(Transform):
     """``a * x + b``, a uniform in ``a``, b uniform in ``+-b * (max(x) - min(x))``.
 
@@ -333,7 +379,7 @@ class RandomLinear(Transform):
     """
 
     def __init__(self, a: Sequence[float] = (0.9, 1.1), b: float = 0.2, clamp: bool = True):
-        self.a, self.b, self.clamp = _pair(a, "a"), float(b), bool(clamp)
+        self.a, self.b, self.clamp = as_range(a, "a"), float(b), bool(clamp)
 
     def __call__(self, x, generator=None):
         span = float(x.max() - x.min())
@@ -343,7 +389,8 @@ class RandomLinear(Transform):
         return y.clamp(0, 1) if self.clamp else y
 
 
-@register_transform("random_crop")
+@register_transform("random_crop", random=True,
+                    reference="seed 001_a9715376ac5cbd5d.txt sec. III-C")
 class RandomCrop(Transform):
     """A ``size x size`` crop at a uniform location, zero-padded first if the image is smaller.
 
@@ -364,7 +411,7 @@ class RandomCrop(Transform):
         return x[..., top:top + self.size, left:left + self.size]
 
 
-@register_transform("random_apply")
+@register_transform("random_apply", random=True)
 class RandomApply(Transform):
     """Apply ``transform`` (a spec dict or list of them) with probability ``p``."""
 
@@ -413,11 +460,12 @@ def build_transform(spec: list | dict | str | os.PathLike) -> Compose:
                                     field=f"transforms[{i}]")
         params = {k: v for k, v in item.items() if k != "name"}
         name = item["name"]
-        if name not in _REGISTRY:
-            raise MedxferInputError(f"unknown transform {name!r}; valid: {list_transforms()}",
-                                    field=f"transforms[{i}].name")
         try:
-            steps.append(_REGISTRY[name](**params))
+            cls = transform_info(name).cls
+        except ValueError as exc:
+            raise MedxferInputError(str(exc), field=f"transforms[{i}].name") from None
+        try:
+            steps.append(cls(**params))
         except (TypeError, ValueError) as exc:
             raise MedxferInputError(f"transform {name!r}: {exc}",
                                     field=f"transforms[{i}]") from None
@@ -450,7 +498,8 @@ def preset(name: str, size: int = 224) -> Compose:
     return build_transform(preset_spec(name, size))
 
 
-# The trained-DCE transform lives in its own module; importing it registers ``dce``.
-from medxfer.data import dce_transform  # noqa: E402,F401  isort: skip
 # The shortcut-study confounders (tag, low_pass, poisson_noise, nlm_denoise) register likewise.
 from medxfer.data import confounders  # noqa: E402,F401  isort: skip
+# Multi-crop's rescale_crop, PIRL's jigsaw, the energy-reference transform and the named
+# presets (``{name: preset, ...}``) register likewise.
+from medxfer.data import multicrop, jigsaw, energy_reference, presets  # noqa: E402,F401,I001  isort: skip

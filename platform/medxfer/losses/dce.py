@@ -13,11 +13,20 @@ Seed 000 (``000_3dd3de5c534b555f.txt``) sec. 3.1. X is the input image normalise
 * eq. 6-8 L_rcl = ||G_FX - G_FY||^2 / (4 N^2 M^2), FX the k x k squares of X flattened to rows,
   G_F = F F^T                                                               (:func:`region_conflict_loss`)
 
-Interpretation choices (the seed is ambiguous; see each function): the Gaussian width
-``theta`` is min(c3 - c2, c4 - c3), the distance from the mean centre to its nearer
-neighbour, used as the variance (the text says "variance"; the literal Min(c2, c4) of two
-centre *values* can be negative on [-1, 1]); N = M = k^2 (the width of FX and FY, as the
-text defines them); the region loss is averaged over the B*C images.
+Interpretation choices (the seed is ambiguous; see each function):
+
+* theta (eq. 4) is min(c3 - c2, c4 - c3), the distance from the mean centre c3 to its nearer
+  neighbour centre (the literal Min(c2, c4) of two sorted centre *values* is always c2 and
+  can be negative on [-1, 1]). Eq. 4 builds theta from centre positions, so it is a distance
+  in intensity units, and by default (``theta_mode="distance"``) it is the Gaussian's width:
+  G = exp(-(X - mu)^2 / (2 theta^2)). The sentence after eq. 4 calls it "the variance";
+  ``theta_mode="variance"`` reproduces that reading, G = exp(-(X - mu)^2 / (2 theta)).
+* N = M = k^2 (the width of FX and FY, as the text defines them); the region loss is
+  averaged over the B*C images.
+
+The defaults of the transformation strength TS and the square size k live here
+(:data:`DEFAULT_STRENGTH`, :data:`DEFAULT_KERNEL_SIZE`, :data:`DEFAULT_THETA_MODE`), one place
+for the loss and the ``dce`` method; the seed gives no values for them.
 """
 
 from __future__ import annotations
@@ -27,6 +36,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 _EPS = 1e-6
+#: Transformation strength TS of eq. 2 (> 1 lets the LE-curve steepen the middle band).
+DEFAULT_STRENGTH = 3.0
+#: Square size k of eq. 7-8 (4 keeps 7 x 7 squares on a 28 px image).
+DEFAULT_KERNEL_SIZE = 4
+#: How theta of eq. 4 enters the Gaussian: ``"distance"`` (a width) or ``"variance"``.
+DEFAULT_THETA_MODE = "distance"
+THETA_MODES = ("distance", "variance")
 
 
 def le_curve(image: Tensor, alpha_map: Tensor, x_shift: float = 0.0,
@@ -71,33 +87,43 @@ def kmeans_1d(values: Tensor, k: int = 5, n_iters: int = 20) -> Tensor:
     return centres.sort(dim=1).values
 
 
+def _check_theta_mode(theta_mode: str) -> None:
+    if theta_mode not in THETA_MODES:
+        raise ValueError(f"theta_mode must be one of {list(THETA_MODES)}, got {theta_mode!r}.")
+
+
 @torch.no_grad()
-def adaptive_target(image: Tensor, strength: float = 1.0, n_iters: int = 20) -> Tensor:
+def adaptive_target(image: Tensor, strength: float = DEFAULT_STRENGTH, n_iters: int = 20,
+                    theta_mode: str = DEFAULT_THETA_MODE) -> Tensor:
     """The adaptive target TS * G(X; mu, theta) of eq. 2-4, per image.
 
     k-means with 5 clusters on each image's pixels (all channels), centres sorted c1..c5;
     mu = c3 (eq. 3: "the third cluster center as the mean"); theta = min(c3 - c2, c4 - c3)
-    used as the variance (eq. 4, see the module note); G = exp(-(X - mu)^2 / (2 theta)), so
-    the target peaks at TS where a pixel equals c3 (the "lesion" band between lung
-    background and soft tissue).
+    (eq. 4, see the module note). G = exp(-(X - mu)^2 / (2 theta^2)) with
+    ``theta_mode="distance"`` (theta a width), exp(-(X - mu)^2 / (2 theta)) with
+    ``"variance"``; either way the target peaks at TS where a pixel equals c3 (the "lesion"
+    band between lung background and soft tissue).
 
     Args:
         image: X in [-1, 1]. Shape: (B, C, H, W).
         strength: Transformation strength TS (the peak alpha).
+        theta_mode: ``"distance"`` or ``"variance"``.
 
     Returns:
         Target alpha map. Shape: (B, C, H, W).
     """
+    _check_theta_mode(theta_mode)
     b = image.shape[0]
     c = kmeans_1d(image.reshape(b, -1), 5, n_iters)
     mu = c[:, 2]
     theta = torch.minimum(c[:, 2] - c[:, 1], c[:, 3] - c[:, 2]).clamp(min=_EPS)
     mu, theta = mu.view(b, 1, 1, 1), theta.view(b, 1, 1, 1)
-    return strength * torch.exp(-(image - mu) ** 2 / (2 * theta))
+    variance = theta ** 2 if theta_mode == "distance" else theta
+    return strength * torch.exp(-(image - mu) ** 2 / (2 * variance))
 
 
-def adaptive_loss(alpha_map: Tensor, image: Tensor, strength: float = 1.0,
-                  target: Tensor | None = None) -> Tensor:
+def adaptive_loss(alpha_map: Tensor, image: Tensor, strength: float = DEFAULT_STRENGTH,
+                  target: Tensor | None = None, theta_mode: str = DEFAULT_THETA_MODE) -> Tensor:
     """L_adapt (eq. 2) = ||A - TS G(X)||^2 / (2 B C W H).
 
     Args:
@@ -105,9 +131,10 @@ def adaptive_loss(alpha_map: Tensor, image: Tensor, strength: float = 1.0,
         image: X. Shape: (B, C, H, W).
         strength: TS.
         target: Precomputed :func:`adaptive_target` (it depends on X only).
+        theta_mode: How theta enters G (:func:`adaptive_target`).
     """
     if target is None:
-        target = adaptive_target(image, strength)
+        target = adaptive_target(image, strength, theta_mode=theta_mode)
     return ((alpha_map - target) ** 2).sum() / (2 * alpha_map.numel())
 
 
@@ -176,7 +203,8 @@ def square_flatten(image: Tensor, kernel_size: int) -> Tensor:
     return patches.transpose(1, 2)  # (B*C, T, k*k)
 
 
-def region_conflict_loss(original: Tensor, enhanced: Tensor, kernel_size: int = 8) -> Tensor:
+def region_conflict_loss(original: Tensor, enhanced: Tensor,
+                         kernel_size: int = DEFAULT_KERNEL_SIZE) -> Tensor:
     """L_rcl (eq. 6): ||G_FX - G_FY||^2 / (4 N^2 M^2) with G_F = F F^T (T x T).
 
     N = M = k^2, the width of FX and FY as the seed defines them; averaged over the B*C
@@ -206,15 +234,20 @@ class DCELoss(nn.Module):
         x_shift, y_shift: LE-curve shifts (eq. 1).
         kernel_size: Square size k of eq. 7-8.
         sharpness: Sigmoid temperature of the local-conflict surrogate.
+        theta_mode: How theta of eq. 4 enters the Gaussian (``"distance"``: its width, the
+            default; ``"variance"``).
     """
 
     def __init__(self, w_adapt: float = 1.0, w_lcl: float = 1.0, w_rcl: float = 1.0,
-                 strength: float = 1.0, x_shift: float = 0.0, y_shift: float = 0.0,
-                 kernel_size: int = 8, sharpness: float = 0.01):
+                 strength: float = DEFAULT_STRENGTH, x_shift: float = 0.0, y_shift: float = 0.0,
+                 kernel_size: int = DEFAULT_KERNEL_SIZE, sharpness: float = 0.01,
+                 theta_mode: str = DEFAULT_THETA_MODE):
         super().__init__()
         if kernel_size < 1 or sharpness <= 0:
             raise ValueError(f"kernel_size must be >= 1 and sharpness > 0, got {kernel_size}, "
                              f"{sharpness}.")
+        _check_theta_mode(theta_mode)
+        self.theta_mode = theta_mode
         self.w_adapt, self.w_lcl, self.w_rcl = float(w_adapt), float(w_lcl), float(w_rcl)
         self.strength, self.x_shift, self.y_shift = float(strength), float(x_shift), float(y_shift)
         self.kernel_size, self.sharpness = int(kernel_size), float(sharpness)
@@ -229,7 +262,7 @@ class DCELoss(nn.Module):
         alpha_map = alpha_map.expand_as(image)
         y = le_curve(image, alpha_map, self.x_shift, self.y_shift)
         out = {
-            "adapt": adaptive_loss(alpha_map, image, self.strength),
+            "adapt": adaptive_loss(alpha_map, image, self.strength, theta_mode=self.theta_mode),
             "lcl": local_conflict_loss(image, y, self.sharpness),
             "rcl": region_conflict_loss(image, y, self.kernel_size),
         }

@@ -71,3 +71,53 @@ class MemoryBank(nn.Module):
             return self.keys[:n], self.ids[:n]
         order = (torch.arange(self.size, device=self.keys.device) + int(self.ptr)) % self.size
         return self.keys[order], self.ids[order]
+
+
+class IndexedMemoryBank(nn.Module):
+    """One slot per dataset item, each an exponential moving average of that item's features.
+
+    PIRL's memory bank (Misra & van der Maaten 2020, sec. 3.2): ``m_I`` is the moving average
+    of the representations f(v_I) computed in earlier steps, ``m_I <- normalize(momentum m_I
+    + (1 - momentum) f(v_I))``; negatives are drawn from the bank. Slots start as random unit
+    vectors (a fixed seed, so a run is reproducible). State lives in buffers (saved with
+    ``state_dict``).
+
+    Args:
+        size: Number of dataset items |D|.
+        dim: Feature dimension.
+        momentum: Weight of the old value in the moving average (PIRL: 0.5).
+        seed: Seed of the initial slots.
+
+    [0] PIRL, 2020, https://arxiv.org/abs/1912.01991
+    """
+
+    def __init__(self, size: int, dim: int, momentum: float = 0.5, seed: int = 0):
+        super().__init__()
+        if size < 1 or dim < 1 or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"IndexedMemoryBank needs size >= 1, dim >= 1 and momentum in "
+                             f"[0, 1], got size={size}, dim={dim}, momentum={momentum}.")
+        self.size, self.dim, self.momentum = int(size), int(dim), float(momentum)
+        g = torch.Generator().manual_seed(seed)
+        init = torch.randn(self.size, self.dim, generator=g)
+        self.register_buffer("bank", init / init.norm(dim=1, keepdim=True))
+
+    def get(self, indices: Tensor) -> Tensor:
+        """The slots of ``indices`` (B,). Shape: (B, dim)."""
+        return self.bank[indices.to(self.bank.device).long()]
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` slots drawn uniformly with replacement (negatives). Shape: (n, dim)."""
+        idx = torch.randint(0, self.size, (n,), generator=generator)
+        return self.bank[idx.to(self.bank.device)]
+
+    @torch.no_grad()
+    def update(self, indices: Tensor, features: Tensor) -> None:
+        """Moving-average update of the slots of ``indices`` (B,) with ``features`` (B, dim)."""
+        if features.ndim != 2 or features.shape[1] != self.dim:
+            raise ValueError(f"features must have shape (n, {self.dim}), got "
+                             f"{tuple(features.shape)}.")
+        idx = indices.to(self.bank.device).long()
+        f = features.detach().to(self.bank)
+        f = f / f.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        new = self.momentum * self.bank[idx] + (1.0 - self.momentum) * f
+        self.bank[idx] = new / new.norm(dim=1, keepdim=True).clamp(min=1e-12)

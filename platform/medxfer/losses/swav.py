@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medxfer.batch_layout import split_modalities
+
 
 @torch.no_grad()
 def sinkhorn(scores: Tensor, epsilon: float = 0.03, n_iters: int = 3,
@@ -68,18 +70,6 @@ def sinkhorn(scores: Tensor, epsilon: float = 0.03, n_iters: int = 3,
         q /= all_reduce(q.sum(dim=1, keepdim=True)) * k  # each prototype gets mass 1/K
         q /= q.sum(dim=0, keepdim=True) * b  # each sample gets mass 1/B
     return (q * b).T.to(scores.dtype)
-
-
-def split_modalities(x: Tensor, n_modalities: int) -> tuple[Tensor, ...]:
-    """Split a batch into ``n_modalities`` equal consecutive parts (seed 001 III-A.2).
-
-    Args:
-        x: Shape (B, ...), B a multiple of ``n_modalities``; part m holds modality m.
-    """
-    if n_modalities < 1 or x.shape[0] % n_modalities:
-        raise ValueError(f"batch size {x.shape[0]} must be a multiple of n_modalities "
-                         f"({n_modalities}): build batches of B/M samples per modality.")
-    return torch.chunk(x, n_modalities, dim=0)
 
 
 def swav_codes(scores: Tensor, epsilon: float, n_iters: int, n_modalities: int = 1,

@@ -24,7 +24,7 @@ import torch
 from pydantic import Field
 
 from medxfer.methods import contrastive
-from medxfer.methods.contrastive import ContrastiveOptions, Parts, build_net
+from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, build_net
 from medxfer.methods.registry import Method, register_method
 from medxfer.methods.session import unwrap
 
@@ -43,7 +43,7 @@ class CLTCIOptions(ContrastiveOptions):
     queue_size: int = Field(4096, ge=1)
 
 
-def build_parts(cfg, opts: CLTCIOptions, chans: int) -> Parts:
+def build_parts(cfg, opts: CLTCIOptions, chans: int) -> ContrastiveParts:
     from medxfer.losses import CLTCILoss, CLTCIMoCoLoss, cltci_moco_loss, momentum_update
 
     net = build_net(cfg, opts, chans)
@@ -55,7 +55,7 @@ def build_parts(cfg, opts: CLTCIOptions, chans: int) -> Parts:
             z = net(torch.cat([v1, v2]))
             return criterion(torch.stack([z[: len(v1)], z[len(v1):]], dim=1), patients)
 
-        return Parts(net=net, loss=loss)
+        return ContrastiveParts(net=net, loss=loss)
 
     key_net = copy.deepcopy(net).requires_grad_(False)
     moco = CLTCIMoCoLoss(temperature=opts.temperature, queue_size=opts.queue_size,
@@ -73,7 +73,7 @@ def build_parts(cfg, opts: CLTCIOptions, chans: int) -> Parts:
         keys, ids = moco.queue.get()  # validation: leave the queue untouched
         return cltci_moco_loss(q, k, patients, keys, ids, opts.temperature)
 
-    return Parts(net=net, loss=loss, extra={"key_net": key_net, "queue": moco})
+    return ContrastiveParts(net=net, loss=loss, extra={"key_net": key_net, "queue": moco})
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -1,15 +1,16 @@
-"""The shared loop of the contrastive methods (simclr, supcon, cltci): parts in, epochs out.
+"""The contrastive family (simclr, supcon, cltci, swav): two-view data, a loss, the probe.
 
-A method supplies a :class:`Parts` (modules to train and checkpoint, and a ``loss(batch,
-train)`` function); this loop does the rest, identically for all of them:
+A method supplies a :class:`ContrastiveParts` (the network, other modules to checkpoint, and a
+``loss(net, batch, train)`` function); :func:`run` turns it into the training loop's
+:class:`~medxfer.methods.loop.Parts`, identically for all of them:
 
 * data: the target's train/val splits, each item two views of one image
   (:class:`medxfer.data.transforms.TwoViews` of ``data.transforms``, default: the seed 000
   App. B crop 0.6-1.0 + rotation up to 15 degrees + a horizontal flip), its label and its patient
   id (:class:`medxfer.methods.common.WithPatients`);
-* per epoch (step = epoch): ``train_loss``, ``val_loss`` (the same loss on augmented val views,
-  no update), ``lr``; a checkpoint every epoch; early stopping and selection as configured
-  (defaults: ``val_loss``, min);
+* per epoch (:mod:`medxfer.methods.loop`, step = epoch): ``train_loss``, ``val_loss`` (the same
+  loss on augmented val views, no update), ``lr``; a checkpoint every epoch; early stopping and
+  selection as configured (defaults: ``val_loss``, min);
 * final step: the selected epoch's ``train_loss``/``val_loss``, ``selected_epoch``, and, with
   ``probe_epochs > 0``, a linear probe on the frozen selected encoder (:mod:`.probe`):
   ``val_auc, val_acc, ..., test_auc, ...``, ``probe_val_loss``, ``probe_test_loss``. The final
@@ -30,12 +31,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from medxfer.config import ExperimentConfig, parse_experiment
-from medxfer.methods.common import (Progress, WithPatients, build_optimizer, build_scheduler,
-                                    clone_state, in_chans, make_loader, report, restore,
-                                    seed_everything, start_epoch)
+from medxfer.config import ExperimentConfig
+from medxfer.methods.checkpoint import clone_state
+from medxfer.methods.common import WithPatients, in_chans
+from medxfer.methods.loop import Parts, train_loop
 from medxfer.methods.registry import MethodOptions
-from medxfer.methods.session import Session, get_session, to_device, unwrap
+from medxfer.methods.session import get_session, to_device
 
 #: Experiment defaults of every contrastive method (seed 003 sec. IV: SGD, cosine schedule).
 DEFAULTS: dict[str, Any] = {"train": {"optimizer": "sgd", "lr": 0.1, "scheduler": "cosine",
@@ -75,7 +76,7 @@ class SSLNet(nn.Module):
 
 
 @dataclass
-class Parts:
+class ContrastiveParts:
     """What a contrastive method plugs into :func:`run`.
 
     Attributes:
@@ -134,14 +135,16 @@ def _datasets(cfg: ExperimentConfig) -> tuple[dict, dict]:
             {k: WithPatients(v) for k, v in plain.items()})
 
 
-def _epoch(session: Session, parts: Parts, net: nn.Module, loader, opt, train: bool) -> float:
+def _epoch(parts: ContrastiveParts, net: nn.Module, loader, opt, device) -> dict[str, float]:
+    """One pass of the contrastive loss: training with ``opt``, else evaluation."""
+    train = opt is not None
     net.train(train)
     for m in parts.extra.values():
         m.train(train)
-    total, n = torch.zeros((), device=session.device), 0
+    total, n = torch.zeros((), device=device), 0
     with torch.set_grad_enabled(train):
         for batch in loader:
-            batch = to_device(batch, session.device)
+            batch = to_device(batch, device)
             loss = parts.loss(net, batch, train)
             if train:
                 opt.zero_grad(set_to_none=True)
@@ -153,69 +156,46 @@ def _epoch(session: Session, parts: Parts, net: nn.Module, loader, opt, train: b
                     parts.after_step(net)
             total += loss.detach() * len(batch[1])
             n += len(batch[1])
-    return session.all_reduce_mean(float(total) / max(n, 1))
+    return {"loss": float(total) / max(n, 1)}
 
 
-def run(config: dict[str, Any], build_parts: Callable[[ExperimentConfig, Any, int], Parts],
-        *, multilabel_ok: bool = True) -> None:
-    """The contrastive loop (module docstring); ``build_parts(cfg, options, in_chans)``."""
-    cfg = parse_experiment(config)
-    opts = cfg.options()
-    t, session = cfg.train, get_session()
-    seed_everything(t.seed)
-    two, plain = _datasets(cfg)
-    info = plain["train"].base.info
-    parts = build_parts(cfg, opts, in_chans(cfg, plain["train"].base))
-    modules = {"net": parts.net, **parts.extra}
-    opt = build_optimizer(parts.net.parameters(), t)
-    sched = build_scheduler(opt, t)
-    progress, best = restore(session, modules=modules, optimizer=opt, scheduler=sched)
-    if progress.done:
-        return
-    for m in parts.extra.values():
-        m.to(session.device)
-    net = session.prepare_model(parts.net)
-    # drop_last: BatchNorm in the projection head needs > 1 sample per batch
-    train_set = two["train"] if parts.train_set is None else parts.train_set
-    val_set = two["val"] if parts.val_set is None else parts.val_set
-    bs = parts.batch_size or t.batch_size
-    train = session.prepare_loader(make_loader(train_set, t, shuffle=True, batch_size=bs,
-                                               drop_last=len(train_set) > bs))
-    val = session.prepare_loader(make_loader(val_set, t, shuffle=False, batch_size=bs),
-                                 shard=False)
+def _probe(opts, plain: dict, info, batch_size: int, seed: int,
+           device) -> Callable[[nn.Module], dict[str, float]] | None:
+    """The final step's linear probe on the selected encoder (None without ``probe_epochs``)."""
+    if getattr(opts, "probe_epochs", 0) <= 0:
+        return None
 
-    def save(p: Progress, extra=None) -> dict:
-        return dict(modules={"net": net, **parts.extra}, optimizer=opt, scheduler=sched,
-                    progress=p, best_modules=best, extra_files=extra)
-
-    while not progress.should_stop(t):
-        epoch = progress.epoch + 1
-        start_epoch(train, epoch, t.seed)
-        if parts.on_epoch is not None:
-            parts.on_epoch(epoch)
-        lr = opt.param_groups[0]["lr"]
-        train_loss = _epoch(session, parts, net, train, opt, True)
-        session.sync_buffers(net)
-        val_loss = _epoch(session, parts, unwrap(net), val, opt, False)
-        sched.step()
-        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
-        if progress.update(metrics, t):
-            best = {"net": clone_state(net)}
-        report(session, metrics, **save(progress))
-
-    unwrap(net).load_state_dict(best["net"])
-    encoder = unwrap(net).encoder
-    final = {k: v for k, v in progress.best_metrics.items() if k != "epoch"}
-    if getattr(opts, "probe_epochs", 0) > 0:
+    def final_metrics(selected: nn.Module) -> dict[str, float]:
         from medxfer.methods.probe import linear_probe
 
-        probe = linear_probe(encoder, plain, task=info.task, n_classes=info.n_classes,
+        probe = linear_probe(selected.encoder, plain, task=info.task, n_classes=info.n_classes,
                              multilabel=info.multilabel, epochs=opts.probe_epochs,
-                             lr=opts.probe_lr, batch_size=t.batch_size, seed=t.seed,
-                             device=session.device)
+                             lr=opts.probe_lr, batch_size=batch_size, seed=seed, device=device)
         probe["probe_val_loss"] = probe.pop("val_loss")
         probe["probe_test_loss"] = probe.pop("test_loss")
-        final.update(probe)
-    final.update(epoch=progress.epoch + 1, selected_epoch=progress.best_epoch)
-    progress.done = True
-    report(session, final, **save(progress, {"encoder.pt": clone_state(encoder)}))
+        return probe
+
+    return final_metrics
+
+
+def run(config: dict[str, Any],
+        build_parts: Callable[[ExperimentConfig, Any, int], ContrastiveParts]) -> None:
+    """The contrastive method's loop (module docstring); ``build_parts(cfg, options,
+    in_chans)``."""
+
+    def build(cfg: ExperimentConfig, opts) -> Parts:
+        device = get_session().device
+        two, plain = _datasets(cfg)
+        info = plain["train"].base.info
+        c = build_parts(cfg, opts, in_chans(cfg, plain["train"].base))
+        return Parts(
+            model=c.net, name="net", extra=c.extra,
+            train_set=two["train"] if c.train_set is None else c.train_set,
+            val_set=two["val"] if c.val_set is None else c.val_set,
+            batch_size=c.batch_size, drop_last=True, on_epoch=c.on_epoch,
+            run_epoch=lambda net, loader, opt: _epoch(c, net, loader, opt, device),
+            final_metrics=_probe(opts, plain, info, cfg.train.batch_size, cfg.train.seed,
+                                 device),
+            artifacts=lambda selected: {"encoder.pt": clone_state(selected.encoder)})
+
+    train_loop(config, build)

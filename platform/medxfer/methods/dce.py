@@ -13,7 +13,7 @@ Reports per epoch (step = epoch): ``train_loss`` (the total), ``train_adapt``, `
 Y over the pixels of X's middle band -- between its 2nd and 4th sorted k-means centres --
 divided by std of X there: > 1 means the middle of the histogram was widened) and ``lr``.
 Selection: lowest ``val_loss``. The final checkpoint holds ``dce.pt`` (:func:`save_dce`), which
-the ``dce`` transform (:mod:`medxfer.data.dce_transform`) loads so that any method can train
+the ``dce`` transform (:mod:`medxfer.methods.dce_transform`) loads so that any method can train
 on enhanced images.
 
 Text removal uses :mod:`medxfer.data.text_removal` (EasyOCR from local model files, else the
@@ -30,11 +30,10 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from medxfer.config import parse_experiment
 from medxfer.errors import MedxferInputError
-from medxfer.methods.common import (Progress, build_optimizer, build_scheduler, clone_state,
-                                    in_chans, load_datasets, make_loader, report, restore,
-                                    seed_everything, start_epoch)
+from medxfer.methods.checkpoint import clone_state
+from medxfer.methods.common import in_chans, load_datasets
+from medxfer.methods.loop import Parts, train_loop
 from medxfer.methods.registry import Method, MethodOptions, register_method
 from medxfer.methods.session import get_session, to_device, unwrap
 
@@ -139,9 +138,13 @@ def save_dce(unet: nn.Module, opts: DCEOptions, state: dict[str, Tensor] | None 
             "state_dict": state if state is not None else clone_state(u)}
 
 
-def _epoch(unet, criterion, loader, opt, device, train: bool) -> dict[str, float]:
+def run_epoch(unet: nn.Module, criterion, loader, opt, device) -> dict[str, float]:
+    """One pass: the mean total ``loss`` and terms; training with ``opt``, else evaluation,
+    which also reports ``midband_std_ratio``."""
+    train = opt is not None
     unet.train(train)
-    sums, n = {k: 0.0 for k in ("loss", *TERMS, "midband_std_ratio")}, 0
+    keys = ("loss", *TERMS) + (() if train else ("midband_std_ratio",))
+    sums, n = dict.fromkeys(keys, 0.0), 0
     with torch.set_grad_enabled(train):
         for x in loader:
             x = to_device(x, device)
@@ -154,7 +157,8 @@ def _epoch(unet, criterion, loader, opt, device, train: bool) -> dict[str, float
             sums["loss"] += float(out["total"].detach()) * k
             for term in TERMS:
                 sums[term] += float(out[term].detach()) * k
-            sums["midband_std_ratio"] += float(midband_std_ratio(x, out["enhanced"])) * k
+            if not train:
+                sums["midband_std_ratio"] += float(midband_std_ratio(x, out["enhanced"])) * k
             n += k
     return {key: v / max(n, 1) for key, v in sums.items()}
 
@@ -169,15 +173,12 @@ def _datasets(cfg, opts: DCEOptions) -> tuple[dict[str, Normalised], Any]:
     return {k: Normalised(v, detector) for k, v in data.items()}, data["train"]
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Train the DCE U-Net on ``data.flag``; see the module docstring."""
+def build_parts(cfg, opts: DCEOptions) -> Parts:
+    """The shallow U-Net, the DCE loss as its epoch step, and ``dce.pt`` as its artifact."""
     from medxfer.losses import DCELoss
     from medxfer.models import ShallowUNet
 
-    cfg = parse_experiment(config)
-    opts: DCEOptions = cfg.options()
-    t, session = cfg.train, get_session()
-    seed_everything(t.seed)
+    device = get_session().device
     data, base = _datasets(cfg, opts)
     chans = in_chans(cfg, base)
     if cfg.data.size % 2 ** opts.depth:
@@ -187,40 +188,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     unet = ShallowUNet(chans, 1, opts.base_channels, opts.depth, opts.init_alpha)
     criterion = DCELoss(opts.w_adapt, opts.w_lcl, opts.w_rcl, opts.strength, opts.x_shift,
                         opts.y_shift, opts.kernel_size, opts.sharpness)
-    opt = build_optimizer(unet.parameters(), t)
-    sched = build_scheduler(opt, t)
-    progress, best = restore(session, modules={"unet": unet}, optimizer=opt, scheduler=sched)
-    if progress.done:
-        return
-    unet = session.prepare_model(unet)
-    train = session.prepare_loader(make_loader(data["train"], t, shuffle=True,
-                                               drop_last=len(data["train"]) > t.batch_size))
-    val = session.prepare_loader(make_loader(data["val"], t, shuffle=False), shard=False)
+    return Parts(model=unet, name="unet", train_set=data["train"], val_set=data["val"],
+                 drop_last=True,
+                 run_epoch=lambda net, loader, opt: run_epoch(net, criterion, loader, opt,
+                                                              device),
+                 artifacts=lambda selected: {WEIGHTS_FILE: save_dce(selected, opts)})
 
-    def save(p: Progress, extra=None) -> dict:
-        return dict(modules={"unet": unet}, optimizer=opt, scheduler=sched, progress=p,
-                    best_modules=best, extra_files=extra)
 
-    while not progress.should_stop(t):
-        epoch = progress.epoch + 1
-        start_epoch(train, epoch, t.seed)
-        lr = opt.param_groups[0]["lr"]
-        tr = _epoch(unet, criterion, train, opt, session.device, True)
-        session.sync_buffers(unet)
-        va = _epoch(unwrap(unet), criterion, val, opt, session.device, False)
-        sched.step()
-        metrics = {"epoch": epoch, "lr": lr,
-                   **{f"train_{k}": session.all_reduce_mean(v) for k, v in tr.items()
-                      if k != "midband_std_ratio"},
-                   **{f"val_{k}": v for k, v in va.items()}}
-        if progress.update(metrics, t):
-            best = {"unet": clone_state(unet)}
-        report(session, metrics, **save(progress))
-
-    final = {k: v for k, v in progress.best_metrics.items() if k != "epoch"}
-    final.update(epoch=progress.epoch + 1, selected_epoch=progress.best_epoch)
-    progress.done = True
-    report(session, final, **save(progress, {WEIGHTS_FILE: save_dce(unet, opts, best["unet"])}))
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Train the DCE U-Net on ``data.flag``; see the module docstring."""
+    train_loop(config, build_parts)
 
 
 METHOD = register_method(Method(

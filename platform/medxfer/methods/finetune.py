@@ -24,10 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from medxfer.config import parse_experiment
-from medxfer.methods.common import (Progress, build_optimizer, build_scheduler, classify_loss,
-                                    clone_state, evaluate, in_chans, load_datasets, make_loader,
-                                    report, restore, seed_everything, start_epoch)
+from medxfer.methods.checkpoint import clone_state
+from medxfer.methods.common import classify_loss, evaluate, in_chans, load_datasets
+from medxfer.methods.loop import Parts, train_loop
 from medxfer.methods.registry import Method, MethodOptions, register_method
 from medxfer.methods.session import get_session, to_device, unwrap
 
@@ -65,56 +64,33 @@ def train_epoch(model: nn.Module, loader, opt: torch.optim.Optimizer, loss_fn, d
     return float(total) / max(n, 1)
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Fine-tune ``model.backbone`` on ``data.flag``; see the module docstring."""
+def build_parts(cfg, opts: FinetuneOptions) -> Parts:
+    """The classifier (``model.backbone`` + a linear head), its CE/BCE epoch step and the
+    test split as the final step's ``test_*``."""
     from medxfer.models import create_backbone
 
-    cfg = parse_experiment(config)
-    opts: FinetuneOptions = cfg.options()
-    t, session = cfg.train, get_session()
-    seed_everything(t.seed)
+    device = get_session().device
     data = load_datasets(cfg)
     info = data["train"].info
     model = create_backbone(cfg.model.backbone, in_chans=in_chans(cfg, data["train"]),
                             weights=cfg.model.weights, num_classes=info.n_classes)
     if opts.freeze_backbone:
         model.backbone.requires_grad_(False)
-    opt = build_optimizer((p for p in model.parameters() if p.requires_grad), t)
-    sched = build_scheduler(opt, t)
-    progress, best = restore(session, modules={"model": model}, optimizer=opt, scheduler=sched)
-    if progress.done:
-        return
     loss_fn = classify_loss(info.multilabel)
-    model = session.prepare_model(model)
-    train = session.prepare_loader(make_loader(data["train"], t, shuffle=True))
-    val = session.prepare_loader(make_loader(data["val"], t, shuffle=False), shard=False)
 
-    def save(p: Progress, extra=None) -> dict:
-        return dict(modules={"model": model}, optimizer=opt, scheduler=sched, progress=p,
-                    best_modules=best, extra_files=extra)
+    def run_epoch(net: nn.Module, loader, opt) -> dict[str, float]:
+        if opt is None:
+            return evaluate(net, loader, device, info.task, loss_fn, "")
+        return {"loss": train_epoch(net, loader, opt, loss_fn, device, opts.freeze_backbone)}
 
-    while not progress.should_stop(t):
-        epoch = progress.epoch + 1
-        start_epoch(train, epoch, t.seed)
-        lr = opt.param_groups[0]["lr"]
-        train_loss = session.all_reduce_mean(
-            train_epoch(model, train, opt, loss_fn, session.device, opts.freeze_backbone))
-        session.sync_buffers(model)
-        metrics = {"epoch": epoch, "train_loss": train_loss, "lr": lr,
-                   **evaluate(unwrap(model), val, session.device, info.task, loss_fn, "val_")}
-        sched.step()
-        if progress.update(metrics, t):
-            best = {"model": clone_state(model)}
-        report(session, metrics, **save(progress))
+    return Parts(model=model, run_epoch=run_epoch, train_set=data["train"],
+                 val_set=data["val"], test_sets={"test": data["test"]},
+                 artifacts=lambda selected: {"model.pt": clone_state(selected)})
 
-    # Final step: the selected epoch's metrics and its test metrics (DESIGN.md run schema).
-    unwrap(model).load_state_dict(best["model"])
-    test = session.prepare_loader(make_loader(data["test"], t, shuffle=False), shard=False)
-    final = {k: v for k, v in progress.best_metrics.items() if k != "epoch"}
-    final.update(evaluate(unwrap(model), test, session.device, info.task, loss_fn, "test_"))
-    final.update(epoch=progress.epoch + 1, selected_epoch=progress.best_epoch)
-    progress.done = True
-    report(session, final, **save(progress, {"model.pt": best["model"]}))
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Fine-tune ``model.backbone`` on ``data.flag``; see the module docstring."""
+    train_loop(config, build_parts)
 
 
 METHOD = register_method(Method(

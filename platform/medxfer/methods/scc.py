@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import Field
 
-from medxfer.config import parse_experiment
 from medxfer.errors import MedxferInputError
 from medxfer.methods import finetune
+from medxfer.methods.experiment import method_options, parse_experiment
 from medxfer.methods.registry import Method, MethodOptions, get_method, register_method
 from medxfer.methods.session import Session, get_session, use_session
 
@@ -124,7 +124,7 @@ def _shift_progress(directory: Path, offset: int) -> None:
     """Add ``offset`` to the epoch counters of the checkpoint's ``state.pt`` (in place)."""
     import torch
 
-    from medxfer.methods.common import STATE_FILE
+    from medxfer.methods.checkpoint import STATE_FILE
 
     path = directory / STATE_FILE
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -179,7 +179,7 @@ def stage_config(cfg, opts: SCCOptions, stage: str, carry: Path, ft_epochs: int)
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """DCE -> SimCLR -> fine-tuning; see the module docstring."""
     cfg = parse_experiment(config)
-    opts: SCCOptions = cfg.options()
+    opts: SCCOptions = method_options(cfg)
     ft_epochs = cfg.train.epochs - opts.dce_epochs - opts.simclr_epochs
     if ft_epochs < 1:
         raise MedxferInputError(

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from medxfer.methods import contrastive
-from medxfer.methods.contrastive import ContrastiveOptions, Parts, build_net
+from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, build_net
 from medxfer.methods.registry import Method, register_method
 
 
@@ -28,7 +28,7 @@ class SimCLROptions(ContrastiveOptions):
     temperature: float = Field(0.5, gt=0)
 
 
-def build_parts(cfg, opts: SimCLROptions, chans: int) -> Parts:
+def build_parts(cfg, opts: SimCLROptions, chans: int) -> ContrastiveParts:
     from medxfer.losses import NTXentLoss
 
     criterion = NTXentLoss(temperature=opts.temperature)
@@ -38,7 +38,7 @@ def build_parts(cfg, opts: SimCLROptions, chans: int) -> Parts:
         z = net(torch.cat([v1, v2]))  # one forward: BatchNorm sees the whole 2N batch
         return criterion(z[: len(v1)], z[len(v1):])
 
-    return Parts(net=build_net(cfg, opts, chans), loss=loss)
+    return ContrastiveParts(net=build_net(cfg, opts, chans), loss=loss)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from medxfer.methods import contrastive
-from medxfer.methods.contrastive import ContrastiveOptions, Parts, build_net
+from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, build_net
 from medxfer.methods.registry import Method, register_method
 
 
@@ -29,7 +29,7 @@ class SupConOptions(ContrastiveOptions):
     probe_epochs: int = Field(30, ge=1)
 
 
-def build_parts(cfg, opts: SupConOptions, chans: int) -> Parts:
+def build_parts(cfg, opts: SupConOptions, chans: int) -> ContrastiveParts:
     from medxfer.losses import SupConLoss
 
     criterion = SupConLoss(temperature=opts.temperature)
@@ -40,7 +40,7 @@ def build_parts(cfg, opts: SupConOptions, chans: int) -> Parts:
         features = torch.stack([z[: len(v1)], z[len(v1):]], dim=1)  # (B, 2, D)
         return criterion(features, y)
 
-    return Parts(net=build_net(cfg, opts, chans), loss=loss)
+    return ContrastiveParts(net=build_net(cfg, opts, chans), loss=loss)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ Seed ``001_a9715376ac5cbd5d.txt`` sec. III, composed from parts:
 
 Table I (2D) defaults: tau 0.1, eps 0.03, 3 Sinkhorn iterations, 128-d features, 3000
 prototypes, queue 3840 from epoch 10, batch 32, weight decay 1e-6 (its 10000 prototype-freeze
-*iterations* are expressed here in epochs). The loop is :mod:`medxfer.methods.contrastive`'s:
+*iterations* are expressed here in epochs). It runs as a member of the contrastive family
+(:mod:`medxfer.methods.contrastive`) in the shared loop (:mod:`medxfer.methods.loop`):
 per-epoch ``train_loss``/``val_loss``, checkpoints, selection, and ``encoder.pt`` (encoder
 without head and prototypes) for ``finetune``.
 
@@ -41,7 +42,8 @@ from torch.utils.data import Dataset
 
 from medxfer.errors import MedxferInputError
 from medxfer.methods import contrastive
-from medxfer.methods.contrastive import ContrastiveOptions, Parts, SSLNet, default_transforms
+from medxfer.methods.contrastive import (ContrastiveOptions, ContrastiveParts, SSLNet,
+                                         default_transforms)
 from medxfer.methods.registry import Method, register_method
 from medxfer.methods.session import get_session, unwrap
 
@@ -175,7 +177,8 @@ def queue_codes(scores: Tensor, queued: list[Tensor], epsilon: float, n_iters: i
                 gather_distributed: bool = False) -> Tensor:
     """Per-modality Sinkhorn codes of a modality-major batch (eq. 4), each modality's problem
     extended by its queued scores; only the batch rows are returned. Shape (B, K)."""
-    from medxfer.losses import sinkhorn, split_modalities
+    from medxfer.batch_layout import split_modalities
+    from medxfer.losses import sinkhorn
 
     out = []
     for part, extra in zip(split_modalities(scores.detach(), len(queued)), queued):
@@ -212,7 +215,7 @@ def _sources(cfg, opts: SwaVOptions) -> tuple[list[dict], Any]:
     return out, out[0]["train"].base.info
 
 
-def build_parts(cfg, opts: SwaVOptions, chans: int) -> Parts:
+def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
     from medxfer.losses import SwaVHybridLoss
     from medxfer.models import ProjectionHead, SwaVPrototypes, create_backbone
 
@@ -270,9 +273,11 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> Parts:
                                labelled_mask(n0, opts.labelled_fraction, t.seed))
     val_set = ModalityGroups([s["val"] for s in sources],
                              labelled_mask(len(sources[0]["val"]), opts.labelled_fraction, t.seed))
-    return Parts(net=net, loss=loss, extra={"queue": queue} if queue is not None else {},
-                 train_set=train_set, val_set=val_set, batch_size=t.batch_size // n_mod,
-                 on_epoch=on_epoch, before_step=before_step, after_step=after_step)
+    return ContrastiveParts(net=net, loss=loss,
+                            extra={"queue": queue} if queue is not None else {},
+                            train_set=train_set, val_set=val_set,
+                            batch_size=t.batch_size // n_mod, on_epoch=on_epoch,
+                            before_step=before_step, after_step=after_step)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,14 +51,71 @@ class TinyCNN(nn.Module):
         return self.features(x).mean(dim=(2, 3))
 
 
-_LOCAL: dict[str, Callable[..., nn.Module]] = {
-    "tiny_cnn": lambda in_chans: TinyCNN(in_chans, width=32),  # embed_dim 128
-}
+@dataclass(frozen=True)
+class BackboneInfo:
+    """A local backbone (timm and ``torchvision:`` names need no registration).
+
+    Attributes:
+        name: the ``model.backbone`` name.
+        factory: ``factory(in_chans) -> nn.Module`` mapping (B, in_chans, H, W) to
+            (B, embed_dim), with the attribute ``embed_dim``.
+        embed_dim: the embedding size.
+        description: one line for listings.
+        min_size: the smallest input side (pixels) the architecture's downsampling accepts.
+    """
+
+    name: str
+    factory: Callable[[int], nn.Module]
+    embed_dim: int
+    description: str = ""
+    min_size: int = 1
+
+
+_REGISTRY: dict[str, BackboneInfo] = {}
+
+
+def register_backbone(info: BackboneInfo) -> BackboneInfo:
+    """Add a local backbone; a duplicate name raises ValueError."""
+    if info.name in _REGISTRY:
+        raise ValueError(f"backbone {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def _tiny_vit(in_chans: int) -> nn.Module:
+    from medxfer.models.mae import tiny_vit
+
+    return tiny_vit(in_chans)
+
+
+def _xrv_densenet(in_chans: int) -> nn.Module:
+    from medxfer.models.xrv import XRVDenseNet
+
+    return XRVDenseNet(in_chans)
 
 
 def list_backbones() -> list[str]:
-    """The local backbone names (timm and ``torchvision:`` names are accepted as well)."""
-    return sorted(_LOCAL)
+    """The local backbone names, sorted (timm and ``torchvision:`` names are accepted too)."""
+    return sorted(_REGISTRY)
+
+
+def backbone_info(name: str) -> BackboneInfo:
+    """The record of a local backbone; ValueError listing the valid names if unknown."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown local backbone {name!r}; valid: "
+                         f"{', '.join(list_backbones())} (or a timm name, or "
+                         f"'{TORCHVISION_PREFIX}<name>')") from None
+
+
+register_backbone(BackboneInfo("tiny_cnn", lambda in_chans: TinyCNN(in_chans, width=32), 128,
+                               "three conv blocks, global average pooling (tests, the demo)"))
+register_backbone(BackboneInfo("vit_tiny_p4", lambda in_chans: _tiny_vit(in_chans), 64,
+                               "a tiny ViT (patch 4): MAE's encoder at 28-32 px"))
+register_backbone(BackboneInfo("xrv_densenet121", lambda in_chans: _xrv_densenet(in_chans), 1024,
+                               "TorchXRayVision DenseNet-121 (architecture; local weights only)",
+                               min_size=32))
 
 
 class _WithClassifier(nn.Module):
@@ -149,8 +207,8 @@ def create_backbone(name: str, *, in_chans: int = 3, weights: str | os.PathLike 
     """
     if in_chans < 1:
         raise ValueError(f"in_chans must be >= 1, got {in_chans}.")
-    if name in _LOCAL:
-        model, ignored = _LOCAL[name](in_chans), []
+    if name in _REGISTRY:
+        model, ignored = _REGISTRY[name].factory(in_chans), []
     elif name.startswith(TORCHVISION_PREFIX):
         model, ignored = _torchvision_backbone(name[len(TORCHVISION_PREFIX):], in_chans)
     else:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medxfer.losses.swav import split_modalities  # one definition of the modality split
+from medxfer.batch_layout import split_modalities
 
 
 class LinearClassifier(nn.Linear):

@@ -10,6 +10,7 @@ through :mod:`medxfer.reports.figures`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,16 @@ TITLES = {"taus": "Weighted Kendall's tau",
           "tests": "Friedman test and Nemenyi critical difference"}
 # Number formats of the non-CSV renderings (CSV keeps full precision).
 NUMBER_FORMAT = {"taus": ".3f", "ranks": "g", "average_ranks": ".2f", "tests": ".4g"}
+# Below this many sources a weighted tau can only be +1, -1 or undefined.
+MIN_SOURCES = 3
+
+
+@dataclass
+class Drawn:
+    """Figures written (``paths``) and those that could not be drawn: file name -> why."""
+
+    paths: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def tables(ev: Evaluation) -> dict[str, pd.DataFrame]:
@@ -65,13 +76,49 @@ def write_all(ev: Evaluation, fmt: str, output: Path) -> list[Path]:
     return written
 
 
-def write_figures(ev: Evaluation, ground_truth: pd.DataFrame, directory: Path) -> list[Path]:
-    """``scores_vs_ground_truth.png`` (thesis Fig. 6.5) and, where it can be drawn,
-    ``critical_difference.png`` (see :func:`medxfer.reports.figures.cd_unavailable`)."""
+def source_counts(ev: Evaluation, ground_truth: pd.DataFrame) -> pd.DataFrame:
+    """targets x metrics: how many sources each tau rests on (a score and a ground truth,
+    source == target left out, as in ``target_tau``)."""
+    counts = pd.DataFrame(0, index=ev.taus.index, columns=ev.taus.columns)
+    for m in ev.taus.columns:
+        for t in ev.taus.index:
+            if t in ev.scores[m].columns and t in ground_truth.columns:
+                both = pd.concat([ev.scores[m][t], ground_truth[t]], axis=1, join="inner")
+                counts.loc[t, m] = int((both.notna().all(axis=1) & (both.index != t)).sum())
+    return counts
+
+
+def few_sources(ev: Evaluation, ground_truth: pd.DataFrame,
+                minimum: int = MIN_SOURCES) -> list[str]:
+    """One warning per target whose taus rest on fewer than ``minimum`` sources."""
+    counts = source_counts(ev, ground_truth)
+    out = []
+    for target, row in counts.iterrows():
+        low = row[row < minimum]
+        if low.empty:
+            continue
+        if low.nunique() == 1 and len(low) == len(row):
+            n = f"{int(low.iloc[0])} source(s)"
+        else:
+            n = "few sources (" + ", ".join(f"{m} {int(v)}" for m, v in low.items()) + ")"
+        out.append(f"target {target}: tau rests on {n} with both a score and a ground truth; "
+                   f"with fewer than {minimum} it can only be +1, -1 or undefined")
+    return out
+
+
+def write_figures(ev: Evaluation, ground_truth: pd.DataFrame, directory: Path) -> Drawn:
+    """``scores_vs_ground_truth.png`` (thesis Fig. 6.5) and ``critical_difference.png``;
+    a figure that cannot be drawn is listed in ``skipped`` with the reason."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [figures.scores_vs_ground_truth_png(ev, ground_truth,
-                                                directory / "scores_vs_ground_truth.png")]
-    if figures.cd_unavailable(ev) is None:
-        paths.append(figures.critical_difference_png(ev, directory / "critical_difference.png"))
-    return paths
+    drawn = Drawn()
+    for name, reason, draw in (
+            ("scores_vs_ground_truth.png", figures.scores_unavailable(ev),
+             lambda p: figures.scores_vs_ground_truth_png(ev, ground_truth, p)),
+            ("critical_difference.png", figures.cd_unavailable(ev),
+             lambda p: figures.critical_difference_png(ev, p))):
+        if reason is None:
+            drawn.paths.append(draw(directory / name))
+        else:
+            drawn.skipped[name] = reason
+    return drawn

@@ -1,8 +1,10 @@
 """Render a DataFrame as text: ``table`` (plain), ``csv``, ``markdown`` or ``latex``.
 
 The one renderer behind every verb that prints or writes a table (``benchmark ground-truth``,
-``benchmark replay``, ``estimate evaluate``, ``demo``, the report's CSV files). pandas is
-imported inside :func:`render` only, so the CLI can list ``FORMATS`` without loading it.
+``benchmark replay``, ``estimate score``, ``estimate evaluate``, ``demo``, the report's CSV
+files), and the one rule for which format a verb writes (:func:`output_format`: ``--format``,
+else ``--output``'s extension). pandas is imported inside :func:`render` only, so the CLI can
+list ``FORMATS`` without loading it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medxfer.errors import MedxferInputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "csv", "markdown", "latex")
 # The file extension that each format is written with.
 SUFFIX = {"table": ".txt", "csv": ".csv", "markdown": ".md", "latex": ".tex"}
+# The format an ``--output`` extension stands for (lower-cased; SUFFIX's inverse plus aliases).
+EXTENSION_FORMAT = {**{suffix: fmt for fmt, suffix in SUFFIX.items()}, ".markdown": "markdown"}
 
 # LaTeX's ten special characters; a single pass, so the backslashes added are not re-escaped.
 _TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -57,6 +63,36 @@ def render(frame: pd.DataFrame, fmt: str = "table", *, number: str = ".4f",
     numeric = [_is_numeric(body[c]) for c in body.columns]
     cells = [[_cell(v, number) for v in row] for row in body.itertuples(index=False)]
     return (_markdown if fmt == "markdown" else _latex)(header, numeric, cells, title)
+
+
+def output_format(fmt: str | None, output: str | Path | None, *,
+                  default: str = "table") -> str:
+    """The format a verb writes: ``--format`` if given, else ``--output``'s extension, else
+    ``default``.
+
+    ``.csv`` means csv, ``.md`` / ``.markdown`` markdown, ``.tex`` latex, ``.txt`` the plain
+    table, so ``--output tau.csv`` alone writes CSV.
+
+    Raises:
+        MedxferInputError: ``fmt`` is not one of ``FORMATS``; ``fmt`` contradicts the
+            extension of ``output``; ``output`` has another extension and ``fmt`` is None
+            (so nothing is written under a name that says something else).
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise MedxferInputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    suffix = Path(output).suffix.lower() if output else ""
+    implied = EXTENSION_FORMAT.get(suffix)
+    if fmt is None:
+        if suffix and implied is None:
+            raise MedxferInputError(
+                f"--output {output}: extension {suffix!r} names no table format; use one of "
+                f"{', '.join(EXTENSION_FORMAT)} or pass --format ({', '.join(FORMATS)})")
+        return implied or default
+    if implied is not None and implied != fmt:
+        raise MedxferInputError(
+            f"--format {fmt} contradicts --output {output} ({suffix} means {implied}); drop "
+            f"--format or write to {Path(output).with_suffix(SUFFIX[fmt]).name}")
+    return fmt
 
 
 def latex_escape(text: str) -> str:

@@ -5,7 +5,8 @@ Two writers, one result:
 * **SQL stores** (sqlite, PostgreSQL, MySQL): rows go straight into MLflow's own tables
   (``runs``, ``params``, ``metrics``, ``latest_metrics``, ``tags``) with DB-API ``executemany``,
   one transaction per file. This is MLflow-internal (tied to the schema of the pinned MLflow,
-  3.17.2); ``tests/test_benchmark_import.py`` checks that the runs read back through
+  3.17.2), so the store's schema revision is checked first (:func:`check_schema_revision`);
+  ``tests/test_benchmark_import.py`` checks that the runs read back through
   ``mlflow.search_runs`` exactly as runs written by MLflow's public client do.
 * **HTTP tracking servers**: MLflow's public client, concurrent ``log_batch`` per run.
 
@@ -27,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
 from medxfer.tracking.benchmark_csv import (
     DEFAULT_TIMEZONE,
@@ -36,7 +38,11 @@ from medxfer.tracking.benchmark_csv import (
     parse_file,
 )
 from medxfer.tracking.store import ensure_experiment
-from medxfer.tracking.uri import is_sql_uri, resolve_tracking_uri
+from medxfer.tracking.uri import is_sql_uri, resolve_tracking_uri, sqlite_path
+
+#: The MLflow schema revision (alembic head of MLflow 3.17.2) whose tables the SQL writer fills.
+SUPPORTED_SCHEMA_REVISION = "dc11669786a5"
+_SUPPORTED_MLFLOW = "3.17.2"
 
 _NAMESPACE = uuid.UUID("6f0d3c1e-8a4b-4c59-9e0e-6d6564786665")  # medxfer benchmark import
 
@@ -75,6 +81,8 @@ def import_benchmark(directory: str | Path, *, name: str | None = None,
     exp_name = schema.experiment_name("benchmark", name)
     parsed = [parse_file(p, timezone=timezone) for p in paths]
     uri = resolve_tracking_uri(tracking_uri)
+    if is_sql_uri(uri):
+        check_schema_revision(uri)  # before the experiment is created: nothing written
     exp_id = ensure_experiment(uri, exp_name)
     if is_sql_uri(uri):
         sql = _SqlWriter(uri, exp_name, exp_id)
@@ -103,6 +111,44 @@ def import_benchmark(directory: str | Path, *, name: str | None = None,
 
 
 # --------------------------------------------------------------------------- SQL stores
+def check_schema_revision(uri: str) -> None:
+    """Refuse a SQL store whose MLflow schema is not the one the bulk writer was written for.
+
+    Reads ``alembic_version`` (MLflow's migration state). A missing sqlite file or an empty
+    database passes: MLflow creates its tables at its own head revision, which the writer
+    checks again before its first insert.
+
+    Raises:
+        MedxferInputError: the store is at another revision (both are named), or the database
+            holds tables but no ``alembic_version`` (not an MLflow store).
+    """
+    import sqlalchemy as sa
+
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        return
+    engine = sa.create_engine(uri)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            if not inspector.has_table("alembic_version"):
+                if inspector.get_table_names():
+                    raise MedxferInputError("not an MLflow store: it has tables but no "
+                                            "alembic_version table", path=uri)
+                return
+            found = [r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+    finally:
+        engine.dispose()
+    if found != [SUPPORTED_SCHEMA_REVISION]:
+        raise MedxferInputError(
+            f"MLflow schema revision {', '.join(found) or '(none)'}; the bulk import writes "
+            f"MLflow's tables directly and supports only revision {SUPPORTED_SCHEMA_REVISION} "
+            f"(MLflow {_SUPPORTED_MLFLOW}). Nothing was written. Bring the store to that revision "
+            f"(`mlflow db upgrade` with MLflow {_SUPPORTED_MLFLOW}), or import through an "
+            "`mlflow server` of the store's own version (--tracking-uri http://...)",
+            path=uri, field="alembic_version")
+
+
 def _placeholder(paramstyle: str) -> str:
     return {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(paramstyle) or _unsupported(
         paramstyle)
@@ -150,6 +196,7 @@ class _SqlWriter:
         import sqlalchemy as sa
         from mlflow import MlflowClient
 
+        check_schema_revision(uri)  # a store that ensure_experiment just created, too
         self.exp_name, self.exp_id = exp_name, int(exp_id)
         self.artifact_root = MlflowClient(tracking_uri=uri).get_experiment(exp_id).artifact_location
         self.engine = sa.create_engine(uri)

@@ -5,22 +5,40 @@ the architecture benchmark — the ``metric`` of the run with the best ``select_
 function answers for imported benchmarks (``benchmark/<name>``) and for our own sweeps
 (``sweep/<name>``), because both carry the run schema's tags.
 
-On SQL stores one SQL query reads exactly the needed tags and latest metrics (~0.3 s for the
-28,205-run benchmark); HTTP stores go through ``MlflowClient.search_runs``.
+One read path, two readers of the same run table (:func:`_runs`): on SQL stores one SQL query
+reads exactly the needed tags, params and latest metrics (~0.3 s for the 28,205-run benchmark);
+on a tracking server (``http(s)://``) the documented REST endpoint ``runs/search`` is paged with
+the largest ``max_results`` the server accepts, narrowed by a filter on the server, and only the
+needed fields of its JSON are kept (no ``Run`` objects). Which runs belong to a table (the
+benchmark/kind rule, :func:`_in_table`) is decided once, in pandas, on either reader's output;
+the server filter only narrows what travels. Every reader talks to the store it is given, never
+to MLflow's process-wide tracking URI, and a read never creates a store.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
-from medxfer.tracking.uri import is_sql_uri, resolve_tracking_uri
+from medxfer.tracking.uri import is_sql_uri, resolve_tracking_uri, sqlite_path
 
 MODES = ("min", "max")
-_CAND_COLS = ["run_id", "row_flag", "target", "sel", "met", "bench"]
+
+#: The most runs one ``runs/search`` request may ask for: MLflow 3.17's server rejects more
+#: (``mlflow/server/handlers.py``, ``_search_runs``: ``max_results <= 50000``).
+SERVER_MAX_RESULTS = 50_000
+#: Read timeout of one ``runs/search`` page unless ``MLFLOW_HTTP_REQUEST_TIMEOUT`` is set: a
+#: 50,000-run page of the benchmark takes minutes on a loaded server, MLflow's default is 120 s.
+SEARCH_PAGE_TIMEOUT_S = 900
+#: ``metrics.<key> >= this`` matches every run that has the metric (MLflow stores -inf as
+#: -max float and NaN as 0 with a flag), so it narrows a search without losing a candidate.
+_ANY_VALUE = "-1.7976931348623157e308"
+_HISTORY_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,18 @@ class Selection:
                                     field="mode")
 
 
+def _is_server_uri(uri: str) -> bool:
+    return uri.split("://", 1)[0].lower() in ("http", "https")
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+# --- SQL stores ----------------------------------------------------------------------------------
+
 _ENGINES: dict = {}
 
 
@@ -50,27 +80,45 @@ def _engine(uri: str):
     return _ENGINES[uri]
 
 
+def _sql_rows(uri: str, query, binds: dict) -> list[tuple]:
+    """Rows of ``query``; a database that is not an MLflow store is bad input, not a crash."""
+    import sqlalchemy as sa
+
+    try:
+        with _engine(uri).connect() as conn:
+            return [tuple(r) for r in conn.execute(query, binds).all()]
+    except sa.exc.DBAPIError as exc:
+        raise MedxferInputError(f"cannot read MLflow's tables: {exc.orig}", path=uri) from None
+
+
+def _store_absent(uri: str) -> bool:
+    """A sqlite store whose file does not exist: empty for readers, and left uncreated."""
+    db = sqlite_path(uri)
+    return db is not None and not db.exists()
+
+
+# --- experiments ---------------------------------------------------------------------------------
+
 def _experiments(uri: str, kind: str) -> dict[str, str]:
     """``{full name: experiment id}`` of the active ``kind/*`` experiments."""
     prefix = f"{kind}/"
     if is_sql_uri(uri):
         import sqlalchemy as sa
 
-        from medxfer.tracking.uri import sqlite_path
-
-        db = sqlite_path(uri)
-        if db is not None and not db.exists():
+        if _store_absent(uri):
             return {}
-        with _engine(uri).connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT name, experiment_id FROM experiments "
-                "WHERE lifecycle_stage = 'active' AND name LIKE :p"), {"p": prefix + "%"}).all()
+        rows = _sql_rows(uri, sa.text(
+            "SELECT name, experiment_id FROM experiments "
+            "WHERE lifecycle_stage = 'active' AND name LIKE :p"), {"p": prefix + "%"})
         return {n: str(i) for n, i in rows if n.startswith(prefix)}
-    from mlflow import MlflowClient
-
-    c = MlflowClient(tracking_uri=uri)
-    return {e.name: e.experiment_id for e in c.search_experiments(
-        filter_string=f"name LIKE '{prefix}%'", max_results=50_000)}
+    c, found, token = _client(uri), {}, None
+    while True:
+        page = c.search_experiments(filter_string=f"name LIKE '{prefix}%'",
+                                    max_results=SERVER_MAX_RESULTS, page_token=token)
+        found.update({e.name: e.experiment_id for e in page if e.name.startswith(prefix)})
+        token = page.token
+        if not token:
+            return found
 
 
 def list_experiments(tracking_uri: str | None = None, kind: str = "benchmark") -> list[str]:
@@ -127,77 +175,200 @@ def _experiment_id(uri: str, experiment: str) -> str:
     return exp_id
 
 
-# A run belongs to the dataset table if tagged dataset (or untagged: sweeps that feed no named
-# benchmark); to the architecture table if tagged architecture, or if it is a dataset-benchmark
-# run from ImageNet (that is ResNet18/ImageNet: the architecture table's `resnet` row).
-_BENCH_CONDITION = """(COALESCE(tb.value, 'dataset') = :bench
-               OR (:bench = 'architecture' AND COALESCE(tb.value, 'dataset') = 'dataset'
-                   AND tsrc.value = 'imagenet'))"""
+# --- the run table: one frame, read from a SQL store or a tracking server ------------------------
+
+@dataclass(frozen=True)
+class _Fields:
+    """What to read of each run: tag, param and latest-metric keys; ``required`` tags (a run
+    without one is not read)."""
+
+    tags: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+
+    def columns(self) -> list[str]:
+        return (["run_id", "experiment_id", "start_time"] + [f"tags.{k}" for k in self.tags]
+                + [f"params.{k}" for k in self.params] + [f"metrics.{k}" for k in self.metrics])
 
 
-def _candidate_runs_sql(uri: str, exp_ids: list[str], sel: Selection) -> pd.DataFrame:
+def _runs(uri: str, exp_ids: list[str], fields: _Fields, server_filters: list[str]) -> pd.DataFrame:
+    """The active runs of ``exp_ids`` with ``fields``: one row per run, columns
+    ``fields.columns()`` (tags/params: str or None; metrics: float, NaN if absent or NaN;
+    ``start_time``: ms). ``server_filters`` (MLflow search syntax, OR-ed) narrow what a tracking
+    server sends; they must keep every run the caller's own filter keeps.
+    """
+    if is_sql_uri(uri):
+        records = _runs_sql(uri, exp_ids, fields)
+    elif _is_server_uri(uri):
+        records = _runs_rest(uri, exp_ids, fields, server_filters)
+    else:  # other MLflow stores (file:): the public client
+        records = _runs_client(uri, exp_ids, fields)
+    df = pd.DataFrame(records, columns=fields.columns())
+    df = df.dropna(subset=[f"tags.{k}" for k in fields.required])
+    df["experiment_id"] = df["experiment_id"].astype(str)
+    df["start_time"] = pd.to_numeric(df["start_time"])
+    for k in fields.metrics:
+        df[f"metrics.{k}"] = pd.to_numeric(df[f"metrics.{k}"]).astype(float)
+    return df.reset_index(drop=True)
+
+
+def _runs_sql(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple]:
     import sqlalchemy as sa
 
-    row_tag = schema.row_key(sel.benchmark)
+    binds: dict = {"exp_ids": [int(i) for i in exp_ids]}
+    cols, joins = [], []
+    for i, k in enumerate(fields.tags):
+        binds[f"t{i}"] = k
+        join = "JOIN" if k in fields.required else "LEFT JOIN"
+        cols.append(f"t{i}.value")
+        joins.append(f"{join} tags t{i} ON t{i}.run_uuid = r.run_uuid AND t{i}.key = :t{i}")
+    for i, k in enumerate(fields.params):
+        binds[f"p{i}"] = k
+        cols.append(f"p{i}.value")
+        joins.append(f"LEFT JOIN params p{i} ON p{i}.run_uuid = r.run_uuid AND p{i}.key = :p{i}")
+    for i, k in enumerate(fields.metrics):
+        binds[f"m{i}"] = k
+        cols.append(f"CASE WHEN m{i}.is_nan THEN NULL ELSE m{i}.value END")
+        joins.append(f"LEFT JOIN latest_metrics m{i} ON m{i}.run_uuid = r.run_uuid "
+                     f"AND m{i}.key = :m{i}")
     query = sa.text(f"""
-        SELECT r.run_uuid AS run_id, trow.value AS row_flag, ttgt.value AS target,
-               msel.value AS sel, mmet.value AS met, COALESCE(tb.value, 'dataset') AS bench
-        FROM runs r
-        JOIN tags trow ON trow.run_uuid = r.run_uuid AND trow.key = :row_tag
-        JOIN tags ttgt ON ttgt.run_uuid = r.run_uuid AND ttgt.key = :target_tag
-        JOIN latest_metrics msel ON msel.run_uuid = r.run_uuid AND msel.key = :select_by
-        JOIN latest_metrics mmet ON mmet.run_uuid = r.run_uuid AND mmet.key = :metric
-        LEFT JOIN tags tb ON tb.run_uuid = r.run_uuid AND tb.key = :bench_tag
-        LEFT JOIN tags tsrc ON tsrc.run_uuid = r.run_uuid AND tsrc.key = :source_tag
-        LEFT JOIN tags tkind ON tkind.run_uuid = r.run_uuid AND tkind.key = :kind_tag
+        SELECT r.run_uuid, r.experiment_id, r.start_time{"".join(", " + c for c in cols)}
+        FROM runs r {" ".join(joins)}
         WHERE r.experiment_id IN :exp_ids AND r.lifecycle_stage = 'active'
-          AND msel.is_nan = :false AND mmet.is_nan = :false
-          AND COALESCE(tkind.value, '') <> :kind_sweep
-          AND {_BENCH_CONDITION}
     """).bindparams(sa.bindparam("exp_ids", expanding=True))
-    with _engine(uri).connect() as conn:
-        rows = conn.execute(query, {
-            "row_tag": row_tag, "target_tag": schema.TARGET, "select_by": sel.select_by,
-            "metric": sel.metric, "bench_tag": schema.BENCHMARK, "source_tag": schema.SOURCE,
-            "kind_tag": schema.KIND, "kind_sweep": schema.KIND_SWEEP,
-            "exp_ids": [int(i) for i in exp_ids], "bench": sel.benchmark, "false": False,
-        }).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=_CAND_COLS)
+    return _sql_rows(uri, query, binds)
 
 
-def _candidate_runs_client(uri: str, exp_ids: list[str], sel: Selection) -> pd.DataFrame:
-    import mlflow
+def _search_pages(uri: str, exp_ids: list[str], filter_string: str) -> Iterator[dict]:
+    """Runs (as the REST API's JSON dicts) of ``POST /api/2.0/mlflow/runs/search``.
 
-    df = mlflow.search_runs(exp_ids, output_format="pandas", max_results=1_000_000)
-    if df.empty:
-        return pd.DataFrame(columns=_CAND_COLS)
+    MLflow's own HTTP layer (``http_request``: credentials, TLS settings, retries) sends the
+    request; the JSON is read once, without building protobuf messages or ``Run`` objects,
+    which costs more than the transfer for large stores.
+    """
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-    def col(name):
-        return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index)
+    endpoint = "/api/2.0/mlflow/runs/search"
+    creds = get_default_host_creds(uri)
+    timeout = (MLFLOW_HTTP_REQUEST_TIMEOUT.get() if MLFLOW_HTTP_REQUEST_TIMEOUT.is_set()
+               else SEARCH_PAGE_TIMEOUT_S)
+    body = {"experiment_ids": list(exp_ids), "filter": filter_string,
+            "run_view_type": "ACTIVE_ONLY", "max_results": SERVER_MAX_RESULTS}
+    while True:
+        resp = http_request(creds, endpoint, "POST", json=body, timeout=timeout)
+        if resp.status_code != 200:
+            verify_rest_response(resp, endpoint)  # raises MLflow's error for the status
+        page = resp.json()
+        yield from page.get("runs", ())
+        token = page.get("next_page_token")
+        if not token:
+            return
+        body["page_token"] = token
 
-    bench = col(f"tags.{schema.BENCHMARK}").fillna(schema.BENCHMARK_DATASET)
-    source = col(f"tags.{schema.SOURCE}")
-    kind = col(f"tags.{schema.KIND}").fillna("")
-    keep = bench.eq(sel.benchmark)
-    if sel.benchmark == schema.BENCHMARK_ARCHITECTURE:
-        keep |= bench.eq(schema.BENCHMARK_DATASET) & source.eq("imagenet")
-    keep &= kind.ne(schema.KIND_SWEEP)
-    out = pd.DataFrame({
-        "run_id": df["run_id"], "row_flag": col(f"tags.{schema.row_key(sel.benchmark)}"),
-        "target": col(f"tags.{schema.TARGET}"), "sel": col(f"metrics.{sel.select_by}"),
-        "met": col(f"metrics.{sel.metric}"), "bench": bench,
-    })[keep]
-    return out.dropna(subset=["row_flag", "target", "sel", "met"])
+
+def _record_from_json(run: dict, fields: _Fields) -> tuple:
+    info, data = run["info"], run.get("data", {})
+    tags = {t["key"]: t.get("value", "") for t in data.get("tags", ())}
+    params = {p["key"]: p.get("value", "") for p in data.get("params", ())} if fields.params else {}
+    # The REST API writes NaN and infinities as the strings "NaN" and "Infinity".
+    metrics = {m["key"]: float(m.get("value", 0.0)) for m in data.get("metrics", ())}
+    start = info.get("start_time")
+    return (info["run_id"], info["experiment_id"], None if start is None else int(start),
+            *(tags.get(k) for k in fields.tags), *(params.get(k) for k in fields.params),
+            *(metrics.get(k, math.nan) for k in fields.metrics))
 
 
-def _architecture_targets_only(cand: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+def _runs_rest(uri: str, exp_ids: list[str], fields: _Fields,
+               server_filters: list[str]) -> list[tuple]:
+    required = [f"tags.`{k}` IS NOT NULL" for k in fields.required]
+    records: dict[str, tuple] = {}
+    for extra in server_filters or [""]:
+        where = " AND ".join(c for c in [*required, extra] if c)
+        for run in _search_pages(uri, exp_ids, where):
+            rid = run["info"]["run_id"]
+            if rid not in records:  # the OR-ed filters may overlap
+                records[rid] = _record_from_json(run, fields)
+    return list(records.values())
+
+
+def _runs_client(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple]:
+    c, records, token = _client(uri), [], None
+    while True:
+        page = c.search_runs(exp_ids, max_results=SERVER_MAX_RESULTS, page_token=token)
+        for run in page:
+            tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+            records.append((run.info.run_id, run.info.experiment_id, run.info.start_time,
+                            *(tags.get(k) for k in fields.tags),
+                            *(params.get(k) for k in fields.params),
+                            *(metrics.get(k, math.nan) for k in fields.metrics)))
+        token = page.token
+        if not token:
+            return records
+
+
+# --- which runs make a benchmark table -----------------------------------------------------------
+
+_TABLE_TAGS = (schema.BENCHMARK, schema.SOURCE, schema.KIND)
+
+
+def _in_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    """The runs of a benchmark table (the one place this rule is written).
+
+    A run belongs to the dataset table if tagged dataset (or untagged: sweeps that feed no named
+    benchmark); to the architecture table if tagged architecture, or if it is a
+    dataset-benchmark run from ImageNet (that is ResNet18/ImageNet: the architecture table's
+    ``resnet`` row). A sweep's parent run (``medxfer.kind=sweep``) is never a table run.
+    """
+    bench = runs[f"tags.{schema.BENCHMARK}"].fillna(schema.BENCHMARK_DATASET)
+    keep = bench.eq(benchmark)
+    if benchmark == schema.BENCHMARK_ARCHITECTURE:
+        keep |= bench.eq(schema.BENCHMARK_DATASET) & runs[f"tags.{schema.SOURCE}"].eq("imagenet")
+    keep &= runs[f"tags.{schema.KIND}"].fillna("").ne(schema.KIND_SWEEP)
+    return runs[keep]
+
+
+def _table_server_filters(benchmark: str) -> list[str]:
+    """Server-side narrowing for :func:`_in_table` (a superset of it: MLflow's filter language
+    has no OR, so each alternative is one search)."""
+    bench, src = f"tags.`{schema.BENCHMARK}`", f"tags.`{schema.SOURCE}`"
+    if benchmark == schema.BENCHMARK_ARCHITECTURE:
+        return [f"{bench} = '{schema.BENCHMARK_ARCHITECTURE}'",
+                f"{bench} = '{schema.BENCHMARK_DATASET}' AND {src} = 'imagenet'"]
+    return [f"{bench} = '{schema.BENCHMARK_DATASET}'", f"{bench} IS NULL"]
+
+
+def _architecture_targets_only(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     """The architecture table's targets are those of the architecture benchmark; the dataset
     benchmark only lends its ImageNet/ResNet18 runs for them."""
-    if benchmark == schema.BENCHMARK_ARCHITECTURE and cand["bench"].eq(benchmark).any():
-        targets = set(cand.loc[cand["bench"].eq(benchmark), "target"])
-        cand = cand[cand["target"].isin(targets)]
-    return cand
+    own = runs[f"tags.{schema.BENCHMARK}"].eq(benchmark)
+    if benchmark == schema.BENCHMARK_ARCHITECTURE and own.any():
+        runs = runs[runs["target"].isin(set(runs.loc[own, "target"]))]
+    return runs
 
+
+def _table_runs(uri: str, exp_ids: list[str], benchmark: str, *, params: tuple[str, ...] = (),
+                metrics: tuple[str, ...] = (), need_metrics: bool = False) -> pd.DataFrame:
+    """The runs of one benchmark table: ``run_id``, ``row`` (flag), ``target``, the table tags
+    (``tags.<key>``), ``params.<key>`` and ``metrics.<key>``.
+
+    ``need_metrics``: only runs that have every metric matter to the caller, so the server may
+    leave the others out (the caller drops NaN values either way).
+    """
+    row_tag = schema.row_key(benchmark)
+    fields = _Fields(tags=tuple(dict.fromkeys((row_tag, schema.TARGET, *_TABLE_TAGS))),
+                     params=params, metrics=metrics, required=(row_tag, schema.TARGET))
+    filters = _table_server_filters(benchmark)
+    if need_metrics:
+        has = " AND ".join(f"metrics.`{m}` >= {_ANY_VALUE}" for m in metrics)
+        filters = [f"{f} AND {has}" for f in filters]
+    runs = _in_table(_runs(uri, exp_ids, fields, filters), benchmark)
+    return runs.assign(row=runs[f"tags.{row_tag}"], target=runs[f"tags.{schema.TARGET}"])
+
+
+# --- ground truth --------------------------------------------------------------------------------
 
 def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
                   benchmark: str = schema.BENCHMARK_DATASET, metric: str = "test_auc",
@@ -206,24 +377,28 @@ def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
     """Long form of the ground truth: one row per (row flag, target) with the selected run.
 
     Columns: ``row`` (source or arch flag), ``target``, ``run_id``, ``select_by`` value,
-    ``value`` (the metric of the selected run), ``n_runs`` (runs of that pair).
+    ``value`` (the metric of the selected run), ``n_runs`` (runs of that pair with both metrics).
     Ties at the best ``select_by`` are broken by run id, so the answer is deterministic.
     """
     sel = Selection(benchmark, metric, select_by, mode)
     uri = resolve_tracking_uri(tracking_uri)
     experiment = resolve_experiment(uri, name, kind)
     exp_ids = _experiment_ids(uri, experiment)
-    cand = (_candidate_runs_sql if is_sql_uri(uri) else _candidate_runs_client)(uri, exp_ids, sel)
+    keys = tuple(dict.fromkeys((sel.select_by, sel.metric)))
+    runs = _table_runs(uri, exp_ids, sel.benchmark, metrics=keys, need_metrics=True)
+    runs = runs.dropna(subset=[f"metrics.{k}" for k in keys])
+    runs = _architecture_targets_only(runs, sel.benchmark)
+    cand = pd.DataFrame({"row": runs["row"], "target": runs["target"], "run_id": runs["run_id"],
+                         "select_by": runs[f"metrics.{sel.select_by}"],
+                         "value": runs[f"metrics.{sel.metric}"]})
     cols = ["row", "target", "run_id", "select_by", "value", "n_runs"]
-    cand = _architecture_targets_only(cand, sel.benchmark)
     if cand.empty:
         return pd.DataFrame(columns=cols)
-    cand = cand.sort_values(["row_flag", "target", "sel", "run_id"],
+    cand = cand.sort_values(["row", "target", "select_by", "run_id"],
                             ascending=[True, True, mode == "min", True])
-    n = cand.groupby(["row_flag", "target"]).size().rename("n_runs")
-    best = cand.drop_duplicates(["row_flag", "target"], keep="first").set_index(
-        ["row_flag", "target"]).join(n).reset_index()
-    best = best.rename(columns={"row_flag": "row", "sel": "select_by", "met": "value"})
+    n = cand.groupby(["row", "target"]).size().rename("n_runs")
+    best = cand.drop_duplicates(["row", "target"], keep="first").set_index(
+        ["row", "target"]).join(n).reset_index()
     return best[cols].reset_index(drop=True)
 
 
@@ -246,69 +421,6 @@ def ground_truth(tracking_uri: str | None = None, name: str | None = None, *,
 
 # --- the logged grid: one row per run with its params and metrics (benchmark replay) ---------
 
-def _grid_runs_sql(uri: str, exp_id: str, benchmark: str, params: tuple[str, ...],
-                   metrics: tuple[str, ...]) -> pd.DataFrame:
-    import sqlalchemy as sa
-
-    binds = {
-        "row_tag": schema.row_key(benchmark), "target_tag": schema.TARGET,
-        "bench_tag": schema.BENCHMARK, "source_tag": schema.SOURCE, "kind_tag": schema.KIND,
-        "kind_sweep": schema.KIND_SWEEP, "exp_id": int(exp_id), "bench": benchmark,
-    }
-    cols, joins = [], []
-    for i, p in enumerate(params):
-        binds[f"p{i}"] = p
-        cols.append(f"tp{i}.value")
-        joins.append(f"LEFT JOIN params tp{i} ON tp{i}.run_uuid = r.run_uuid AND tp{i}.key = :p{i}")
-    for i, m in enumerate(metrics):
-        binds[f"m{i}"] = m
-        cols.append(f"CASE WHEN tm{i}.is_nan THEN NULL ELSE tm{i}.value END")
-        joins.append(f"LEFT JOIN latest_metrics tm{i} ON tm{i}.run_uuid = r.run_uuid "
-                     f"AND tm{i}.key = :m{i}")
-    query = sa.text(f"""
-        SELECT r.run_uuid, trow.value, ttgt.value, COALESCE(tb.value, 'dataset'), {", ".join(cols)}
-        FROM runs r
-        JOIN tags trow ON trow.run_uuid = r.run_uuid AND trow.key = :row_tag
-        JOIN tags ttgt ON ttgt.run_uuid = r.run_uuid AND ttgt.key = :target_tag
-        LEFT JOIN tags tb ON tb.run_uuid = r.run_uuid AND tb.key = :bench_tag
-        LEFT JOIN tags tsrc ON tsrc.run_uuid = r.run_uuid AND tsrc.key = :source_tag
-        LEFT JOIN tags tkind ON tkind.run_uuid = r.run_uuid AND tkind.key = :kind_tag
-        {" ".join(joins)}
-        WHERE r.experiment_id = :exp_id AND r.lifecycle_stage = 'active'
-          AND COALESCE(tkind.value, '') <> :kind_sweep
-          AND {_BENCH_CONDITION}
-    """)
-    with _engine(uri).connect() as conn:
-        rows = conn.execute(query, binds).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=["run_id", "row_flag", "target", "bench", *params,
-                                       *metrics])
-
-
-def _grid_runs_client(uri: str, exp_id: str, benchmark: str, params: tuple[str, ...],
-                      metrics: tuple[str, ...]) -> pd.DataFrame:
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    df = mlflow.search_runs([exp_id], output_format="pandas", max_results=1_000_000)
-    columns = ["run_id", "row_flag", "target", "bench", *params, *metrics]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-
-    def col(name):
-        return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index)
-
-    bench = col(f"tags.{schema.BENCHMARK}").fillna(schema.BENCHMARK_DATASET)
-    keep = bench.eq(benchmark)
-    if benchmark == schema.BENCHMARK_ARCHITECTURE:
-        keep |= bench.eq(schema.BENCHMARK_DATASET) & col(f"tags.{schema.SOURCE}").eq("imagenet")
-    keep &= col(f"tags.{schema.KIND}").fillna("").ne(schema.KIND_SWEEP)
-    out = pd.DataFrame({"run_id": df["run_id"], "row_flag": col(f"tags.{schema.row_key(benchmark)}"),
-                        "target": col(f"tags.{schema.TARGET}"), "bench": bench,
-                        **{p: col(f"params.{p}") for p in params},
-                        **{m: col(f"metrics.{m}") for m in metrics}})[keep]
-    return out.dropna(subset=["row_flag", "target"])[columns]
-
-
 def grid_runs(tracking_uri: str | None = None, name: str | None = None, *,
               benchmark: str = schema.BENCHMARK_DATASET,
               params: tuple[str, ...] = ("lr", "wd", "momentum", "batch_size"),
@@ -323,21 +435,22 @@ def grid_runs(tracking_uri: str | None = None, name: str | None = None, *,
     the best ``val_loss`` of a pair is the ground-truth run. Sorted by row, target, run id.
     """
     Selection(benchmark)  # validates the benchmark kind
-    params, metrics = tuple(params), tuple(metrics)
+    params, metrics = tuple(dict.fromkeys(params)), tuple(dict.fromkeys(metrics))
     uri = resolve_tracking_uri(tracking_uri)
     experiment = resolve_experiment(uri, name, kind)
-    exp_id = _experiment_id(uri, experiment)
-    reader = _grid_runs_sql if is_sql_uri(uri) else _grid_runs_client
-    runs = _architecture_targets_only(reader(uri, exp_id, benchmark, params, metrics), benchmark)
-    for m in metrics:
-        runs[m] = pd.to_numeric(runs[m], errors="coerce").astype(float)
-    runs = runs.rename(columns={"row_flag": "row"}).drop(columns="bench")
+    runs = _table_runs(uri, [_experiment_id(uri, experiment)], benchmark, params=params,
+                       metrics=metrics)
+    runs = _architecture_targets_only(runs, benchmark)
+    runs = runs.rename(columns={**{f"params.{p}": p for p in params},
+                                **{f"metrics.{m}": m for m in metrics}})
+    runs = runs[["run_id", "row", "target", *params, *metrics]]
     return runs.sort_values(["row", "target", "run_id"]).reset_index(drop=True)
 
 
 # --- sweep trials -------------------------------------------------------------------------------
 
 TRIAL_COLS = ["sweep", "run_id", "start_time", "source", "target", "arch", "key", "step", "value"]
+_HISTORY_COLS = ["run_id", "key", "step", "value", "timestamp"]
 
 
 def sweep_trials(tracking_uri: str | None = None, names: list[str] | None = None, *,
@@ -353,7 +466,8 @@ def sweep_trials(tracking_uri: str | None = None, names: list[str] | None = None
         Long DataFrame with ``TRIAL_COLS``: ``sweep`` (name without prefix), ``run_id``,
         ``start_time`` (ms), the ``source``/``target``/``arch`` tags (None if untagged), ``key``,
         ``step``, ``value``. Trials are the runs tagged ``medxfer.kind=trial``; the sweep's
-        parent run is not one. NaN values are left out; sorted by sweep, start, run, key, step.
+        parent run is not one. A step logged twice keeps its later value; NaN values are left
+        out; sorted by sweep, start, run, key, step.
     """
     uri = resolve_tracking_uri(tracking_uri)
     experiments = _experiments(uri, "sweep")
@@ -364,66 +478,71 @@ def sweep_trials(tracking_uri: str | None = None, names: list[str] | None = None
             raise MedxferInputError(f"sweep experiment(s) {', '.join(missing)} not found in {uri}",
                                     field="sweep")
         experiments = {n: experiments[n] for n in wanted}
+    metrics = tuple(dict.fromkeys(metrics))
     if not experiments or not metrics:
         return pd.DataFrame(columns=TRIAL_COLS)
-    read = _sweep_trials_sql if is_sql_uri(uri) else _sweep_trials_client
-    df = read(uri, experiments, list(metrics))
+    fields = _Fields(tags=(schema.KIND, schema.SOURCE, schema.TARGET, schema.ARCH),
+                     required=(schema.KIND,))
+    runs = _runs(uri, list(experiments.values()), fields,
+                 [f"tags.`{schema.KIND}` = '{schema.KIND_TRIAL}'"])
+    runs = runs[runs[f"tags.{schema.KIND}"].eq(schema.KIND_TRIAL)]
+    if runs.empty:
+        return pd.DataFrame(columns=TRIAL_COLS)
+    history = _last_write_per_step(_histories(uri, list(runs["run_id"]), metrics))
+    names_by_id = {i: n.split("/", 1)[1] for n, i in experiments.items()}
+    runs = pd.DataFrame({"sweep": runs["experiment_id"].map(names_by_id), "run_id": runs["run_id"],
+                         "start_time": runs["start_time"],
+                         "source": runs[f"tags.{schema.SOURCE}"],
+                         "target": runs[f"tags.{schema.TARGET}"],
+                         "arch": runs[f"tags.{schema.ARCH}"]})
+    df = runs.merge(history, on="run_id").dropna(subset=["value"])
     if df.empty:
         return pd.DataFrame(columns=TRIAL_COLS)
-    df["sweep"] = df["sweep"].str.split("/", n=1).str[1]
     df = df.sort_values(["sweep", "start_time", "run_id", "key", "step"])
     return df[TRIAL_COLS].reset_index(drop=True)
 
 
-def _sweep_trials_sql(uri: str, experiments: dict[str, str], metrics: list[str]) -> pd.DataFrame:
+def _last_write_per_step(history: pd.DataFrame) -> pd.DataFrame:
+    """One value per (run, key, step): the later write wins, as in MLflow's own latest metric
+    (ties in time: the larger value, MLflow's order)."""
+    history = history.sort_values(["timestamp", "value"], na_position="first", kind="stable")
+    return history.drop_duplicates(["run_id", "key", "step"], keep="last").drop(
+        columns="timestamp")
+
+
+def _histories(uri: str, run_ids: list[str], metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Every logged value (all steps) of ``metrics`` for ``run_ids``: ``_HISTORY_COLS``."""
+    if is_sql_uri(uri):
+        records = _histories_sql(uri, run_ids, metrics)
+    else:
+        records = _histories_client(uri, run_ids, metrics)
+    df = pd.DataFrame(records, columns=_HISTORY_COLS)
+    df["step"] = pd.to_numeric(df["step"])
+    df["value"] = pd.to_numeric(df["value"]).astype(float)
+    return df
+
+
+def _histories_sql(uri: str, run_ids: list[str], metrics: tuple[str, ...]) -> list[tuple]:
     import sqlalchemy as sa
 
     query = sa.text("""
-        SELECT e.name AS sweep, r.run_uuid AS run_id, r.start_time AS start_time,
-               tsrc.value AS source, ttgt.value AS target, tarch.value AS arch,
-               m.key AS key, m.step AS step, m.value AS value, m.timestamp AS ts
-        FROM runs r
-        JOIN experiments e ON e.experiment_id = r.experiment_id
-        JOIN tags tkind ON tkind.run_uuid = r.run_uuid AND tkind.key = :kind_tag
-                       AND tkind.value = :kind_trial
-        JOIN metrics m ON m.run_uuid = r.run_uuid AND m.key IN :metrics
-        LEFT JOIN tags tsrc ON tsrc.run_uuid = r.run_uuid AND tsrc.key = :source_tag
-        LEFT JOIN tags ttgt ON ttgt.run_uuid = r.run_uuid AND ttgt.key = :target_tag
-        LEFT JOIN tags tarch ON tarch.run_uuid = r.run_uuid AND tarch.key = :arch_tag
-        WHERE r.experiment_id IN :exp_ids AND r.lifecycle_stage = 'active'
-          AND m.is_nan = :false
-    """).bindparams(sa.bindparam("metrics", expanding=True),
-                    sa.bindparam("exp_ids", expanding=True))
-    with _engine(uri).connect() as conn:
-        rows = conn.execute(query, {
-            "kind_tag": schema.KIND, "kind_trial": schema.KIND_TRIAL, "metrics": metrics,
-            "source_tag": schema.SOURCE, "target_tag": schema.TARGET, "arch_tag": schema.ARCH,
-            "exp_ids": [int(i) for i in experiments.values()], "false": False,
-        }).all()
-    df = pd.DataFrame([tuple(r) for r in rows], columns=TRIAL_COLS + ["ts"])
-    # A step logged twice: the later write wins, as in MLflow's own metric history.
-    df = df.sort_values("ts").drop_duplicates(["run_id", "key", "step"], keep="last")
-    return df.drop(columns="ts")
+        SELECT run_uuid, key, step, CASE WHEN is_nan THEN NULL ELSE value END, timestamp
+        FROM metrics WHERE run_uuid IN :ids AND key IN :keys
+    """).bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("keys", expanding=True))
+    chunk = 5_000  # below every SQL backend's limit on bound parameters
+    return [r for i in range(0, len(run_ids), chunk)
+            for r in _sql_rows(uri, query, {"ids": run_ids[i:i + chunk], "keys": list(metrics)})]
 
 
-def _sweep_trials_client(uri: str, experiments: dict[str, str], metrics: list[str]) -> pd.DataFrame:
-    import math
+def _histories_client(uri: str, run_ids: list[str], metrics: tuple[str, ...]) -> list[tuple]:
+    from concurrent.futures import ThreadPoolExecutor
 
-    from mlflow import MlflowClient
+    c = _client(uri)
 
-    c = MlflowClient(tracking_uri=uri)
-    ids = {v: k for k, v in experiments.items()}
-    records = []
-    runs = c.search_runs(list(experiments.values()),
-                         filter_string=f"tags.`{schema.KIND}` = '{schema.KIND_TRIAL}'",
-                         max_results=50_000)
-    for run in runs:
-        tags = run.data.tags
-        for key in metrics:
-            history = {m.step: m.value for m in sorted(
-                c.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)}
-            records += [(ids[run.info.experiment_id], run.info.run_id, run.info.start_time,
-                         tags.get(schema.SOURCE), tags.get(schema.TARGET), tags.get(schema.ARCH),
-                         key, step, value)
-                        for step, value in history.items() if not math.isnan(value)]
-    return pd.DataFrame(records, columns=TRIAL_COLS)
+    def one(job):
+        rid, key = job
+        return [(rid, key, m.step, m.value, m.timestamp) for m in c.get_metric_history(rid, key)]
+
+    jobs = [(rid, key) for rid in run_ids for key in metrics]
+    with ThreadPoolExecutor(max_workers=min(_HISTORY_WORKERS, len(jobs))) as pool:
+        return [r for rows in pool.map(one, jobs) for r in rows]

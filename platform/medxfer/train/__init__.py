@@ -1,7 +1,7 @@
 """Ray Train / Tune glue: run a method on the fast path or a ``TorchTrainer``; ``medxfer train``.
 
 See :mod:`medxfer.train.launcher` for the entry points and the ``run_trial`` contract. Names are
-imported lazily so that the CLI (``medxfer.train.cli``) does not import torch at start-up.
+imported lazily so that the CLI (``medxfer.cli.train``) does not import torch at start-up.
 """
 
 from medxfer._lazy import lazy_exports

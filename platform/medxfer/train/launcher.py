@@ -44,8 +44,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from medxfer.config import ExperimentConfig, parse_experiment
-from medxfer.methods import LocalSession, get_method, use_session
+from medxfer.config import ExperimentConfig
+from medxfer.methods import LocalSession, get_method, parse_experiment, use_session
 
 TRAIN_RUN_PREFIX = "train-"
 

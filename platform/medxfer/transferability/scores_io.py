@@ -203,14 +203,15 @@ def read_scores_mlflow(tracking_uri: str, name: str, *, benchmark: str = "datase
     from mlflow import MlflowClient
 
     from medxfer.tracking import schema
+    from medxfer.tracking.query import list_experiments
 
     row_tag = schema.row_key(benchmark)
     exp_name = schema.experiment_name("transferability", name)
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(exp_name)
-    if exp is None:
+    if name not in list_experiments(tracking_uri, "transferability"):  # creates no store
         raise MedxferInputError(f"no MLflow experiment {exp_name!r} (and no directory {name!r})",
                                 path=tracking_uri)
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(exp_name)
     records, token = [], None
     while True:
         page = client.search_runs([exp.experiment_id],

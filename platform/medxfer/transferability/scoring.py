@@ -324,10 +324,10 @@ def _record(client, exp_id: str, key_tags: dict, info_tags: dict, values: dict |
     return run_id
 
 
-def format_table(scores: ZooScores) -> str:
-    """The sources x metrics table as fixed-width text (``-`` = skipped)."""
+def labelled_table(scores: ZooScores) -> pd.DataFrame:
+    """The sources x metrics table with one index level ``source`` (``name (arch)`` where a
+    source name repeats); NaN = skipped. ``estimate score`` renders it."""
     t = scores.table.copy()
-    t.index = [f"{s} ({a})" if sum(i[0] == s for i in scores.table.index) > 1 else s
-               for s, a in scores.table.index]
-    t.index.name = "source"
-    return t.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
+    t.index = pd.Index([f"{s} ({a})" if sum(i[0] == s for i in scores.table.index) > 1 else s
+                        for s, a in scores.table.index], name="source")
+    return t

@@ -26,11 +26,11 @@ SWEEP_ONLY_KEYS = ("name",)
 def validate_base(raw: dict, source: str | None, base_dir: Path | None = None) -> dict:
     """The experiment config as a plain dict (``ExperimentConfig.model_dump()``), plus the
     sweep-only top-level keys passed through."""
-    from medxfer.config import parse_experiment
+    from medxfer.train.experiment import parse_run_config
 
     extras = {k: raw[k] for k in SWEEP_ONLY_KEYS if k in raw}
     body = {k: v for k, v in raw.items() if k not in SWEEP_ONLY_KEYS}
-    cfg = parse_experiment(body, source=source or "config", base_dir=base_dir).model_dump()
+    cfg = parse_run_config(body, source=source or "config", base_dir=base_dir).model_dump()
     cfg.update(extras)
     return cfg
 

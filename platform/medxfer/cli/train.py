@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
 
 
 def _progress_line(metrics: dict, epochs: int) -> str:
@@ -64,12 +64,12 @@ def train(
 
     from mlflow import MlflowClient
 
-    from medxfer.config import load_config
     from medxfer.tracking import schema
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment
+    from medxfer.train.experiment import load_run_config
 
-    cfg = load_config(config, set_ or [], cli_tracking_uri=tracking_uri)
+    cfg = load_run_config(config, set_ or [], cli_tracking_uri=tracking_uri)
     name = name or cfg.tracking.experiment or config.stem
     uri = cfg.tracking.uri
     # Create the store and experiment here, once, before any worker starts (RAY-MLFLOW-NOTES).

@@ -1,5 +1,10 @@
 """The trained DCE as a transform: ``{name: dce, weights: PATH}`` in any pipeline spec.
 
+It runs a model (the shallow U-Net) and a loss-layer formula (the LE-curve), so it lives in the
+methods layer, above both, and registers itself into the data layer's transform registry when
+:mod:`medxfer.methods` is imported (Ray workers import that package before building a
+pipeline).
+
 Seed ``000_3dd3de5c534b555f.txt`` sec. 3.1: "DCE can function as a free and lightweight lung
 segmentation tool and can be integrated into any standard medical image processing pipeline".
 The ``dce`` method's final checkpoint holds ``dce.pt`` (U-Net hyperparameters, LE-curve shifts,
@@ -20,19 +25,20 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from medxfer.data.transforms import Transform, _pair, register_transform
+from medxfer.data.transforms import Transform, register_transform, as_range
 from medxfer.errors import MedxferInputError
+from medxfer.losses import le_curve
+from medxfer.methods.dce import FORMAT
+from medxfer.models import ShallowUNet
 
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, mtime: float):
-    from medxfer.models import ShallowUNet
-
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise MedxferInputError(f"cannot read DCE weights: {exc}", path=path) from None
-    if not isinstance(payload, dict) or payload.get("format") != "medxfer.dce/1":
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MedxferInputError("not a DCE weight file (expected the dce.pt of a `dce` run)",
                                 path=path)
     unet = ShallowUNet(**payload["unet"])
@@ -53,7 +59,8 @@ def load_dce(path: str | os.PathLike):
     return _load(str(p), p.stat().st_mtime)
 
 
-@register_transform("dce")
+@register_transform("dce", random=False,
+                    reference="seed 000_3dd3de5c534b555f.txt sec. 3.1")
 class DCEEnhance(Transform):
     """Lung enhancement by a trained DCE U-Net (deterministic).
 
@@ -66,13 +73,11 @@ class DCEEnhance(Transform):
 
     def __init__(self, weights: str, input_range: Sequence[float] = (0.0, 1.0)):
         self.weights = str(weights)
-        self.input_range = _pair(input_range, "input_range")
+        self.input_range = as_range(input_range, "input_range")
         load_dce(self.weights)  # fail at build time, with the path
 
     @torch.no_grad()
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        from medxfer.losses import le_curve
-
         unet, curve = load_dce(self.weights)
         lo, hi = self.input_range
         xn = (x.float()[None] - lo) / (hi - lo) * 2 - 1

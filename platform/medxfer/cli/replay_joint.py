@@ -1,8 +1,8 @@
 """``medxfer benchmark replay --joint``: read the score folder, replay, print the table.
 
-The verb itself is ``medxfer.tracking.cli.replay_cmd``; this module is its ``--joint`` body,
-kept beside :mod:`medxfer.tune.joint_replay` (a CLI module: it may read the transferability
-score files, which the tune layer below does not import).
+The verb itself is :func:`medxfer.cli.benchmark.replay_cmd`; this module is its ``--joint``
+body (the CLI layer: it reads the transferability score files, which the tune layer below
+does not import, and calls :mod:`medxfer.tune.joint_replay`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ def read_scores(directory: Path | None, metrics: list[str] | None) -> pd.DataFra
     from medxfer.tune.joint_prior import combine_scores
 
     if directory is None:
-        raise MedxferInputError("--joint needs --scores DIR (<metric>_*.csv files)",
-                                field="scores")
+        raise MedxferInputError("--scores: --joint needs a folder of <metric>_*.csv score files")
     if not Path(directory).is_dir():
-        raise MedxferInputError("not a folder of <metric>_*.csv score files",
-                                path=str(directory), field="scores")
+        raise MedxferInputError("--scores: not a folder of <metric>_*.csv score files",
+                                path=str(directory))
     try:
         tables = prepare_scores(read_score_dir(directory))
     except MedxferInputError:
@@ -41,8 +40,7 @@ def read_scores(directory: Path | None, metrics: list[str] | None) -> pd.DataFra
         missing = [m for m in metrics if m not in tables]
         if missing:
             raise MedxferInputError(f"--score-metric {', '.join(missing)}: not in the folder "
-                                    f"(has {', '.join(tables)})", path=str(directory),
-                                    field="score-metric")
+                                    f"(has {', '.join(tables)})", path=str(directory))
         chosen = metrics
     else:
         chosen = [m for m in THESIS_RANKED if m in tables] or list(tables)
@@ -55,8 +53,7 @@ def parse_budgets(text: str) -> list[int]:
     except ValueError:
         budgets = []
     if not budgets or min(budgets) < 1:
-        raise MedxferInputError(f"--budgets {text!r}: expected comma-separated integers >= 1",
-                                field="budgets")
+        raise MedxferInputError(f"--budgets {text!r}: expected comma-separated integers >= 1")
     return budgets
 
 
@@ -67,13 +64,14 @@ def replay_joint_cmd(tracking_uri, name, *, benchmark: str, scores: Path | None,
     (procedure, budget))."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from medxfer.cli.report import options_named
     from medxfer.reports.tables import render, write_or_print
     from medxfer.tune.joint_replay import joint_table, replay_joint, summarize_joint
 
     table = read_scores(scores, metrics)
     steps = parse_budgets(budgets)
     if seeds < 1:
-        raise MedxferInputError(f"--seeds {seeds}: expected >= 1", field="seeds")
+        raise MedxferInputError(f"--seeds {seeds}: expected >= 1")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("replaying", total=None)
@@ -81,8 +79,9 @@ def replay_joint_cmd(tracking_uri, name, *, benchmark: str, scores: Path | None,
         def progress(proc, done, total):
             bar.update(task, total=total, completed=done, description=f"replaying {proc}")
 
-        rows = replay_joint(tracking_uri, name, scores=table, benchmark=benchmark,
-                            budgets=steps, seeds=seeds, progress=progress)
+        with options_named(name=("--name", name), scores=("--scores", scores)):
+            rows = replay_joint(tracking_uri, name, scores=table, benchmark=benchmark,
+                                budgets=steps, seeds=seeds, progress=progress)
     summary = summarize_joint(rows, tolerance=tolerance)
     if fmt == "csv":
         text = render(summary[["procedure", "budget", "mean_regret", "targets_within"]], fmt,

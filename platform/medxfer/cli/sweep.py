@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
 
 
 def sweep(

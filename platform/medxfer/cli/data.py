@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 data_app = typer.Typer(
-    help="Data for the methods: synthetic MedMNIST-layout modalities (more verbs to come).\n\n"
+    help="Data for the methods: synthetic modalities (synth), CXR manifest checks (check), "
+         "burned-in text removal (remove-text), SwAV reference energies (energy-reference).\n\n"
          "Example: medxfer data synth --out data/synth",
     no_args_is_help=True,
 )
@@ -124,8 +125,66 @@ def check(
     typer.echo("ok: no bad files")
 
 
+@data_app.command("energy-reference")
+def energy_reference_cmd(
+    out: Annotated[Path, typer.Option("--out", help="JSON file to write.",
+                                      show_default=False)],
+    root: Annotated[Optional[Path], typer.Option(
+        help="Data root with MedMNIST-layout .npz files (with --flag).")] = None,
+    flag: Annotated[Optional[str], typer.Option(help="Dataset flag under --root.")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(
+        help="CSV manifest or image folder instead of --root/--flag.")] = None,
+    size: Annotated[int, typer.Option(
+        help="Image side the transform will see (energies depend on it).")] = 28,
+    split: Annotated[str, typer.Option(help="Split of --flag: train, val or test.")] = "train",
+    n_images: Annotated[int, typer.Option(
+        help="R reference images, drawn at random (seed 001: 1000).")] = 1000,
+    sigmas: Annotated[str, typer.Option(
+        help="Band-edge Gaussian sigmas in pixels, ascending, comma-separated.")] = "1,2,4",
+    seed: Annotated[int, typer.Option(help="Which images are drawn.")] = 0,
+) -> None:
+    """Compute the eq. 8 reference band energies (seed 001 III-C) from R sample images.
+
+    Writes mean and std of each band's energy over the R images; the transform
+    {name: energy_reference_normalize, reference: FILE} (or the medical_ssl preset's
+    energy_reference option) samples the reference energy from mean +- std.
+
+    Example: medxfer data energy-reference --root data/synth --flag synthchest --size 28 --n-images 1000 --out data/synth/energy_ref.json
+    """
+    from rich.progress import track
+
+    from medxfer.data.energy_reference import compute_energy_reference, write_energy_reference
+    from medxfer.errors import MedxferInputError
+
+    try:
+        bands = [float(v) for v in sigmas.split(",") if v.strip()]
+    except ValueError:
+        raise MedxferInputError(f"--sigmas {sigmas!r}: expected numbers like 1,2,4",
+                                field="sigmas") from None
+    if (manifest is None) == (root is None or flag is None):
+        raise MedxferInputError("give either --root and --flag, or --manifest",
+                                field="manifest" if manifest is not None else "root")
+    if manifest is not None:
+        from medxfer.data.cxr import CXRDataset
+
+        dataset = CXRDataset.from_folder(manifest, size=size) if manifest.is_dir() else \
+            CXRDataset.from_csv(manifest, size=size, on_error="raise")
+        source = str(manifest)
+    else:
+        from medxfer.data.medmnist import MedMNISTDataset, npz_path
+
+        dataset = MedMNISTDataset(root, flag, split, size)
+        source = str(npz_path(root, flag, size))
+    ref = compute_energy_reference(dataset, n_images, bands, seed,
+                                   progress=lambda it: track(list(it), description="energies"))
+    ref["source"] = source
+    path = write_energy_reference(ref, out)
+    typer.echo(f"wrote {path}: {ref['n_images']} images, bands {ref['sigmas']}, "
+               f"mean {[round(m, 4) for m in ref['mean']]}")
+
+
 def _register_remove_text() -> None:
-    from medxfer.data.text_removal_cli import remove_text_cmd
+    from medxfer.cli.text_removal import remove_text_cmd
 
     data_app.command("remove-text")(remove_text_cmd)
 

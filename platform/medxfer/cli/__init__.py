@@ -25,22 +25,22 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from medxfer.cli_common import TrackingUriOption  # noqa: F401  (re-exported)
+from medxfer.cli.common import TrackingUriOption  # noqa: F401  (re-exported)
 
 # (module, attribute, group name): sub-apps, e.g. `medxfer benchmark import`.
 _GROUPS: list[tuple[str, str, str]] = [
-    ("medxfer.tracking.cli", "benchmark_app", "benchmark"),
-    ("medxfer.transferability.cli", "estimate_app", "estimate"),
-    ("medxfer.data.cli", "data_app", "data"),
-    ("medxfer.analyses.cli", "analyze_app", "analyze"),
+    ("medxfer.cli.benchmark", "benchmark_app", "benchmark"),
+    ("medxfer.cli.estimate", "estimate_app", "estimate"),
+    ("medxfer.cli.data", "data_app", "data"),
+    ("medxfer.cli.analyze", "analyze_app", "analyze"),
 ]
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [
-    ("medxfer.tracking.cli", "ui"),
+    ("medxfer.cli.benchmark", "ui"),
     ("medxfer.demo", "demo"),
-    ("medxfer.tune.cli", "sweep"),
-    ("medxfer.train.cli", "train"),
-    ("medxfer.reports.cli", "report"),
+    ("medxfer.cli.sweep", "sweep"),
+    ("medxfer.cli.train", "train"),
+    ("medxfer.cli.report", "report"),
 ]
 
 
@@ -57,6 +57,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code (bad input -> 2, usage errors -> 2)."""
+    from medxfer.quiet import quiet_third_party
+
+    quiet_third_party()
     try:
         app(args=argv, standalone_mode=True)
     except MedxferInputError as exc:

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
-from medxfer.reports.tables import FORMATS
+from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.report import FormatOption, options_named
 
 estimate_app = typer.Typer(
     name="estimate",
@@ -17,9 +17,6 @@ estimate_app = typer.Typer(
          "the rankings against the logged ground truth.",
     no_args_is_help=True,
 )
-
-
-OutputFormat = Enum("OutputFormat", {f: f for f in FORMATS}, type=str)
 
 
 class Benchmark(str, Enum):
@@ -47,10 +44,11 @@ def evaluate(
     rank: Annotated[Optional[str], typer.Option(
         help="Comma-separated methods to rank (default: the thesis' seven: "
              "logme,parc,sfda,ncti,leep,nleep,lp_fu).")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.table,
+    format: FormatOption = None,
     output: Annotated[Optional[Path], typer.Option(
         help="Write the tau table here and the ranks, average ranks and tests beside it "
-             "(FILE_ranks, FILE_average_ranks, FILE_tests).")] = None,
+             "(FILE_ranks, FILE_average_ranks, FILE_tests); its extension sets the format.")]
+    = None,
     figures: Annotated[Optional[Path], typer.Option(
         help="Directory for PNG figures: scores vs ground truth, critical-difference diagram.")] = None,
     tracking_uri: TrackingUriOption = None,
@@ -61,17 +59,19 @@ def evaluate(
 
     \b
     Example:
-      medxfer estimate evaluate --scores scores/ --ground-truth dataset_auc.csv --format markdown
+      medxfer estimate evaluate --scores scores/ --ground-truth dataset_auc.csv --output tau.md
       medxfer estimate evaluate --scores arch --ground-truth medmnist-transfer \\
           --benchmark architecture --invert parc,ncti,leep,nleep,lp_fu
     """
     from medxfer.errors import MedxferInputError
     from medxfer.reports import evaluation as report
+    from medxfer.reports.tables import output_format
     from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.transferability import scores_io
     from medxfer.transferability.evaluation import THESIS_RANKED, parse_metric_names
     from medxfer.transferability.evaluation import evaluate as run_evaluation
 
+    fmt = output_format(format, output)
     inverted = parse_metric_names(invert, "--invert")
     ranked = parse_metric_names(rank, "--rank") if rank else list(THESIS_RANKED)
     uri = None
@@ -83,7 +83,10 @@ def evaluate(
                                 "experiment name", path=scores)
     else:
         uri = resolve_tracking_uri(tracking_uri)
-        score_tables = scores_io.read_scores_mlflow(uri, scores, benchmark=benchmark.value)
+        try:
+            score_tables = scores_io.read_scores_mlflow(uri, scores, benchmark=benchmark.value)
+        except MedxferInputError as exc:
+            raise MedxferInputError(f"--scores {scores!r}: {exc}") from None
 
     if _is_csv_path(ground_truth):
         if not Path(ground_truth).is_file():
@@ -93,8 +96,9 @@ def evaluate(
         from medxfer.tracking.query import ground_truth as query_ground_truth
 
         uri = uri or resolve_tracking_uri(tracking_uri)
-        truth = query_ground_truth(uri, name=ground_truth, benchmark=benchmark.value,
-                                   metric="test_auc", select_by="val_loss", mode="min")
+        with options_named(name="--ground-truth"):
+            truth = query_ground_truth(uri, name=ground_truth, benchmark=benchmark.value,
+                                       metric="test_auc", select_by="val_loss", mode="min")
     scores_io.check_overlap(score_tables, truth, scores_from=scores, ground_truth_from=ground_truth)
 
     try:
@@ -104,14 +108,19 @@ def evaluate(
     except ValueError as exc:  # bad --invert/--rank combinations with the scores given
         raise MedxferInputError(str(exc), path=scores) from exc
 
+    for warning in report.few_sources(ev, truth):
+        typer.secho(f"warning: {warning}", err=True, fg="yellow")
     if output is not None:
-        for path in report.write_all(ev, format.value, output):
+        for path in report.write_all(ev, fmt, output):
             typer.echo(f"wrote {path}", err=True)
     else:
-        typer.echo(report.render_all(ev, format.value), nl=False)
+        typer.echo(report.render_all(ev, fmt), nl=False)
     if figures is not None:
-        for path in report.write_figures(ev, truth, figures):
+        drawn = report.write_figures(ev, truth, figures)
+        for path in drawn.paths:
             typer.echo(f"wrote {path}", err=True)
+        for name, reason in drawn.skipped.items():
+            typer.secho(f"not drawn: {name}: {reason}", err=True, fg="yellow")
 
 
 @estimate_app.command()
@@ -143,6 +152,9 @@ def score(
     device: Annotated[Optional[str], typer.Option(
         help="Torch device (default: cuda if available, else cpu).", show_default=False)] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    format: FormatOption = None,
+    output: Annotated[Optional[Path], typer.Option(
+        help="Write the sources x metrics table here instead of stdout.")] = None,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Score every source model of a zoo on a target, without fine-tuning, into MLflow.
@@ -153,27 +165,30 @@ def score(
     target, metric) in transferability/NAME, tagged per DESIGN.md, value as metric 'score'
     (ncti: its raw terms 'seli', 'ncc', 'vc'; lp and fu as their own metrics; lp_fu is
     computed by 'estimate evaluate'). Re-scoring updates the same runs. Prints a sources x
-    metrics table.
+    metrics table (empty cell: metric skipped).
 
     \b
     Example:
       medxfer estimate score examples/zoo_synthetic.yaml --target data/synth \\
           --flag synthorgan --name synth --metrics all
     """
-    from medxfer.transferability.scoring import format_table, score_zoo
+    from medxfer.errors import MedxferInputError
+    from medxfer.reports.tables import output_format, render, write_or_print
+    from medxfer.transferability.scoring import labelled_table, score_zoo
 
-    if n_per_class < 0 or batch_size < 1:
-        from medxfer.errors import MedxferInputError
-
-        raise MedxferInputError("--n-per-class must be >= 0 and --batch-size >= 1",
-                                field="--n-per-class")
-    result = score_zoo(zoo, target, flag, metrics=metrics, size=size,
-                       n_per_class=n_per_class or None, batch_size=batch_size,
-                       tracking_uri=tracking_uri, name=name,
-                       random_state=None if random_state is not None and random_state < 0
-                       else random_state,
-                       progress=progress, device=device,
-                       echo=lambda msg: typer.echo(msg, err=True))
+    fmt = output_format(format, output)
+    if n_per_class < 0:
+        raise MedxferInputError(f"--n-per-class {n_per_class}: expected >= 0")
+    if batch_size < 1:
+        raise MedxferInputError(f"--batch-size {batch_size}: expected >= 1")
+    with options_named(metrics="--metrics", flag="--flag"):
+        result = score_zoo(zoo, target, flag, metrics=metrics, size=size,
+                           n_per_class=n_per_class or None, batch_size=batch_size,
+                           tracking_uri=tracking_uri, name=name,
+                           random_state=None if random_state is not None and random_state < 0
+                           else random_state,
+                           progress=progress, device=device,
+                           echo=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"{result.experiment}: {len(result.run_ids)} runs "
                f"({len(result.skipped)} skipped metric(s))", err=True)
-    typer.echo(format_table(result))
+    write_or_print(render(labelled_table(result), fmt, number=".4f"), output, typer.echo)

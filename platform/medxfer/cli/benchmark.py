@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.report import FormatOption, options_named
 
 benchmark_app = typer.Typer(
     help="The transfer benchmark held in MLflow: import published run logs, query ground truth.",
@@ -64,8 +65,7 @@ def ground_truth_cmd(
     select_by: Annotated[str, typer.Option(help="Metric that selects the run of a pair.")]
     = "val_loss",
     mode: Annotated[str, typer.Option(help="min or max of --select-by.")] = "min",
-    fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown or latex.")]
-    = "table",
+    fmt: FormatOption = None,
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
     percent: Annotated[bool, typer.Option(help="Show values x100 (as the paper's tables).")]
     = False,
@@ -74,28 +74,53 @@ def ground_truth_cmd(
     """Ground truth: per (source, target) — or (arch, target) — the --metric of the run with the
     best --select-by, read from MLflow only. Rows are sources, columns targets.
 
-    Example: medxfer benchmark ground-truth --benchmark architecture --format markdown --percent
+    Example: medxfer benchmark ground-truth --benchmark architecture --output gt.md --percent
     """
     from medxfer.errors import MedxferInputError
-    from medxfer.reports.tables import FORMATS, render, write_or_print
+    from medxfer.reports.tables import output_format, render, write_or_print
     from medxfer.tracking.query import ground_truth
 
-    if fmt not in FORMATS:
-        raise MedxferInputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}",
-                                field="format")
+    fmt = output_format(fmt, output)
+    _check_benchmark(benchmark)
     try:
-        table = ground_truth(tracking_uri, name, benchmark=benchmark, metric=metric,
-                             select_by=select_by, mode=mode)
+        with options_named(name=("--name", name), mode="--mode"):
+            table = ground_truth(tracking_uri, name, benchmark=benchmark, metric=metric,
+                                 select_by=select_by, mode=mode)
     except ValueError as exc:
         if isinstance(exc, MedxferInputError):
             raise
         raise MedxferInputError(str(exc)) from None
     if table.empty:
-        raise MedxferInputError(f"no runs with tags {benchmark} / metrics {select_by}, {metric} "
-                                "in the benchmark", field="name")
+        raise _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode)
     if percent:
         table = table * 100
     write_or_print(render(table, fmt, number=".2f" if percent else ".4f"), output, typer.echo)
+
+
+def _check_benchmark(benchmark: str) -> None:
+    from medxfer.errors import MedxferInputError
+    from medxfer.tracking.schema import BENCHMARK_KINDS
+
+    if benchmark not in BENCHMARK_KINDS:
+        raise MedxferInputError(f"--benchmark {benchmark!r}: expected one of "
+                                f"{', '.join(BENCHMARK_KINDS)}")
+
+
+def _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode):
+    """The error for an empty ground truth, naming the option that selected nothing: a
+    --metric or --select-by that no run logs, else --benchmark (no run tagged for it)."""
+    from medxfer.errors import MedxferInputError
+    from medxfer.tracking.query import ground_truth, resolve_experiment
+
+    experiment = resolve_experiment(tracking_uri, name)
+    for option, value in (("--metric", metric), ("--select-by", select_by)):
+        other = select_by if option == "--metric" else metric
+        if not ground_truth(tracking_uri, name, benchmark=benchmark, metric=other,
+                            select_by=other, mode=mode).empty:
+            return MedxferInputError(f"{option} {value!r}: no run of {experiment}'s {benchmark} "
+                                     f"table logs this metric (e.g. {other!r} is logged)")
+    return MedxferInputError(f"--benchmark {benchmark}: {experiment} has no runs for the "
+                             f"{benchmark} table that log {select_by} and {metric}")
 
 
 def ui(
@@ -149,8 +174,7 @@ def replay_cmd(
     per_pair: Annotated[bool, typer.Option(
         "--per-pair", help="Print trials per (searcher, pair, seed) instead of the summary.")]
     = False,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown or latex.")]
-    = "table",
+    fmt: FormatOption = None,
     output: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
@@ -170,24 +194,25 @@ def replay_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from medxfer.errors import MedxferInputError
-    from medxfer.reports.tables import FORMATS, render, write_or_print
+    from medxfer.reports.tables import output_format, render, write_or_print
     from medxfer.tune.replay import replay, summarize
 
-    if fmt not in FORMATS:
-        raise MedxferInputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}",
-                                field="format")
+    fmt = output_format(fmt, output)
+    _check_benchmark(benchmark)
     if not 0 <= tolerance < 1:
-        raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1", field="tolerance")
+        raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1")
     if joint:
-        from medxfer.tune.joint_cli import replay_joint_cmd
+        from medxfer.cli.replay_joint import replay_joint_cmd
 
         return replay_joint_cmd(tracking_uri, name, benchmark=benchmark, scores=scores,
                                 metrics=score_metric, budgets=budgets,
                                 seeds=5 if seeds is None else seeds, tolerance=tolerance,
                                 fmt=fmt, output=output)
-    if not searcher or scores is not None:
-        raise MedxferInputError("give --searcher NAME (repeatable), or --joint --scores DIR",
-                                field="searcher" if not searcher else "scores")
+    if not searcher:
+        raise MedxferInputError("--searcher: give a searcher name (repeatable), or --joint "
+                                "--scores DIR")
+    if scores is not None:
+        raise MedxferInputError("--scores: only read with --joint")
     seeds = 1 if seeds is None else seeds
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
@@ -196,8 +221,10 @@ def replay_cmd(
         def progress(s, done, total):
             bar.update(task, total=total, completed=done, description=f"replaying {s}")
 
-        results = replay(tracking_uri, name, searchers=searcher, benchmark=benchmark,
-                         budget=budget, seeds=seeds, tolerance=tolerance, progress=progress)
+        with options_named(name=("--name", name), budget="--budget", seeds="--seeds"):
+            results = replay(tracking_uri, name, searchers=searcher, benchmark=benchmark,
+                             budget=budget, seeds=seeds, tolerance=tolerance,
+                             progress=progress)
     table = (results.drop(columns="seconds").set_index(["searcher", "row", "target", "seed"])
              if per_pair else summarize(results))
     write_or_print(render(table, fmt, number=".1f"), output, typer.echo)

@@ -12,7 +12,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from medxfer.cli_common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption
 
 analyze_app = typer.Typer(
     name="analyze",
