@@ -75,7 +75,7 @@ except ImportError:  # pragma: no cover
     Searcher = object  # type: ignore[misc,assignment]
 
 SOURCE_KEY = "source"
-# Defaults chosen on the dataset benchmark with generated scores (benchmarks/joint_replay.py).
+# Defaults chosen on the dataset benchmark with generated scores (module docstring).
 EXPLORE = 3
 EVIDENCE = 10.0
 SAME_SOURCE = 1000.0
