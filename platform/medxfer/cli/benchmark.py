@@ -147,13 +147,27 @@ def ui(
 
 @benchmark_app.command("replay")
 def replay_cmd(
-    searcher: Annotated[list[str], typer.Option(
+    searcher: Annotated[Optional[list[str]], typer.Option(
         "--searcher", help="Searcher registry name, repeatable (medxfer.tune.searchers: "
-                           "e.g. grid, warmstart; an unknown name lists them all).")],
+                           "e.g. grid, warmstart; an unknown name lists them all).")] = None,
     name: NameOption = None,
     benchmark: BenchmarkOption = "dataset",
     budget: Annotated[int, typer.Option(help="Most trials per (pair, seed).")] = 120,
-    seeds: Annotated[int, typer.Option(help="Seeds 0..K-1 per pair.")] = 1,
+    seeds: Annotated[Optional[int], typer.Option(
+        help="Seeds 0..K-1 per pair (default 1; with --joint 5).")] = None,
+    joint: Annotated[bool, typer.Option(
+        "--joint", help="Choose source and configuration together: procedures all, random, "
+                        "ranked and joint per target, scored by regret (needs --scores).")]
+    = False,
+    scores: Annotated[Optional[Path], typer.Option(
+        help="--joint: folder of <metric>_*.csv transferability scores (source, target...).")]
+    = None,
+    score_metric: Annotated[Optional[list[str]], typer.Option(
+        "--score-metric", help="--joint: metric(s) of --scores to rank sources by (repeatable; "
+                               "default: the thesis' ranked metrics present, combined).")]
+    = None,
+    budgets: Annotated[str, typer.Option(help="--joint: trainings per target.")]
+    = "10,20,30,50,200",
     tolerance: Annotated[float, typer.Option(
         help="Reached when the selected configuration's test AUC is this close to the ground "
              "truth.")] = 0.005,
@@ -169,7 +183,13 @@ def replay_cmd(
     of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
     within --budget). Searchers with a prior leave the replayed target's runs out of it.
 
+    With --joint: per target of --scores, the regret (oracle test AUC minus the kept model's)
+    of all, random, ranked and joint at each of --budgets, mean over targets and seeds, and
+    the targets within --tolerance (csv: procedure,budget,mean_regret,targets_within).
+
     Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
+
+    Example: medxfer benchmark replay --joint --scores scores/ --budgets 10,20,30,50,200 --seeds 5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -181,6 +201,19 @@ def replay_cmd(
     _check_benchmark(benchmark)
     if not 0 <= tolerance < 1:
         raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1")
+    if joint:
+        from medxfer.cli.replay_joint import replay_joint_cmd
+
+        return replay_joint_cmd(tracking_uri, name, benchmark=benchmark, scores=scores,
+                                metrics=score_metric, budgets=budgets,
+                                seeds=5 if seeds is None else seeds, tolerance=tolerance,
+                                fmt=fmt, output=output)
+    if not searcher:
+        raise MedxferInputError("--searcher: give a searcher name (repeatable), or --joint "
+                                "--scores DIR")
+    if scores is not None:
+        raise MedxferInputError("--scores: only read with --joint")
+    seeds = 1 if seeds is None else seeds
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("replaying", total=None)
