@@ -169,7 +169,9 @@ def replay_cmd(
     of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
     within --budget). Searchers with a prior leave the replayed target's runs out of it.
 
-    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
+    \b
+    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt \\
+        --budget 120 --seeds 5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
