@@ -8,7 +8,8 @@ Ours:
 
 Prints runs/s for each and the ratio to ours. With --full, also imports the whole benchmark.
 
-    python benchmarks/import_speed.py --sample 200 [--full] [--dir ../shared/benchmark/medmnist-transfer]
+    python benchmarks/import_speed.py --sample 200 [--full] \\
+        [--dir ../shared/benchmark/medmnist-transfer]
 """
 
 from __future__ import annotations

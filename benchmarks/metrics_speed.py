@@ -77,7 +77,8 @@ def main():
         if metric_info(name).needs == {"model"}:
             fn = fu_call()
         else:
-            fn = (lambda n=name: get_metric(n)(x, y, source_logits=logits, random_state=0))
+            def fn(n=name):
+                return get_metric(n)(x, y, source_logits=logits, random_state=0)
         sec, value = median_time(fn, args.repeats)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in value._asdict().items()) \
             if hasattr(value, "_asdict") else f"{value:.6f}"
@@ -88,8 +89,8 @@ def main():
         if name in skip:
             continue
         # Interleaved, so both see the same background load on a shared machine.
-        runs = [(median_time(lambda: get_metric(name)(x, y), 1),
-                 median_time(lambda: slow(x, y), 1)) for _ in range(args.repeats)]
+        runs = [(median_time(lambda name=name: get_metric(name)(x, y), 1),
+                 median_time(lambda slow=slow: slow(x, y), 1)) for _ in range(args.repeats)]
         t_fast = statistics.median(r[0][0] for r in runs)
         t_slow = statistics.median(r[1][0] for r in runs)
         v_fast, v_slow = runs[-1][0][1], runs[-1][1][1]

@@ -5,8 +5,8 @@ the selected configuration's test AUC is within 0.005 of the ground truth (inf: 
 within --budget; a trial on a configuration with no logged metrics counts as a failed trial).
 
     PYTHONPATH=platform python benchmarks/replay_searchers.py --seeds 5
-    PYTHONPATH=platform python benchmarks/replay_searchers.py --tracking-uri sqlite:////abs/mlruns.db \
-        --benchmark dataset --benchmark architecture
+    PYTHONPATH=platform python benchmarks/replay_searchers.py \\
+        --tracking-uri sqlite:////abs/mlruns.db --benchmark dataset --benchmark architecture
 
 Without --tracking-uri the published benchmark (../shared/benchmark/medmnist-transfer) is
 imported into a temporary sqlite store first (~20-40 s).

@@ -99,7 +99,7 @@ def main() -> None:
     for i in range(args.repeats):  # alternate, keep the best of each (a busy machine)
         timed("plain PyTorch loop", lambda: plain_loop(cfg))
         timed("fast path (run_local)",
-              lambda: run_local(cfg, storage_dir=tmp / f"fast{i}", keep=2))
+              lambda i=i: run_local(cfg, storage_dir=tmp / f"fast{i}", keep=2))
     if not args.skip_trainer:
         import ray
 
@@ -108,8 +108,8 @@ def main() -> None:
         try:
             for workers in (1, 2):
                 timed(f"TorchTrainer, {workers} worker(s)",
-                      lambda: fit_trainer(config(workers), name=f"bench{workers}",
-                                          storage_path=tmp / "ray"))
+                      lambda workers=workers: fit_trainer(config(workers), name=f"bench{workers}",
+                                                          storage_path=tmp / "ray"))
         finally:
             ray.shutdown()
     base = times["plain PyTorch loop"]

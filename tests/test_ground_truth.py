@@ -112,7 +112,8 @@ def test_bad_options(store, capsys):
 
 def test_pattern_spans_several_experiments(store, tmp_path):
     d = tmp_path / "more"
-    write_export(d / "fined_oct.csv", [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
+    write_export(d / "fined_oct.csv",
+                 [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
     import_benchmark(d, name="mini2", tracking_uri=store)
     gt = ground_truth(store, "benchmark/mini*")
     assert gt.loc["imagenet", "octmnist"] == pytest.approx(0.66)

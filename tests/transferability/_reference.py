@@ -218,7 +218,7 @@ def triplet_loss_slow(emb, labels, margin=0.05):
     for a, p, q in itertools.product(range(n), repeat=3):
         if a != p and labels[a] == labels[p] and labels[q] != labels[a]:
             losses.append(torch.relu((e[a] - e[p]).norm() - (e[a] - e[q]).norm() + margin))
-    positive = [l for l in losses if l > 0]
+    positive = [loss for loss in losses if loss > 0]
     return torch.stack(positive).mean() if positive else (emb * 0).sum()
 
 

@@ -14,6 +14,7 @@ import importlib
 import sys
 import typer
 
+from medxfer.cli.common import TrackingUriOption  # noqa: F401  (re-exported)
 from medxfer.errors import MedxferInputError
 
 app = typer.Typer(
@@ -24,8 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-from medxfer.cli.common import TrackingUriOption  # noqa: F401  (re-exported)
 
 # (module, attribute, group name): sub-apps, e.g. `medxfer benchmark import`.
 _GROUPS: list[tuple[str, str, str]] = [

@@ -187,9 +187,10 @@ def replay_cmd(
     of all, random, ranked and joint at each of --budgets, mean over targets and seeds, and
     the targets within --tolerance (csv: procedure,budget,mean_regret,targets_within).
 
-    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
-
-    Example: medxfer benchmark replay --joint --scores scores/ --budgets 10,20,30,50,200 --seeds 5
+    \b
+    Examples: medxfer benchmark replay --searcher warmstart --searcher hyperopt \\
+        --budget 120 --seeds 5
+    medxfer benchmark replay --joint --scores scores/ --budgets 10,20,30,50,200 --seeds 5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

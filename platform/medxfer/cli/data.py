@@ -149,7 +149,9 @@ def energy_reference_cmd(
     {name: energy_reference_normalize, reference: FILE} (or the medical_ssl preset's
     energy_reference option) samples the reference energy from mean +- std.
 
-    Example: medxfer data energy-reference --root data/synth --flag synthchest --size 28 --n-images 1000 --out data/synth/energy_ref.json
+    \b
+    Example: medxfer data energy-reference --root data/synth --flag synthchest --size 28 \\
+        --n-images 1000 --out data/synth/energy_ref.json
     """
     from rich.progress import track
 

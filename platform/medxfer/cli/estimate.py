@@ -37,7 +37,8 @@ def evaluate(
         "--ground-truth", help="CSV (source, then one test-AUC column per target), or the NAME "
                                "of the benchmark held in MLflow.")],
     benchmark: Annotated[Benchmark, typer.Option(
-        help="Which benchmark table: rows are source datasets or architectures.")] = Benchmark.dataset,
+        help="Which benchmark table: rows are source datasets or architectures.")]
+    = Benchmark.dataset,
     invert: Annotated[Optional[str], typer.Option(
         help="Comma-separated metrics scored as 1 - score; lp_fu means thesis eq. 6.8. "
              "Table 6.3: parc,ncti,leep,nleep,lp_fu.")] = None,
@@ -50,12 +51,15 @@ def evaluate(
              "(FILE_ranks, FILE_average_ranks, FILE_tests); its extension sets the format.")]
     = None,
     figures: Annotated[Optional[Path], typer.Option(
-        help="Directory for PNG figures: scores vs ground truth, critical-difference diagram.")] = None,
+        help="Directory for PNG figures: scores vs ground truth, critical-difference diagram.")]
+    = None,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Evaluate transferability scores against ground truth, target by target.
 
-    Weighted Kendall's tau (scipy.stats.weightedtau) per target and metric, leaving out source == target; per-target ranks (undefined tau ranks last), average ranks, the Friedman test and the Nemenyi critical difference (thesis Tables 6.2 / 6.3).
+    Weighted Kendall's tau (scipy.stats.weightedtau) per target and metric, leaving out
+    source == target; per-target ranks (undefined tau ranks last), average ranks, the Friedman
+    test and the Nemenyi critical difference (thesis Tables 6.2 / 6.3).
 
     \b
     Example:

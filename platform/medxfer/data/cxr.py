@@ -123,7 +123,10 @@ class Manifest:
     def subset(self, indices: Sequence[int] | np.ndarray) -> "Manifest":
         """The rows ``indices`` (e.g. one side of a split), same label names."""
         idx = np.asarray(indices, dtype=np.int64)
-        pick = (lambda a: None if a is None else a[idx])
+
+        def pick(a):
+            return None if a is None else a[idx]
+
         return replace(self, paths=[self.paths[i] for i in idx], labels=self.labels[idx],
                        patients=pick(self.patients), sites=pick(self.sites),
                        ages=pick(self.ages), lines=pick(self.lines), skipped=list(self.skipped))
@@ -331,7 +334,10 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
     if skipped:
         log.warning("%s: skipped %d missing image(s)", src, len(skipped))
     keep_a = np.asarray(keep, dtype=np.int64)
-    pick = (lambda a: None if a is None else a[keep_a])
+
+    def pick(a):
+        return None if a is None else a[keep_a]
+
     return Manifest(paths, labels[keep_a], tuple(names), multilabel, pick(patients),
                     pick(sites), pick(ages), src,
                     np.asarray([line for line, _ in rows], np.int64)[keep_a], skipped)
@@ -613,7 +619,10 @@ class CXRDataset(Dataset):
             log.warning("skipping unreadable image: %s", exc)
 
     def image(self, i: int) -> torch.Tensor:
-        """Item ``i``'s image ``(C, H, W)`` in [0, 1] before ``transform`` (raises on a bad file)."""
+        """Item ``i``'s image ``(C, H, W)`` in [0, 1] before ``transform``.
+
+        Raises on a bad file.
+        """
         arr = read_image(self.manifest.paths[i], dicom_window=self.dicom_window)
         return to_tensor(arr, channels=self.channels, size=self.size)
 

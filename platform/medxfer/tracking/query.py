@@ -138,9 +138,9 @@ def resolve_experiment(tracking_uri: str | None, name: str | None,
         if "/" in name:
             prefix = name.split("/", 1)[0]
             if prefix not in schema.EXPERIMENT_PREFIXES:
+                valid = ", ".join(p + "/<name>" for p in schema.EXPERIMENT_PREFIXES)
                 raise MedxferInputError(f"experiment {name!r}: expected '<name>' or one of "
-                                        f"{', '.join(p + '/<name>' for p in schema.EXPERIMENT_PREFIXES)}",
-                                        field="name")
+                                        f"{valid}", field="name")
             return name
         return schema.experiment_name(kind, name)
     names = list_experiments(tracking_uri, kind)

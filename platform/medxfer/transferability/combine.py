@@ -104,7 +104,8 @@ def combine(name: str, table, *, invert: bool = False,
     if name not in _NEEDS:
         raise ValueError(f"unknown combination {name!r}; valid: {', '.join(list_combinations())}")
     if convention not in NCTI_CONVENTIONS:
-        raise ValueError(f"convention {convention!r}: expected one of {', '.join(NCTI_CONVENTIONS)}")
+        raise ValueError(f"convention {convention!r}: "
+                         f"expected one of {', '.join(NCTI_CONVENTIONS)}")
     terms = _terms(name, table)
     if name == "lp_fu":
         lp, fu = minmax(terms["lp"]), minmax(terms["fu"])
