@@ -1,7 +1,8 @@
 """``medxfer <verb>``: one Typer app; thin, every verb calls into the modules.
 
-Verb groups live beside the code they drive (``<package>/cli.py`` defines a ``typer.Typer``) and
-are registered in ``_GROUPS`` / ``_COMMANDS`` below. Heavy imports (torch, ray, mlflow) happen
+Every verb lives in this package (the top layer: it may import every other layer, and nothing
+imports it): a module per verb or verb group (``benchmark.py`` defines a ``typer.Typer``), each
+registered in ``_GROUPS`` / ``_COMMANDS`` below. Heavy imports (torch, ray, mlflow) happen
 inside the commands so that ``medxfer --help`` stays fast.
 
 Bad input raises :class:`medxfer.errors.MedxferInputError` (or ``ValueError`` from config
@@ -36,7 +37,7 @@ _GROUPS: list[tuple[str, str, str]] = [
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.cli.benchmark", "ui"),
-    ("medxfer.demo", "demo"),
+    ("medxfer.cli.demo", "demo"),
     ("medxfer.cli.sweep", "sweep"),
     ("medxfer.cli.train", "train"),
     ("medxfer.cli.report", "report"),

@@ -1,4 +1,4 @@
-"""``medxfer benchmark ...``, ``medxfer ui`` and ``medxfer demo``."""
+"""``medxfer benchmark ...`` and ``medxfer ui``."""
 
 from __future__ import annotations
 
