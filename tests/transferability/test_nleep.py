@@ -96,3 +96,24 @@ def test_pca_scores_keep_the_sklearn_component_count():
         ours = pca_scores(x, 0.8)
         assert ours.shape == ref.shape
         np.testing.assert_allclose(np.abs(ours), np.abs(ref), atol=1e-9)  # signs may differ
+
+
+def test_low_rank_and_dense_covariances_give_exact_log_densities():
+    # One-hot components in 48-d: 20 samples (<= D/2) take the low-rank form (reg I + rank 20),
+    # 40 samples the dense one. Both against scipy's multivariate normal on the covariance
+    # written out as sklearn defines it.
+    from scipy.stats import multivariate_normal
+
+    from medxfer.transferability._gmm import _e_step, _m_step
+
+    x, labels = blobs(n=140, d=48, c=7, sep=0.8, dtype=np.float64)
+    labels = np.minimum(labels, 5)  # classes 5 and 6 merge: 40 samples, m > D/2
+    resp = np.eye(6)[labels]
+    nk, means, factors = _m_step(x, resp, 1e-6)
+    assert [f.basis is None for f in factors] == [False] * 5 + [True]
+    log_norm, log_resp = _e_step(x, nk / nk.sum(), means, factors)
+    expected = np.stack([
+        multivariate_normal(means[k], (resp[:, k, None] * (x - means[k])).T @ (x - means[k])
+                            / nk[k] + 1e-6 * np.eye(48)).logpdf(x) for k in range(6)], axis=1)
+    np.testing.assert_allclose(log_resp + log_norm[:, None],
+                               expected + np.log(nk / nk.sum()), rtol=1e-8)

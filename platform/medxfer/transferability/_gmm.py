@@ -8,11 +8,15 @@ initial labels are identical) with the same stopping rule, and returns the same 
 rounding. It is faster because:
 
 * a covariance is accumulated only over the samples whose responsibility is nonzero (exact:
-  the others add exact zeros; with tens of samples per component in hundreds of dimensions the
-  responsibilities are nearly one-hot, so this skips most of the work), with a symmetric
-  rank-k update (half a general product);
-* the Mahalanobis distances come from a triangular solve with the covariance's Cholesky factor
-  (half the flops of sklearn's dense product with the precision factor, and no inversion);
+  the others add exact zeros). With tens of samples per component in hundreds of dimensions
+  (NLEEP: 5 components per class of ~100 samples) the responsibilities are nearly one-hot, so
+  most samples drop out;
+* when fewer than D/2 samples remain, the covariance is reg_covar I plus a low-rank term, and
+  is kept factored in that form (an orthonormal basis of the samples' span and an m x m
+  Cholesky factor): Mahalanobis distances then cost O(N D m) instead of O(N D^2). Otherwise
+  the full covariance comes from a symmetric rank-k update and its Cholesky factor, and the
+  distances from one triangular solve (half the flops of sklearn's product with the inverted
+  factor, and no inversion);
 * P(z|x) is the final E-step's responsibilities; sklearn repeats that E-step in
   ``predict_proba``.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import blas, lapack, solve_triangular
@@ -60,13 +65,13 @@ def gmm_posteriors(x: np.ndarray, n_components: int, random_state: np.random.Ran
     labels = KMeans(n_clusters=n_components, n_init=1, random_state=random_state).fit(x).labels_
     resp = np.zeros((n, n_components))
     resp[np.arange(n), labels] = 1.0
-    weights, means, chol = _m_step(x, resp, reg_covar)
+    weights, means, factors = _m_step(x, resp, reg_covar)
     weights /= n  # sklearn's initialisation divides by N, its M-step by the weights' sum
     lower_bound, converged = -np.inf, False
     for _ in range(max_iter):
         previous = lower_bound
-        log_norm, log_resp = _e_step(x, weights, means, chol)
-        weights, means, chol = _m_step(x, np.exp(log_resp), reg_covar)
+        log_norm, log_resp = _e_step(x, weights, means, factors)
+        weights, means, factors = _m_step(x, np.exp(log_resp), reg_covar)
         weights /= weights.sum()
         lower_bound = log_norm.mean()
         if abs(lower_bound - previous) < tol:
@@ -76,42 +81,84 @@ def gmm_posteriors(x: np.ndarray, n_components: int, random_state: np.random.Ran
         warnings.warn("Best performing initialization did not converge. Try different init "
                       "parameters, or increase max_iter, tol, or check for degenerate data.",
                       ConvergenceWarning, stacklevel=2)
-    _, log_resp = _e_step(x, weights, means, chol)
+    _, log_resp = _e_step(x, weights, means, factors)
     return np.exp(log_resp)
 
 
+class _Factor(NamedTuple):
+    """One component's covariance S = B (L L^T) B^T + reg (I - B B^T), factored.
+
+    Dense (``basis`` None): L is the (D, D) Cholesky factor of S itself. Low rank: the
+    covariance is accumulated over m < D samples, so S is reg I plus a rank-m term living in
+    the span of the (D, m) orthonormal ``basis``; L is the (m, m) Cholesky factor of S
+    restricted to that span. Either way S is the same matrix as sklearn's.
+    """
+
+    chol: np.ndarray
+    basis: np.ndarray | None
+    reg: float
+
+    def log_det_precision_factor(self, d: int) -> float:
+        """log det of a precision Cholesky factor, -1/2 log det S (sklearn's ``log_det``)."""
+        inner = -np.log(np.diagonal(self.chol)).sum()
+        if self.basis is None:
+            return inner
+        return inner - 0.5 * (d - self.basis.shape[1]) * math.log(self.reg)
+
+    def mahalanobis(self, centred: np.ndarray) -> np.ndarray:
+        """(x - mu) S^-1 (x - mu)^T for the rows of ``centred`` (N, D); shape (N,)."""
+        if self.basis is None:  # |L^-1 (x - mu)|^2: one triangular solve
+            z = solve_triangular(self.chol, centred.T, lower=True, overwrite_b=True,
+                                 check_finite=False)
+            return np.einsum("ij,ij->j", z, z)
+        inside = centred @ self.basis  # (N, m): coordinates in the span
+        outside = centred - inside @ self.basis.T  # the rest, explicitly (no cancellation)
+        z = solve_triangular(self.chol, inside.T, lower=True, check_finite=False)
+        return np.einsum("ij,ij->j", z, z) + np.einsum("ij,ij->i", outside, outside) / self.reg
+
+
 def _m_step(x, resp, reg_covar):
-    """Weights (unnormalised counts), means and lower Cholesky factors of the covariances.
+    """Weights (unnormalised counts), means and factored covariances.
 
     Args:
         x: Shape (N, D).
         resp: Shape (N, K), responsibilities.
 
     Returns:
-        ``(nk (K,), means (K, D), chol (K, D, D))``; ``chol[k]`` is lower triangular with
-        ``chol[k] @ chol[k].T = cov_k + reg_covar I``.
+        ``(nk (K,), means (K, D), factors)``, one :class:`_Factor` per component of
+        cov_k + reg_covar I, cov_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / nk_k.
     """
     d = x.shape[1]
     nk = resp.sum(axis=0) + 10 * np.finfo(resp.dtype).eps
     means = (resp.T @ x) / nk[:, None]
-    chol = np.empty((resp.shape[1], d, d))
+    factors = []
     for k in range(resp.shape[1]):
         rows = np.flatnonzero(resp[:, k])
+        scaled = np.sqrt(resp[rows, k])[:, None] * (x[rows] - means[k])  # (m, D)
+        if 0 < rows.size <= d // 2:
+            # scaled^T = Q R, so cov = Q (R R^T / nk) Q^T: factor the m x m middle only.
+            basis, r = np.linalg.qr(scaled.T)
+            factors.append(_Factor(_cholesky(r @ r.T / nk[k], reg_covar), basis, reg_covar))
+            continue
         if rows.size:
-            scaled = np.sqrt(resp[rows, k])[:, None] * (x[rows] - means[k])  # (m, D)
             # scaled.T is Fortran-ordered (D, m): syrk forms scaled.T @ scaled without a copy.
             cov = blas.dsyrk(1.0 / nk[k], scaled.T, trans=0, lower=1)
         else:  # an empty component: sklearn's covariance is then reg_covar I
             cov = np.zeros((d, d), order="F")
-        cov.flat[:: d + 1] += reg_covar
-        factor, info = lapack.dpotrf(cov, lower=1, clean=1, overwrite_a=1)
-        if info != 0:
-            raise ValueError(_ILL_DEFINED)
-        chol[k] = factor
-    return nk, means, chol
+        factors.append(_Factor(_cholesky(cov, reg_covar), None, reg_covar))
+    return nk, means, factors
 
 
-def _e_step(x, weights, means, chol):
+def _cholesky(cov, reg_covar):
+    """Lower Cholesky factor of cov + reg_covar I (lower triangle of ``cov`` read, reused)."""
+    cov.flat[:: cov.shape[0] + 1] += reg_covar
+    factor, info = lapack.dpotrf(cov, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise ValueError(_ILL_DEFINED)
+    return factor
+
+
+def _e_step(x, weights, means, factors):
     """Per-sample log-likelihood and log-responsibilities.
 
     Returns:
@@ -120,13 +167,10 @@ def _e_step(x, weights, means, chol):
     """
     n, d = x.shape
     log_prob = np.empty((n, means.shape[0]))
-    for k in range(means.shape[0]):
-        # (x - mu) S^-1 (x - mu)^T = |L^-1 (x - mu)|^2: one triangular solve per component.
-        z = solve_triangular(chol[k], (x - means[k]).T, lower=True, overwrite_b=True,
-                             check_finite=False)
-        maha = np.einsum("ij,ij->j", z, z)
-        log_det = -np.log(np.diagonal(chol[k])).sum()  # log det of the precision's factor
-        log_prob[:, k] = -0.5 * (d * math.log(2 * math.pi) + maha) + log_det
+    for k, factor in enumerate(factors):
+        maha = factor.mahalanobis(x - means[k])
+        log_prob[:, k] = (-0.5 * (d * math.log(2 * math.pi) + maha)
+                          + factor.log_det_precision_factor(d))
     log_prob += np.log(weights)
     peak = log_prob.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(log_prob - peak).sum(axis=1)) + peak[:, 0]
