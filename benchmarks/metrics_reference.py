@@ -110,7 +110,9 @@ def _sfda_stage(x, labels, num_classes, lam):
     """One SFDA fit: shrunk Sw and St, generalised eigh, all eigenvectors, posteriors."""
     n, d = x.shape
     priors = np.bincount(labels) / n
-    means = np.stack([x[labels == c].mean(axis=0) for c in range(num_classes)])
+    means = np.zeros((num_classes, d))  # float64 class means, as the SFDA code's _class_means
+    np.add.at(means, labels, x)
+    means /= np.bincount(labels)[:, None]
     sw = sum(priors[c] * np.atleast_2d(np.cov(x[labels == c].T, bias=1))
              for c in range(num_classes))
     if lam is None:  # 3 paired power-iteration steps from the row sums
