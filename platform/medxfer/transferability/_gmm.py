@@ -12,8 +12,8 @@ rounding. It is faster because:
   (NLEEP: 5 components per class of ~100 samples) the responsibilities are nearly one-hot, so
   most samples drop out;
 * when fewer than D/2 samples remain, the covariance is reg_covar I plus a low-rank term, and
-  is kept factored in that form (an orthonormal basis of the samples' span and an m x m
-  Cholesky factor): Mahalanobis distances then cost O(N D m) instead of O(N D^2). Otherwise
+  is kept factored in that form (an orthonormal basis of the samples' span and the inverse
+  of an m x m Cholesky factor): Mahalanobis distances then cost O(N D m) instead of O(N D^2). Otherwise
   the full covariance comes from a symmetric rank-k update and its Cholesky factor, and the
   distances from one triangular solve (half the flops of sklearn's product with the inverted
   factor, and no inversion);
@@ -88,33 +88,31 @@ def gmm_posteriors(x: np.ndarray, n_components: int, random_state: np.random.Ran
 class _Factor(NamedTuple):
     """One component's covariance S = B (L L^T) B^T + reg (I - B B^T), factored.
 
-    Dense (``basis`` None): L is the (D, D) Cholesky factor of S itself. Low rank: the
-    covariance is accumulated over m < D samples, so S is reg I plus a rank-m term living in
-    the span of the (D, m) orthonormal ``basis``; L is the (m, m) Cholesky factor of S
-    restricted to that span. Either way S is the same matrix as sklearn's.
+    Dense (``basis`` None): ``inner`` is the lower (D, D) Cholesky factor L of S itself, and
+    distances come from a triangular solve. Low rank: the covariance is accumulated over
+    m < D/2 samples, so S is reg I plus a rank-m term in the span of the (D, m) orthonormal
+    ``basis``; ``inner`` is L^-1 for the (m, m) Cholesky factor L of S restricted to that
+    span. Either way S is the same matrix as sklearn's. ``log_det`` is -1/2 log det S, the
+    log-determinant of a precision Cholesky factor (sklearn's ``log_det``).
     """
 
-    chol: np.ndarray
+    inner: np.ndarray
     basis: np.ndarray | None
+    log_det: float
     reg: float
-
-    def log_det_precision_factor(self, d: int) -> float:
-        """log det of a precision Cholesky factor, -1/2 log det S (sklearn's ``log_det``)."""
-        inner = -np.log(np.diagonal(self.chol)).sum()
-        if self.basis is None:
-            return inner
-        return inner - 0.5 * (d - self.basis.shape[1]) * math.log(self.reg)
 
     def mahalanobis(self, centred: np.ndarray) -> np.ndarray:
         """(x - mu) S^-1 (x - mu)^T for the rows of ``centred`` (N, D); shape (N,)."""
         if self.basis is None:  # |L^-1 (x - mu)|^2: one triangular solve
-            z = solve_triangular(self.chol, centred.T, lower=True, overwrite_b=True,
+            z = solve_triangular(self.inner, centred.T, lower=True, overwrite_b=True,
                                  check_finite=False)
             return np.einsum("ij,ij->j", z, z)
+        # numpy products only: alternating numpy's and scipy's BLAS (two thread pools)
+        # makes both spin against each other when threads outnumber idle cores.
         inside = centred @ self.basis  # (N, m): coordinates in the span
         outside = centred - inside @ self.basis.T  # the rest, explicitly (no cancellation)
-        z = solve_triangular(self.chol, inside.T, lower=True, check_finite=False)
-        return np.einsum("ij,ij->j", z, z) + np.einsum("ij,ij->i", outside, outside) / self.reg
+        z = inside @ self.inner.T
+        return np.einsum("ij,ij->i", z, z) + np.einsum("ij,ij->i", outside, outside) / self.reg
 
 
 def _m_step(x, resp, reg_covar):
@@ -136,26 +134,33 @@ def _m_step(x, resp, reg_covar):
         rows = np.flatnonzero(resp[:, k])
         scaled = np.sqrt(resp[rows, k])[:, None] * (x[rows] - means[k])  # (m, D)
         if 0 < rows.size <= d // 2:
-            # scaled^T = Q R, so cov = Q (R R^T / nk) Q^T: factor the m x m middle only.
-            basis, r = np.linalg.qr(scaled.T)
-            factors.append(_Factor(_cholesky(r @ r.T / nk[k], reg_covar), basis, reg_covar))
+            factors.append(_low_rank_factor(scaled, nk[k], reg_covar))
             continue
         if rows.size:
             # scaled.T is Fortran-ordered (D, m): syrk forms scaled.T @ scaled without a copy.
             cov = blas.dsyrk(1.0 / nk[k], scaled.T, trans=0, lower=1)
         else:  # an empty component: sklearn's covariance is then reg_covar I
             cov = np.zeros((d, d), order="F")
-        factors.append(_Factor(_cholesky(cov, reg_covar), None, reg_covar))
+        cov.flat[:: d + 1] += reg_covar
+        chol, info = lapack.dpotrf(cov, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            raise ValueError(_ILL_DEFINED)
+        factors.append(_Factor(chol, None, -np.log(np.diagonal(chol)).sum(), reg_covar))
     return nk, means, factors
 
 
-def _cholesky(cov, reg_covar):
-    """Lower Cholesky factor of cov + reg_covar I (lower triangle of ``cov`` read, reused)."""
-    cov.flat[:: cov.shape[0] + 1] += reg_covar
-    factor, info = lapack.dpotrf(cov, lower=1, clean=1, overwrite_a=1)
-    if info != 0:
-        raise ValueError(_ILL_DEFINED)
-    return factor
+def _low_rank_factor(scaled, nk, reg_covar):
+    """:class:`_Factor` of scaled^T scaled / nk + reg I for (m, D) ``scaled``, m < D."""
+    m, d = scaled.shape
+    basis, r = np.linalg.qr(scaled.T)  # scaled^T = Q R: cov = Q (R R^T / nk) Q^T
+    middle = r @ r.T / nk
+    middle.flat[:: m + 1] += reg_covar
+    try:
+        chol = np.linalg.cholesky(middle)
+    except np.linalg.LinAlgError:
+        raise ValueError(_ILL_DEFINED) from None
+    log_det = -np.log(np.diagonal(chol)).sum() - 0.5 * (d - m) * math.log(reg_covar)
+    return _Factor(np.linalg.inv(chol), basis, log_det, reg_covar)
 
 
 def _e_step(x, weights, means, factors):
@@ -169,8 +174,7 @@ def _e_step(x, weights, means, factors):
     log_prob = np.empty((n, means.shape[0]))
     for k, factor in enumerate(factors):
         maha = factor.mahalanobis(x - means[k])
-        log_prob[:, k] = (-0.5 * (d * math.log(2 * math.pi) + maha)
-                          + factor.log_det_precision_factor(d))
+        log_prob[:, k] = -0.5 * (d * math.log(2 * math.pi) + maha) + factor.log_det
     log_prob += np.log(weights)
     peak = log_prob.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(log_prob - peak).sum(axis=1)) + peak[:, 0]
