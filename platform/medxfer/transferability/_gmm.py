@@ -1,22 +1,23 @@
 """Full-covariance Gaussian mixture EM: sklearn's ``GaussianMixture`` defaults, computed faster.
 
-NLEEP (spec "NLEEP" step 2) fits ``GaussianMixture(n_components=K)`` with every other setting at
-sklearn's default: full covariances, k-means initialisation, one init, max_iter 100, tol 1e-3 on
-the change of the lower bound (the mean log-likelihood), reg_covar 1e-6. This module runs the
-same EM from the same start (sklearn's own ``KMeans`` with the same random state, so the
-initial labels are identical) with the same stopping rule, and returns the same posteriors to
-rounding. It is faster because:
+NLEEP (Li et al., "Ranking Neural Checkpoints", CVPR 2021; spec "NLEEP" step 2) fits
+``GaussianMixture(n_components=K)`` with every other setting at sklearn's default: full
+covariances, k-means initialisation, one init, max_iter 100, tol 1e-3 on the change of the
+lower bound (the mean log-likelihood), reg_covar 1e-6. This module runs the same EM from the
+same start (sklearn's own ``KMeans`` with the same random state, so the initial labels are
+identical) with the same stopping rule, and returns the same posteriors to rounding. It is
+faster because:
 
 * a covariance is accumulated only over the samples whose responsibility is nonzero (exact:
   the others add exact zeros). With tens of samples per component in hundreds of dimensions
   (NLEEP: 5 components per class of ~100 samples) the responsibilities are nearly one-hot, so
   most samples drop out;
-* when fewer than D/2 samples remain, the covariance is reg_covar I plus a low-rank term, and
-  is kept factored in that form (an orthonormal basis of the samples' span and the inverse
-  of an m x m Cholesky factor): Mahalanobis distances then cost O(N D m) instead of O(N D^2). Otherwise
-  the full covariance comes from a symmetric rank-k update and its Cholesky factor, and the
-  distances from one triangular solve (half the flops of sklearn's product with the inverted
-  factor, and no inversion);
+* when m <= D/2 samples remain, the covariance is reg_covar I plus a rank-m term, and is
+  kept factored in that form (an orthonormal basis of the samples' span and the inverse of
+  an m x m Cholesky factor): Mahalanobis distances then cost O(N D m) instead of O(N D^2).
+  Otherwise the full covariance comes from a symmetric rank-k update and its Cholesky
+  factor, and the distances from one triangular solve (half the flops of sklearn's product
+  with the inverted factor, and no inversion);
 * P(z|x) is the final E-step's responsibilities; sklearn repeats that E-step in
   ``predict_proba``.
 
@@ -90,7 +91,7 @@ class _Factor(NamedTuple):
 
     Dense (``basis`` None): ``inner`` is the lower (D, D) Cholesky factor L of S itself, and
     distances come from a triangular solve. Low rank: the covariance is accumulated over
-    m < D/2 samples, so S is reg I plus a rank-m term in the span of the (D, m) orthonormal
+    m <= D/2 samples, so S is reg I plus a rank-m term in the span of the (D, m) orthonormal
     ``basis``; ``inner`` is L^-1 for the (m, m) Cholesky factor L of S restricted to that
     span. Either way S is the same matrix as sklearn's. ``log_det`` is -1/2 log det S, the
     log-determinant of a precision Cholesky factor (sklearn's ``log_det``).
