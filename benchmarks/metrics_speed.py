@@ -6,8 +6,8 @@ of floor(N/6) = 11). The reference of each metric is in ``benchmarks/metrics_ref
 the library calls that shared/specs/transferability-metrics.md says the thesis code makes
 (e.g. sklearn's GaussianMixture for NLEEP, its NCA for LP, scipy's spearmanr for PARC).
 
-Runs are interleaved (ours, reference, ours, ...) after one untimed warm-up of each on a
-200-sample slice, so both see the same background load; the table gives the medians of wall
+Runs are interleaved (ours, reference, reference, ours, ...) after one untimed warm-up of each
+on a 200-sample slice, so both see the same background load; the table gives the medians of wall
 time and of process CPU time, ratio = reference / ours (> 1: ours is faster) and the largest
 absolute difference between the values (NLEEP at the same random_state; NCTI over its three
 terms). ``--threads N`` caps BLAS/OpenMP and torch threads for both sides alike (useful on a
@@ -128,7 +128,10 @@ def measure(name, pair, warm_pair, repeats):
     warm_pair[1]()
     runs = []
     for i in range(repeats):
-        ours, reference = timed(pair[0]), timed(pair[1])
+        if i % 2 == 0:  # alternate which side goes first: neither inherits the other's
+            ours, reference = timed(pair[0]), timed(pair[1])  # warm caches every time
+        else:
+            reference, ours = timed(pair[1]), timed(pair[0])
         runs.append((ours, reference))
         print(f"  {name}: run {i + 1}/{repeats}: ours {ours[0]:.3f} s, reference "
               f"{reference[0]:.3f} s", flush=True)
