@@ -38,7 +38,7 @@ def minmax(table: pd.DataFrame, *, skip_self: bool = False) -> pd.DataFrame:
         A new table in [0, 1]; a column whose present values are all equal becomes NaN (0/0):
         such a column ranks nothing.
     """
-    t = table.astype(float, copy=True)
+    t = table.astype(float).copy()
     if skip_self:
         t = t.mask(_self_mask(t))
     lo, hi = t.min(axis=0, skipna=True), t.max(axis=0, skipna=True)
