@@ -156,7 +156,7 @@ def nested_prefix(source: Source, rows: np.ndarray, *, fraction: float | None = 
     if count is not None:
         if count > len(rows):
             raise MedxferInputError(f"n_labelled {count} exceeds the {len(rows)} training "
-                                    f"images of {source.name}", field="protocol.n_labelled")
+                                    f"images of {source.name}")
         fraction = count / len(rows)
     # count / n * n rounds back to count, so a count is a fraction of the same seeded order
     return nested_fractions(source.labels, [fraction], seed=seed, indices=rows,
