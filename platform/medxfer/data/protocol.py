@@ -205,7 +205,7 @@ def select_cell(source: Source, data: DataConfig, protocol: ProtocolConfig | Non
     train, val, test = training_rows(source, data, protocol, fold)
     labelled = train
     if cell is not None and (cell.fraction is not None or cell.n_labelled is not None):
-        seed = (protocol.seed if protocol else 0, _LABELLED, -1 if fold is None else fold)
+        seed = (protocol.seed if protocol else 0, _LABELLED, 0 if fold is None else fold + 1)
         labelled = nested_prefix(source, train, fraction=cell.fraction, count=cell.n_labelled,
                                  seed=seed)
     if phase == "search":

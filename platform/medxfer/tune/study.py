@@ -8,10 +8,12 @@
    found, with ``resume``) in this process; Ray starts (or ``--address`` joins a cluster);
 3. phases, each one Tune experiment under ``<protocol.storage_path>/<name>/``:
 
-   * ``search-<cell>`` (only with a ``search:`` section): per training cell a sweep of its
+   * ``search`` (only with a ``search:`` section): per training cell a sweep of its
      hyperparameters (the registered searcher of ``search.algorithm``), each trial training on
      the cell's training rows and scored on its validation rows only (no test set is built);
-     the best ``search.metric`` gives the cell's configuration (``search_chosen.json``);
+     the best ``search.metric`` gives the cell's configuration (``search_chosen.json``). A
+     grid search is one Tune experiment over cells x grid (cells in parallel); other searchers
+     run one experiment per cell (``search-<cell>``), since they learn from its trials;
    * ``train``: a grid over the training cells (rows x folds x label fractions x seeds), each
      trial the row's method through :func:`medxfer.train.launcher.run_trial` (``scaling``
      per trial: the fast path takes one CPU, a ``TorchTrainer`` trial a ``trial_slot`` and
@@ -275,53 +277,103 @@ def _mark_done(run: _Run, phase: str, results) -> None:
             {"cells": len(results), "finished": time.time()}))
 
 
-def _search(run: _Run) -> dict[str, Any]:
-    """Per training cell, the best configuration of a sweep on its validation rows."""
+def make_search_fn(bases: dict[str, dict]):
+    """The Tune function trainable of a joint search: the searched cell's experiment (trial
+    config ``cell``) with the sampled values merged in. Picklable."""
+
+    def medxfer_search(config: dict) -> None:
+        from medxfer.train.launcher import run_trial
+        from medxfer.tune.trainables import merge_sampled
+
+        sampled = {k: v for k, v in config.items() if k != "cell"}
+        run_trial(merge_sampled(bases[cell_key(config["cell"])], sampled))
+
+    return medxfer_search
+
+
+def _search_tuner(run: _Run, name: str, fn, setup, callback, fast: bool):
     from ray import tune
 
-    from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
+    from medxfer.tune.search import make_scheduler, make_stopper
+
+    s = run.study.search
+
+    def new():
+        return tune.Tuner(
+            fn, param_space=setup.param_space,
+            tune_config=tune.TuneConfig(
+                metric=s.metric, mode=s.mode, search_alg=setup.search_alg,
+                scheduler=make_scheduler(s), num_samples=setup.num_samples,
+                max_concurrent_trials=s.max_concurrent, reuse_actors=fast),
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(run.dir), callbacks=[callback],
+                stop=make_stopper(s), verbose=run.verbose,
+                failure_config=tune.FailureConfig(max_failures=s.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=s.checkpoints_to_keep)))
+
+    results = _tuner(run.dir / name, fn, new).fit()
+    run.count("search", results)
+    return results
+
+
+def _best(run: _Run, results, callback) -> dict[str, Any] | None:
+    """The result with the best ``search.metric`` as ``{config, value, metric, run_id}``."""
+    s = run.study.search
+    scored = [r for r in results if r.error is None and s.metric in (r.metrics or {})]
+    if not scored:
+        return None
+    sign = 1 if s.mode == "min" else -1
+    best = min(scored, key=lambda r: sign * float(r.metrics[s.metric]))
+    found = callback.find_child(best.metrics["trial_id"])
+    return {"config": {k: v for k, v in best.config.items() if k != "cell"},
+            "value": float(best.metrics[s.metric]), "metric": s.metric,
+            "run_id": found.info.run_id if found else None}
+
+
+def _search(run: _Run) -> dict[str, Any]:
+    """Per training cell, the best configuration of a sweep on its validation rows: one Tune
+    experiment over cells x grid for ``search.algorithm: grid`` (cells in parallel), else one
+    per cell (a searcher learns from one cell's trials)."""
+    from ray import tune
+
+    from medxfer.tune.search import make_searcher
     from medxfer.tune.sweep import trial_resources
     from medxfer.tune.trainables import make_trial_fn
 
     s = run.study.search
     path = run.dir / CHOSEN
     chosen = json.loads(path.read_text()) if path.is_file() else {}
-    for cell in run.plan.train:
-        key = cell_key(cell)
-        if key in chosen:
-            continue
-        base = cell_config(run.study, cell.model_copy(update={"phase": "search"}))
-        setup = make_searcher(s, tracking_uri=run.uri, target=base["data"]["flag"])
-        fn = tune.with_resources(make_trial_fn(None, base), trial_resources(base))
-        callback = run.callback(phase="search", base_config=base)
-        name = f"search-{slug(key)}"
-
-        def new(fn=fn, setup=setup, callback=callback, name=name):
-            return tune.Tuner(
-                fn, param_space=setup.param_space,
-                tune_config=tune.TuneConfig(
-                    metric=s.metric, mode=s.mode, search_alg=setup.search_alg,
-                    scheduler=make_scheduler(s), num_samples=setup.num_samples,
-                    max_concurrent_trials=s.max_concurrent, reuse_actors=_fast([base])),
-                run_config=tune.RunConfig(
-                    name=name, storage_path=str(run.dir), callbacks=[callback],
-                    stop=make_stopper(s), verbose=run.verbose,
-                    failure_config=tune.FailureConfig(max_failures=s.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=s.checkpoints_to_keep)))
-
-        results = _tuner(run.dir / name, fn, new).fit()
-        run.count("search", results)
-        scored = [r for r in results if r.error is None and s.metric in (r.metrics or {})]
-        if not scored:
-            log.warning("search of %s: no trial reported %s; the cell runs as configured",
-                        key, s.metric)
-            continue
-        sign = 1 if s.mode == "min" else -1
-        best = min(scored, key=lambda r: sign * float(r.metrics[s.metric]))
-        found = callback.find_child(best.metrics["trial_id"])
-        chosen[key] = {"config": dict(best.config), "value": float(best.metrics[s.metric]),
-                       "metric": s.metric, "run_id": found.info.run_id if found else None}
-        path.write_text(json.dumps(chosen, indent=1, default=str))
+    todo = [c for c in run.plan.train if cell_key(c) not in chosen]
+    searched = {cell_key(c): c.model_copy(update={"phase": "search"}) for c in todo}
+    bases = {cell_key(c): cell_config(run.study, c) for c in searched.values()}
+    flag = run.plan.id_name
+    if todo and s.algorithm == "grid":
+        setup = make_searcher(s, tracking_uri=run.uri, target=flag)
+        setup.param_space = {**setup.param_space, "cell": tune.grid_search(
+            [c.model_dump() for c in searched.values()])}
+        fn = tune.with_resources(make_search_fn(bases), _resources(bases))
+        callback = run.callback(phase="search", configs=bases)
+        results = _search_tuner(run, "search", fn, setup, callback, _fast(bases.values()))
+        for key, cell in searched.items():
+            mine = [r for r in results if cell_key(r.config["cell"]) == cell_key(cell)]
+            if (best := _best(run, mine, callback)) is not None:
+                chosen[key] = best
+    else:
+        for key, cell in searched.items():
+            base = bases[cell_key(cell)]
+            setup = make_searcher(s, tracking_uri=run.uri, target=flag)
+            fn = tune.with_resources(make_trial_fn(None, base), trial_resources(base))
+            callback = run.callback(phase="search", base_config=base)
+            results = _search_tuner(run, f"search-{slug(key)}", fn, setup, callback,
+                                    _fast([base]))
+            if (best := _best(run, results, callback)) is not None:
+                chosen[key] = best
+            path.write_text(json.dumps(chosen, indent=1, default=str))
+    missing = [cell_key(c) for c in todo if cell_key(c) not in chosen]
+    if missing:
+        log.warning("search: no trial of %s reported %s; they run as configured", missing,
+                    s.metric)
+    path.write_text(json.dumps(chosen, indent=1, default=str))
     return chosen
 
 
@@ -405,6 +457,8 @@ def run_study(study: Study | None, *, name: str | None = None,
     from medxfer.tracking.uri import resolve_tracking_uri
 
     t0 = time.monotonic()
+    # many small trials checkpoint often; Tune's warning about it is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     study, name, study_dir = _locate(study, name, Path(storage_path) if storage_path else None,
                                      resume)
     plan = preflight(study)

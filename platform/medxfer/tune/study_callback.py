@@ -39,7 +39,7 @@ class StudyCallback(MlflowSweepCallback):
             study's name and its parent run.
         phase: ``train``/``transfer`` (trial config ``{"cell": ...}``, full configs in
             ``configs`` by cell key) or ``search`` (trial config = sampled values, merged into
-            ``base_config``).
+            ``base_config``, or into ``configs`` of its ``cell`` when it has one).
         chosen: per cell key, ``{"config": {dotted key: value}, "run_id": search run}``.
     """
 
@@ -56,8 +56,10 @@ class StudyCallback(MlflowSweepCallback):
         if self.phase == "search":
             from medxfer.tune.trainables import merge_sampled
 
-            sampled = dict(trial.config)
-            return None, merge_sampled(self.base_config, sampled), sampled
+            sampled = {k: v for k, v in trial.config.items() if k != "cell"}
+            base = (self.configs[cell_key(trial.config["cell"])] if "cell" in trial.config
+                    else self.base_config)
+            return None, merge_sampled(base, sampled), sampled
         key = cell_key(trial.config["cell"])
         return key, self.configs[key], {}
 
