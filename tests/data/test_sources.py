@@ -28,7 +28,7 @@ def test_npz_rows_are_the_three_splits_in_file_order(small_synth):
     assert np.array_equal(src.labels, np.concatenate([p.labels for p in parts]))
     assert np.array_equal(src.patients, np.concatenate([p.extras["patients"] for p in parts]))
     assert src.splits.tolist() == sum(([s] * len(p.labels) for s, p in
-                                       zip(("train", "val", "test"), parts)), [])
+                                       zip(("train", "val", "test"), parts, strict=True)), [])
     val = MedMNISTDataset(small_synth, "synthchest", "val")
     ds = src.dataset(src.rows("val"))
     for i in (0, len(val) - 1):

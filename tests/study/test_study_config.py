@@ -24,6 +24,16 @@ def in_study_dir(study_data, monkeypatch):
     return study_data
 
 
+STUDIES = sorted(p for p in EXAMPLE.parent.glob("*.yaml")
+                 if "protocol" in (yaml.safe_load(p.read_text()) or {}))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
+def test_shipped_studies_validate(path):
+    study = load_study(path)
+    assert study.rows and study.protocol.seeds
+
+
 def test_example_study_validates_and_expands(in_study_dir):
     study = load_study(EXAMPLE)
     assert [r.name for r in study.rows] == ["finetune"]
@@ -57,9 +67,7 @@ def test_transfer_cell_fine_tunes_the_training_cells_model(in_study_dir, tmp_pat
         cell_config(study, cell, model_dir=tmp_path / "empty")
 
 
-def _bad(in_study_dir, tmp_path, edit) -> tuple[int, str, Path]:
-    from medxfer.cli import main
-
+def _bad(in_study_dir, tmp_path, edit) -> Path:
     raw = yaml.safe_load(EXAMPLE.read_text())
     edit(raw)
     path = tmp_path / "bad_study.yaml"

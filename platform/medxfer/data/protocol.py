@@ -165,9 +165,16 @@ def nested_prefix(source: Source, rows: np.ndarray, *, fraction: float | None = 
 
 def training_rows(source: Source, data: DataConfig, protocol: ProtocolConfig | None,
                   fold: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, val, test) of a training cell before label fractions (module docstring)."""
+    """(train, val, test) of a training cell before label fractions (module docstring).
+
+    Raises:
+        MedxferInputError: a cv / site protocol without a fold (a plain run of a study YAML).
+    """
     if protocol is None or (protocol.cv is None and not protocol.leave_one_site_out):
         train, val, test = own_splits(source, data)
+    elif fold is None:
+        raise MedxferInputError("this protocol has folds; `medxfer study` runs one cell per "
+                                "fold (a single run needs cell.fold)", field="protocol")
     else:
         parts = folds(source, protocol)
         if fold is None or not 0 <= fold < len(parts):

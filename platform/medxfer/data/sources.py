@@ -119,8 +119,8 @@ class SourceDataset(Dataset):
                                     path=source.where)
         self.transform = transform
         self.labels = source.labels[self.rows]
-        pick = (lambda a: None if a is None else a[self.rows])
-        self.patients, self.sites = pick(source.patients), pick(source.sites)
+        self.patients = None if source.patients is None else source.patients[self.rows]
+        self.sites = None if source.sites is None else source.sites[self.rows]
         self.info, self.n_channels = source.info, source.n_channels
 
     def __len__(self) -> int:

@@ -148,7 +148,7 @@ def synthesize_cxr_manifest(out: str | os.PathLike, name: str = "cxr", *, patien
         base = rng.random(len(CXR14_LABELS)) < 0.25
         for i in range(int(rng.integers(2, 5))):
             y = base ^ (rng.random(len(CXR14_LABELS)) < 0.05)
-            found = dict(zip(CXR14_LABELS, y.astype(int)))
+            found = dict(zip(CXR14_LABELS, y.astype(int), strict=True))
             draw = {v: found[k] for k, v in visible.items()}
             img, _ = _chest(rng, pat, size, opacity=int(any(found[k] for k in opacity)), **draw)
             img = np.clip(img * (0.9 + 0.05 * site) + rng.normal(0, 0.02, img.shape), 0, 1)

@@ -104,7 +104,7 @@ def summarize(records: list[dict], *, metric: str = "auc", rows: list[str] | Non
                          columns=["row", "column", "column_key", "order", "n", "mean", "std",
                                   "values", "run_ids"])
     order = rows or sorted(cells["row"].unique())
-    labels = [c for _, c in sorted({(o, c) for o, c in zip(cells["order"], cells["column"])})]
+    labels = [c for _, c in sorted(set(zip(cells["order"], cells["column"], strict=True)))]
     table = pd.DataFrame(index=pd.Index(order, name="method"), columns=labels, dtype=object)
     for c in cells.itertuples():
         table.loc[c.row, c.column] = f"{c.mean:{number}} ± {c.std:{number}}"

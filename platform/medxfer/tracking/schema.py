@@ -60,7 +60,8 @@ EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability", "analysis", "stu
 def experiment_name(kind: str, name: str) -> str:
     """``<kind>/<name>`` for a kind of :data:`EXPERIMENT_PREFIXES` (``sweep/<name>``, ...)."""
     if kind not in EXPERIMENT_PREFIXES:
-        raise ValueError(f"experiment kind {kind!r}: expected one of {', '.join(EXPERIMENT_PREFIXES)}")
+        raise ValueError(f"experiment kind {kind!r}: expected one of "
+                         f"{', '.join(EXPERIMENT_PREFIXES)}")
     if not name or "/" in name:
         raise ValueError(f"experiment name {name!r}: expected a non-empty name without '/'")
     return f"{kind}/{name}"

@@ -127,7 +127,10 @@ def cell_records(tracking_uri: str, experiment_id: str, parent_run_id: str) -> l
     out = []
     for r in runs:
         t = r.data.tags
-        num = (lambda key, cast: None if t.get(key) is None else cast(t[key]))
+
+        def num(key: str, cast, t=t):
+            return None if t.get(key) is None else cast(t[key])
+
         out.append({"run_id": r.info.run_id, "status": r.info.status,
                     "key": t.get(schema.CELL_KEY), "row": t.get(schema.CELL_ROW),
                     "phase": t.get(schema.CELL_PHASE), "fold": num(schema.CELL_FOLD, int),

@@ -126,6 +126,13 @@ def study_from_dict(raw: Any, *, source: str = "study", path: Path | None = None
         cfg = parse_experiment(deep_merge(base, over), source=where, base_dir=base_dir)
         rows.append(Row(name, cfg.model_dump()))
     search = parse_search(raw["search"], source=source) if raw.get("search") else None
+    for key in (search.space if search else {}):
+        node: Any = rows[0].config
+        for part in key.split(".")[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or key.count(".") == 0:
+            raise MedxferInputError(f"search.space.{key}: not a dotted path into the "
+                                    "experiment (such as train.lr)", path=source)
     protocol = ProtocolConfig.model_validate(rows[0].config["protocol"])
     name = raw.get("name") or (path.stem if path else "study")
     return Study(path, str(name), rows, protocol, search, raw)
