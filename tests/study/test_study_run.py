@@ -271,3 +271,8 @@ def test_search_records_chosen_configuration_and_never_a_test_metric(
         assert cell.data.params["n_train"] == best.data.params["n_train"]
         assert "test_auc" in cell.data.metrics
     assert set(result.chosen) == {r.data.tags[schema.CELL_KEY] for r in cells}
+    parent = next(r for r in runs if r.data.tags.get(schema.KIND) == schema.KIND_STUDY)
+    saved = json.loads(Path(c.download_artifacts(parent.info.run_id, "study_search.json"))
+                       .read_text())
+    assert {k: v["config"] for k, v in saved.items()} == \
+        {k: v["config"] for k, v in result.chosen.items()}

@@ -14,8 +14,9 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
                    address: str | None = None, resume: bool = False,
                    num_cpus: int | None = None, verbose: int = 1,
                    echo: Callable[[str], None] = print):
-    """Run the study (:func:`medxfer.tune.study.run_study`), then write its table to the
-    parent run (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
+    """Run the study (:func:`medxfer.tune.study.run_study`), then write its table (and, after
+    a search, ``study_search.json``: each cell's chosen configuration) to the parent run
+    (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
     ``(StudyResult, StudySummary)``."""
     from mlflow import MlflowClient
 
@@ -31,9 +32,11 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
     title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds and "
              "seeds")
     texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    if result.chosen:  # each cell's configuration from its search, by cell key
+        client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
     failed = result.n_errored > 0 or not len(summary.cells)
-    MlflowClient(tracking_uri=result.tracking_uri).set_terminated(
-        result.parent_run_id, "FAILED" if failed else "FINISHED")
+    client.set_terminated(result.parent_run_id, "FAILED" if failed else "FINISHED")
     echo(texts["table"].rstrip("\n"))
     phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items() if v)
     parallel = ", ".join(f"{k} {v}" for k, v in result.concurrency.items())
