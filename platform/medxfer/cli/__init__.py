@@ -39,6 +39,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.cli.benchmark", "ui"),
     ("medxfer.cli.demo", "demo"),
     ("medxfer.cli.sweep", "sweep"),
+    ("medxfer.cli.study", "study"),
     ("medxfer.cli.train", "train"),
     ("medxfer.cli.report", "report"),
 ]
