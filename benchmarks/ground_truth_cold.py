@@ -1,4 +1,4 @@
-"""Cold ground truth on a sqlite store: ``medxfer benchmark ground-truth`` vs ``mlflow.search_runs``.
+"""Cold ground truth on sqlite: ``medxfer benchmark ground-truth`` vs ``mlflow.search_runs``.
 
 Each read runs in a fresh subprocess (wall clock: interpreter start, imports and the query all
 count, as a user at the shell sees it), best of ``--repeat`` (default 3):

@@ -70,31 +70,32 @@ def main():
     skip = set(filter(None, args.skip.split(",")))
     x, y, logits = data()
     print(f"features {N} x {D} float32, {C} classes; median of {args.repeats} runs (seconds)")
-    print(f"{'metric':<8} {'seconds':>9}  value")
+    print(f"{'metric':<8} {'seconds':>9}  value", flush=True)
     for name in list_metrics():
         if name in skip:
             continue
         if metric_info(name).needs == {"model"}:
             fn = fu_call()
         else:
-            fn = (lambda n=name: get_metric(n)(x, y, source_logits=logits, random_state=0))
+            def fn(n=name):
+                return get_metric(n)(x, y, source_logits=logits, random_state=0)
         sec, value = median_time(fn, args.repeats)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in value._asdict().items()) \
             if hasattr(value, "_asdict") else f"{value:.6f}"
-        print(f"{name:<8} {sec:9.3f}  {shown}")
+        print(f"{name:<8} {sec:9.3f}  {shown}", flush=True)  # a line per metric: progress
     print("\nfast vs slow direct transcription (same numbers expected)")
     print(f"{'metric':<8} {'fast s':>8} {'slow s':>8} {'ratio':>7}  fast value / slow value")
     for name, slow in (("sfda", sfda_slow), ("logme", logme_slow)):
         if name in skip:
             continue
         # Interleaved, so both see the same background load on a shared machine.
-        runs = [(median_time(lambda: get_metric(name)(x, y), 1),
-                 median_time(lambda: slow(x, y), 1)) for _ in range(args.repeats)]
+        runs = [(median_time(lambda n=name: get_metric(n)(x, y), 1),
+                 median_time(lambda s=slow: s(x, y), 1)) for _ in range(args.repeats)]
         t_fast = statistics.median(r[0][0] for r in runs)
         t_slow = statistics.median(r[1][0] for r in runs)
         v_fast, v_slow = runs[-1][0][1], runs[-1][1][1]
         print(f"{name:<8} {t_fast:8.3f} {t_slow:8.3f} {t_slow / t_fast:6.1f}x  "
-              f"{v_fast:.10f} / {v_slow:.10f}")
+              f"{v_fast:.10f} / {v_slow:.10f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ def test_bad_options(store, capsys):
 
 def test_pattern_spans_several_experiments(store, tmp_path):
     d = tmp_path / "more"
-    write_export(d / "fined_oct.csv", [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
+    write_export(d / "fined_oct.csv",
+                 [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
     import_benchmark(d, name="mini2", tracking_uri=store)
     gt = ground_truth(store, "benchmark/mini*")
     assert gt.loc["imagenet", "octmnist"] == pytest.approx(0.66)
@@ -159,7 +160,7 @@ def test_render_csv_rows_matches_pandas_to_csv():
     cells = [[0.1, 1e-05, float("nan")], [1e16, -0.0, 123456789.123456789],
              [2 / 3, 0.0001, 1.5e-300], [float("inf"), 1.0, 0.30000000000000004]]
     frame = pd.DataFrame(cells, index=pd.Index(index, name="source"), columns=columns)
-    rows = [[label, *row] for label, row in zip(index, cells)]
+    rows = [[label, *row] for label, row in zip(index, cells, strict=True)]
     assert render_csv_rows(["source", *columns], rows) == render(frame, "csv")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 benchmark_app = typer.Typer(
@@ -83,7 +83,8 @@ def ground_truth_cmd(
     fmt = output_format(fmt, output)
     _check_benchmark(benchmark)
     try:
-        with options_named(name=("--name", name), mode="--mode"):
+        with options_named(name=("--name", name), mode="--mode"), \
+                server_read_status(tracking_uri, "the runs"):
             table = ground_truth_table(tracking_uri, name, benchmark=benchmark, metric=metric,
                                        select_by=select_by, mode=mode)
     except ValueError as exc:
@@ -96,7 +97,8 @@ def ground_truth_cmd(
         table = table.scaled(100)
     if fmt == "csv":  # no pandas: the CSV verb answers in about half a second
         text = render_csv_rows([table.index_name, *table.columns],
-                               ([row, *cells] for row, cells in zip(table.index, table.cells)))
+                               ([row, *cells] for row, cells in zip(table.index, table.cells,
+                                                                          strict=True)))
     else:
         text = render(table.frame(), fmt, number=".2f" if percent else ".4f")
     write_or_print(text, output, typer.echo)
@@ -174,7 +176,7 @@ def replay_cmd(
     of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
     within --budget). Searchers with a prior leave the replayed target's runs out of it.
 
-    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
+    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --seeds 5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 

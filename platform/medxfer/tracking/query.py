@@ -100,7 +100,7 @@ def _expand(query: str, binds: dict) -> tuple[str, dict]:
             out[name] = value
             continue
         keys = [f"{name}_{i}" for i in range(len(value))]
-        out.update(zip(keys, value))
+        out.update(zip(keys, value, strict=True))
         inner = ", ".join(f":{k}" for k in keys) or "NULL"
         query = re.sub(rf":{name}\b", f"({inner})", query)
     return query, out
@@ -187,9 +187,9 @@ def resolve_experiment(tracking_uri: str | None, name: str | None,
         if "/" in name:
             prefix = name.split("/", 1)[0]
             if prefix not in schema.EXPERIMENT_PREFIXES:
+                forms = ", ".join(p + "/<name>" for p in schema.EXPERIMENT_PREFIXES)
                 raise MedxferInputError(f"experiment {name!r}: expected '<name>' or one of "
-                                        f"{', '.join(p + '/<name>' for p in schema.EXPERIMENT_PREFIXES)}",
-                                        field="name")
+                                        f"{forms}", field="name")
             return name
         return schema.experiment_name(kind, name)
     names = list_experiments(tracking_uri, kind)
@@ -263,7 +263,7 @@ def _runs(uri: str, exp_ids: list[str], fields: _Fields, server_filters: list[st
     metrics = [f"metrics.{k}" for k in fields.metrics]
     records = []
     for row in rows:
-        rec = dict(zip(cols, row))
+        rec = dict(zip(cols, row, strict=True))
         if any(rec[c] is None for c in required):
             continue
         rec["experiment_id"] = str(rec["experiment_id"])

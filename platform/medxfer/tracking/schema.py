@@ -58,7 +58,8 @@ EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability", "analysis")
 def experiment_name(kind: str, name: str) -> str:
     """``benchmark/<name>``, ``sweep/<name>``, ``transferability/<name>`` or ``analysis/<name>``."""
     if kind not in EXPERIMENT_PREFIXES:
-        raise ValueError(f"experiment kind {kind!r}: expected one of {', '.join(EXPERIMENT_PREFIXES)}")
+        raise ValueError(f"experiment kind {kind!r}: expected one of "
+                         f"{', '.join(EXPERIMENT_PREFIXES)}")
     if not name or "/" in name:
         raise ValueError(f"experiment name {name!r}: expected a non-empty name without '/'")
     return f"{kind}/{name}"
