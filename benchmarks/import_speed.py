@@ -230,7 +230,9 @@ def main() -> None:
         for name, fn in fns:
             if name == "per-value" and args.skip_per_value:
                 continue
+            say(f"{name}: {n} runs into a fresh sqlite store ...")
             results[name] = timed(fn, f"sqlite:///{tmp / (name + '.db')}", sample)
+            say(f"{name}: {results[name]:.1f} s")
         ours = n / results["bulk"]
         print(f"sample: {n} runs")
         print(f"{'path':<10} {'seconds':>9} {'runs/s':>10} {'ours/this':>10}")
@@ -242,7 +244,8 @@ def main() -> None:
 
             uri = f"sqlite:///{tmp / 'full.db'}"
             t = time.perf_counter()
-            res = import_benchmark(args.dir, tracking_uri=uri)
+            res = import_benchmark(args.dir, tracking_uri=uri,
+                                   progress=with_progress("full benchmark", 0))
             total = time.perf_counter() - t
             print(f"full benchmark: {res.written} runs in {total:.1f} s including store "
                   f"creation ({res.written / total:.0f} runs/s)")
