@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from benchmark_csvs import comparable as _comparable
-from benchmark_csvs import run_row, write_export
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
