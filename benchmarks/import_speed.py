@@ -138,8 +138,11 @@ def postgres_paths(args, directory: Path, tmp: Path) -> None:
     from medxfer.tracking.server import MlflowServer
     from medxfer.tracking.store import ensure_experiment
 
+    from ground_truth_http import group_cpu_seconds  # sibling script: a server's CPU seconds
+
     n = sum(len(parse_file(f).runs) for f in find_files(directory))
     results: list[tuple[str, float]] = []
+    server_cpu: dict[str, float] = {}
     with PostgresServer(durable=True) as pg:
         say(f"PostgreSQL up at {pg.socket_dir}; {n} runs in {args.file}")
 
@@ -172,6 +175,7 @@ def postgres_paths(args, directory: Path, tmp: Path) -> None:
                 say(f"{label}: server {server.uri} ({w} worker(s)), "
                     f"{h or 'sequential'} client thread(s)")
                 t = time.perf_counter()
+                cpu0 = group_cpu_seconds(server.proc.pid)
                 if h:
                     import_benchmark(directory, name="http", tracking_uri=server.uri,
                                      http_workers=h, progress=with_progress(label, n))
@@ -180,12 +184,15 @@ def postgres_paths(args, directory: Path, tmp: Path) -> None:
                     log_batch_progress(server.uri, directory, label)
                     name = "through server: log_batch, sequential"
                 results.append((name, time.perf_counter() - t))
-            say(f"{label}: {results[-1][1]:.1f} s")
+                server_cpu[name] = group_cpu_seconds(server.proc.pid) - cpu0
+            say(f"{label}: {results[-1][1]:.1f} s, server CPU {server_cpu[name]:.1f} s")
     bulk = n / results[0][1]
     print(f"PostgreSQL, one file ({args.file}): {n} runs")
-    print(f"{'path':<46} {'seconds':>8} {'runs/s':>8} {'bulk/this':>10}")
+    print(f"{'path':<46} {'seconds':>8} {'runs/s':>8} {'bulk/this':>10} "
+          f"{'server CPU ms/run':>18}")
     for name, sec in results:
-        print(f"{name:<46} {sec:8.1f} {n / sec:8.1f} {bulk / (n / sec):9.1f}x")
+        cpu = f"{1000 * server_cpu[name] / n:18.0f}" if name in server_cpu else f"{'':>18}"
+        print(f"{name:<46} {sec:8.1f} {n / sec:8.1f} {bulk / (n / sec):9.1f}x {cpu}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

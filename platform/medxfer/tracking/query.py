@@ -10,7 +10,7 @@ reads exactly the needed tags, params and latest metrics (~0.3 s for the 28,205-
 on a tracking server (``http(s)://``) the documented REST endpoint ``runs/search`` is paged with
 the largest ``max_results`` the server accepts, narrowed by a filter on the server, and only the
 needed fields of its JSON are kept (no ``Run`` objects). Which runs belong to a table (the
-benchmark/kind rule, :func:`_in_table`) is decided once, in pandas, on either reader's output;
+benchmark/kind rule, :func:`_in_table`) is decided once, on either reader's records;
 the server filter only narrows what travels. Every reader talks to the store it is given, never
 to MLflow's process-wide tracking URI, and a read never creates a store.
 
