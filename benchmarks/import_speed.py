@@ -216,7 +216,7 @@ def main() -> None:
                     help="one file into PostgreSQL: bulk, log_batch, through mlflow server")
     ap.add_argument("--file", default="fined_blood.csv", help="the file --postgres imports")
     ap.add_argument("--server-workers", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--http-workers", type=int, nargs="+", default=[8, 32])
+    ap.add_argument("--http-workers", type=int, nargs="+", default=[8])
     ap.add_argument("--no-seq", action="store_true",
                     help="skip the sequential log_batch paths (the slowest)")
     args = ap.parse_args()

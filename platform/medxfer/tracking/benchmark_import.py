@@ -14,9 +14,12 @@ Two writers, one result:
   three requests (``runs/create`` with its tags, ``runs/log-batch``, ``runs/update``), the
   fewest the REST API allows, and the server commits about six transactions for them; their
   commit latency, not CPU, bounds the rate (profiled: 0.06 s CPU but 0.48 s wall per run
-  written sequentially). Many requests in flight (``http_workers``, default 32) let a
-  PostgreSQL-backed server overlap and group those commits; a sqlite-backed server writes one
-  transaction at a time whatever the concurrency. Measured in ``benchmarks/import_speed.py``.
+  written sequentially). Requests in flight (``http_workers``) let a PostgreSQL-backed server
+  overlap those commits (a sqlite-backed one writes one transaction at a time); the default 8
+  stays inside the server's own connection pool (SQLAlchemy's 5 + 10 overflow per server
+  worker): 32 in flight ran ~30 % faster on a loaded machine, but with two server workers
+  requests waited over 30 s for a connection and the server answered ``QueuePool limit ...
+  reached`` (400), which fails the import. Measured in ``benchmarks/import_speed.py``.
 
 Idempotence: a run's id is ``uuid5(experiment name, exported Run ID)``, so a re-import finds what
 is there and writes only what is missing. Atomicity: on SQL stores the whole import is one
@@ -76,7 +79,7 @@ class ImportResult:
 def import_benchmark(directory: str | Path, *, name: str | None = None,
                      tracking_uri: str | None = None, timezone: str = DEFAULT_TIMEZONE,
                      files: list[Path] | None = None, progress: Progress | None = None,
-                     http_workers: int = 32) -> ImportResult:
+                     http_workers: int = 8) -> ImportResult:
     """Import every ``fined_*.csv`` of ``directory`` into experiment ``benchmark/<name>``.
 
     Every file is parsed and validated before anything is written: a bad file raises
@@ -311,7 +314,7 @@ def _no_run_urls():
 
 
 def _write_http(uri: str, exp_name: str, exp_id: str, bf: BenchmarkFile,
-                workers: int = 32, each: Callable[[int], None] | None = None) -> tuple[int, int]:
+                workers: int = 8, each: Callable[[int], None] | None = None) -> tuple[int, int]:
     with _no_run_urls():
         return _write_http_quiet(uri, exp_name, exp_id, bf, workers, each)
 
