@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -681,3 +682,63 @@ def _histories_client(uri: str, run_ids: list[str], metrics: tuple[str, ...]) ->
     jobs = [(rid, key) for rid in run_ids for key in metrics]
     with ThreadPoolExecutor(max_workers=min(_HISTORY_WORKERS, len(jobs))) as pool:
         return [r for rows in pool.map(one, jobs) for r in rows]
+
+
+# --- studies -----------------------------------------------------------------------------------
+
+STUDY_TABLE = "study_table.csv"
+
+
+@contextmanager
+def _no_progress_bar():
+    """MLflow draws a progress bar for every download; a report reading one small table per
+    study prints none."""
+    import os
+
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
+def study_tables(tracking_uri: str | None = None, names: list[str] | None = None
+                 ) -> list[dict]:
+    """The studies of the store (``study/<name>`` parents, ``medxfer.kind=study``), newest
+    first per experiment: ``experiment``, ``study``, ``run_id``, ``start_time`` and ``table``
+    (the parent's ``study_table.csv`` as a DataFrame indexed by method row; None while the
+    study has not written it). ``names``: only these studies (without the ``study/`` prefix).
+    """
+    import tempfile
+
+    import pandas as pd
+
+    uri = resolve_tracking_uri(tracking_uri)
+    found = _experiments(uri, "study")
+    wanted = {n: i for n, i in sorted(found.items())
+              if names is None or n.split("/", 1)[1] in names}
+    if not wanted:
+        return []
+    fields = _Fields(tags=(schema.KIND, schema.STUDY), required=(schema.KIND,))
+    runs = [r for r in _runs(uri, list(wanted.values()), fields,
+                             [f"tags.`{schema.KIND}` = '{schema.KIND_STUDY}'"])
+            if r[f"tags.{schema.KIND}"] == schema.KIND_STUDY]
+    by_id = {i: n for n, i in wanted.items()}
+    runs.sort(key=lambda r: (by_id[r["experiment_id"]], -int(r["start_time"] or 0)))
+    out = []
+    client = _client(uri)
+    for r in runs:
+        table = None
+        if any(a.path == STUDY_TABLE for a in client.list_artifacts(r["run_id"])):
+            with tempfile.TemporaryDirectory(prefix="medxfer-study-") as tmp, \
+                    _no_progress_bar():
+                path = client.download_artifacts(r["run_id"], STUDY_TABLE, tmp)
+                table = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+        out.append({"experiment": by_id[r["experiment_id"]], "study": r[f"tags.{schema.STUDY}"],
+                    "run_id": r["run_id"], "start_time": r["start_time"], "table": table})
+    return out
