@@ -237,7 +237,8 @@ def test_synthesize_writes_once_and_never_over_other_data(tmp_path):
     assert written and folder == tmp_path / "d" / "s"
     files = sorted(p.name for p in folder.iterdir())
     assert files == sorted(["synthpneumonia.npz", "synthpneumonia.json", "synthpneumonia_h1.npz",
-                            "synthpneumonia_h1.json", "cxr.csv", "cxr", SYNTH_MARKER])
+                            "synthpneumonia_h1.json", "manifest.json", "cxr.csv", "cxr",
+                            SYNTH_MARKER])
     assert [p.name for p in folder.parent.iterdir()] == ["s"]  # no temporary folder left
     stamp = (folder / "synthpneumonia.npz").stat().st_mtime_ns
     assert ensure_synthetic(spec, base_dir=tmp_path) == (folder, False)
@@ -259,8 +260,9 @@ def test_bad_synthesize_section_names_the_field(tmp_path):
 
 def test_a_missing_path_without_a_declaration_is_still_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    study = study_from_dict(yaml.safe_load(EXAMPLE.read_text()), source="example.yaml")
+    study = load_study(EXAMPLE)
     assert study.synth is None
-    with pytest.raises(MedxferInputError, match=r"example.yaml.*data: .*data/synth"):
+    with pytest.raises(MedxferInputError, match=r"study_example.yaml.*data: .*"
+                                                 r"data/synth/synthpneumonia"):
         preflight(study)
     assert not (tmp_path / "data").exists()
