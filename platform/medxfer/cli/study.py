@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
 from medxfer.cli.common import TrackingUriOption
 
+if TYPE_CHECKING:
+    from medxfer.tune.study_config import Study
 
-def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str | None = None,
+
+def run_and_report(config: "Path | Study", *, name: str | None = None,
+                   tracking_uri: str | None = None,
                    address: str | None = None, resume: bool = False,
                    num_cpus: int | None = None, verbose: int = 1,
                    echo: Callable[[str], None] = print):
-    """Run the study (:func:`medxfer.tune.study.run_study`), then write its table (and, after
+    """Run the study (a YAML path or a validated :class:`~medxfer.tune.study_config.Study`;
+    :func:`medxfer.tune.study.run_study`), then write its table (and, after
     a search, ``study_search.json``: each cell's chosen configuration) to the parent run
     (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
     ``(StudyResult, StudySummary)``."""
@@ -22,9 +27,9 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
 
     from medxfer.reports.study import record_summary, summarize
     from medxfer.tune.study import run_study
-    from medxfer.tune.study_config import load_study
+    from medxfer.tune.study_config import Study, load_study
 
-    study = load_study(config)
+    study = config if isinstance(config, Study) else load_study(config)
     result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
                        resume=resume, num_cpus=num_cpus, verbose=verbose)
     summary = summarize(result.records, metric=study.protocol.metric,
