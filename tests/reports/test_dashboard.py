@@ -17,7 +17,7 @@ from medxfer.tracking import query
 from medxfer.transferability.evaluation import evaluate, prepare_scores
 from medxfer.transferability.scores_io import read_scores_mlflow
 
-from .conftest import EXPECTED_CURVES, TARGETS, TRIALS
+from .conftest import EXPECTED_CURVES, STUDY_TABLE, TARGETS, TRIALS
 
 
 class _Page(HTMLParser):
@@ -61,7 +61,7 @@ def page(report_dir):
 def test_sections_and_charts_present(page):
     sections = [a["id"] for t, a in page.tags if t == "section"]
     assert sections == ["ground-truth", "estimates", "scores", "taus", "critical-difference",
-                        "sweeps"]
+                        "sweeps", "studies"]
     charts = [a.get("data-chart") for a in page.find("figure")]
     # One chart per sweep: the PNG, no second drawing of the same curves.
     assert charts == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far"]
@@ -70,6 +70,19 @@ def test_sections_and_charts_present(page):
     assert not page.find("p", **{"class": "not-drawn"})
     for fig in page.find("img"):  # shown 1:1: the width attribute is the PNG's own
         assert int(fig["width"]) > 100 and int(fig["height"]) > 50
+
+
+def test_study_table_is_the_parents_table(report_dir):
+    _, out = report_dir
+    text = (out / "index.html").read_text(encoding="utf-8")
+    section = text[text.index('<section id="studies">'):]
+    assert "study/mini-study" in section
+    for (row, col), cell in STUDY_TABLE.items():
+        assert f'data-row="{row}" data-col="{col}">{cell}</td>' in section
+    csv = pd.read_csv(out / "study_mini-study.csv", index_col=0)
+    assert {(r, c): csv.loc[r, c] for r, c in STUDY_TABLE} == STUDY_TABLE
+    [found] = query.study_tables(report_dir[0])
+    assert found["study"] == "mini-study" and found["table"].loc["b", "ID"] == "0.75 ± 0.07"
 
 
 def test_estimate_scores_by_target_equal_the_logged_ones(report_dir, page):
@@ -195,7 +208,7 @@ def test_empty_store_gives_no_data_notes(tracking_uri, tmp_path, capsys):
     assert main(["report", "--output", str(out), "--tracking-uri", tracking_uri]) == 0
     page = _Page((out / "index.html").read_text(encoding="utf-8"))
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 6  # ground truth, estimates, scores, taus, CD, sweeps
+    assert len(notes) == 7  # ground truth, estimates, scores, taus, CD, sweeps, studies
     assert not list(out.glob("*.png"))
 
 
@@ -220,7 +233,7 @@ def test_full_benchmark_architecture_table(benchmark_store, tmp_path):
     for (a, t), v in cells.items():
         assert v == gt.loc[a, t]
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 5  # no estimates (4 sections), no sweeps in the store
+    assert len(notes) == 6  # no estimates (4 sections), no sweeps, no studies in the store
     assert f"{gt.shape[0]} archs x {gt.shape[1]} targets" in (out / "index.html").read_text()
 
 

@@ -13,6 +13,8 @@ import shutil
 
 import pytest
 
+from .conftest import STUDY_TABLE
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -102,6 +104,9 @@ def test_report_renders_in_chromium(report_dir, browser, tmp_path):
           heatmapCells: document.querySelectorAll('#ground-truth-table td[data-value]').length,
           tauCells: document.querySelectorAll('#tau-table td').length,
           noData: document.querySelectorAll('p.no-data').length,
+          study: Object.fromEntries([...document.querySelectorAll(
+            '#studies table td')].map(td => [td.dataset.row + '|' + td.dataset.col,
+                                            td.textContent])),
         };""")
     _assert_fits_1400(browser.execute_script(MEASURE))
     _screenshot(browser, tmp_path / "report.png")
@@ -109,7 +114,8 @@ def test_report_renders_in_chromium(report_dir, browser, tmp_path):
     assert not severe, severe
     assert state["ready"] == "complete"
     assert state["sections"] == ["ground-truth", "estimates", "scores", "taus",
-                                 "critical-difference", "sweeps"]
+                                 "critical-difference", "sweeps", "studies"]
+    assert state["study"] == {f"{r}|{c}": v for (r, c), v in STUDY_TABLE.items()}
     assert state["charts"] == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far"]
     assert len(state["images"]) == 4
     for chart, complete, width in state["images"]:
