@@ -266,3 +266,20 @@ def test_a_missing_path_without_a_declaration_is_still_an_error(tmp_path, monkey
                                                  r"data/synth/synthpneumonia"):
         preflight(study)
     assert not (tmp_path / "data").exists()
+
+
+def test_data_synth_writes_several_cxr_corpora(tmp_path, capsys):
+    import json
+
+    from medxfer.cli import main
+
+    out = tmp_path / "d"
+    assert main(["data", "synth", "--out", str(out), "--modalities", "none", "--cxr-patients",
+                 "3", "--cxr-name", "src,tgt", "--cxr-shifts", "0,0.5"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["src", "src.csv", "tgt", "tgt.csv"]
+    shifts = {n: json.loads((out / n / "README.json").read_text())["shift"]
+              for n in ("src", "tgt")}
+    assert shifts == {"src": 0.0, "tgt": 0.5}
+    assert main(["data", "synth", "--out", str(out), "--cxr-patients", "3", "--cxr-name",
+                 "a,b", "--cxr-shifts", "0.5"]) == 2
+    assert "--cxr-shifts '0.5': expected 2" in capsys.readouterr().err
