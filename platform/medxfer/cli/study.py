@@ -74,6 +74,8 @@ def study(
     fractions) x seeds as Ray Tune trials, each cell an MLflow child run of the study's run in
     experiment study/NAME, which gets mean ± std per cell and the paper-shaped table
     (study_table.csv/md/tex/txt). A protocol the data cannot satisfy exits 2 before Ray starts.
+    A synthesize: section (the *_smoke.yaml studies) writes the study's synthetic data first
+    when its folder is absent.
 
     Example: medxfer study search_spaces/study_example.yaml --tracking-uri sqlite:///mlruns.db
     """
