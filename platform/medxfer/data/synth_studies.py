@@ -17,6 +17,10 @@
   ``shift`` changes the acquisition as for hospitals, so two manifests with different names
   and shifts are two corpora.
 
+* :class:`SynthSpec` / :func:`ensure_synthetic` -- a study's ``synthesize:`` section: the data
+  above (and modalities) written into one folder on first use, atomically (a temporary sibling
+  renamed into place), so a shipped smoke study runs on a fresh clone with no prior step.
+
 Everything is deterministic in ``seed`` (DICOM UIDs included); the outputs of
 :func:`medxfer.data.synth.synthesize` are not touched.
 """
