@@ -58,7 +58,7 @@ import itertools
 import math
 import pickle
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -131,14 +131,17 @@ class JointSearcher(Searcher):
     ``source_key`` dimension there is one unnamed source (the warm-start search alone).
     ``prior``: a :class:`JointPrior`, or a configuration prior alone (a
     :class:`~medxfer.tune.warmstart.WarmStartPrior` or ``ConfigKeyPrior``: no scores); None:
-    sources in the given order, configurations in grid order. :meth:`selected` is the final
-    pick (:func:`select`).
+    sources in the given order, configurations in grid order. ``source_overrides``: per
+    source, config keys added to each of its proposals (a zoo sweep: the entry's weights,
+    backbone, ...). :meth:`selected` is the final pick (:func:`select`).
     """
 
     def __init__(self, space: dict | None = None, metric: str | None = None,
                  mode: str | None = None, *,
                  prior: JointPrior | WarmStartPrior | ConfigKeyPrior | None = None,
-                 source_key: str = SOURCE_KEY, explore: int = EXPLORE,
+                 source_key: str = SOURCE_KEY,
+                 source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 explore: int = EXPLORE,
                  evidence: float = EVIDENCE, same_source: float = SAME_SOURCE,
                  confidence: float = 0.75, seed: int | None = None):
         super().__init__(metric=metric, mode=mode)
@@ -148,6 +151,7 @@ class JointSearcher(Searcher):
             prior = JointPrior(prior.excluded_target, configs=prior)
         self._prior = prior or JointPrior(None)
         self._key = source_key
+        self._overrides = {str(k): dict(v) for k, v in (source_overrides or {}).items()}
         self._explore, self._evidence, self._same = explore, evidence, same_source
         self._logit = math.log(confidence / (1 - confidence))
         self._seed = seed
@@ -180,7 +184,8 @@ class JointSearcher(Searcher):
         self._live[trial_id] = len(self.trials)
         self.trials.append({"source": self.sources[src], "config": c, "value": math.nan,
                             "result": None})
-        named = {} if self.sources[src] is None else {self._key: self.sources[src]}
+        name = self.sources[src]
+        named = {} if name is None else {**self._overrides.get(name, {}), self._key: name}
         return {**named, **self.configs[c]}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
