@@ -182,6 +182,25 @@ def test_a_zoo_sweep_needs_its_scorer(tmp_path, tracking_uri):
     assert MlflowClient(tracking_uri).get_experiment_by_name("sweep/noscorer") is None
 
 
+def test_a_zoo_that_cannot_be_scored_leaves_no_sweep(tmp_path, tracking_uri, ray_runtime):
+    """Scoring runs once Ray is up, after the parent run exists: when it fails, the parent run
+    is deleted, so the same name can be used again (and no trial ran)."""
+    from medxfer.tune.sweep import run_sweep
+    from medxfer.tune.zoo_sweep import ZooSources
+
+    def fails(sweep, uri):
+        raise MedxferInputError(f"cannot score for {sweep}")
+
+    zoo = ZooSources("data.source", {"a": {"data.source": "a"}}, fails)
+    exp = experiment_from_dict(experiment(_search(str(tmp_path / "z.yaml"))))
+    for _ in range(2):  # the second time the name is free again: the same error, not a clash
+        with pytest.raises(MedxferInputError, match="cannot score for again"):
+            run_sweep(exp, name="again", tracking_uri=tracking_uri, sources=zoo,
+                      storage_path=str(tmp_path / "ray_results"))
+        parents, children = sweep_runs(tracking_uri, "again")
+        assert parents == [] and children == []
+
+
 # --------------------------------------------------------------------------- the real sweep
 
 

@@ -25,7 +25,6 @@ and hands it to ``run_sweep``. The searcher is medxfer's own (module docstring o
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,10 +92,6 @@ class ZooPlan:
         joint searcher over (source, configuration). ``parent_run_id``: the sweep's parent run,
         which gets the ``search.sources.*`` params and the scores (``source_scores.json``)."""
         self.scores = {k: float(v) for k, v in self.sources.score(sweep, tracking_uri).items()}
-        missing = [s for s in self.sources.names if not math.isfinite(self.scores.get(s, math.nan))]
-        if len(missing) == len(self.sources.names):
-            raise MedxferInputError("search.sources.metric: no source of the zoo got a score "
-                                    f"(every metric skipped for {', '.join(missing)})")
         if parent_run_id is not None:
             _log_parent(tracking_uri, parent_run_id, self)
         return joint_setup(self.search, self.sources, self.scores, prior=self.prior,
