@@ -64,7 +64,8 @@ import numpy as np
 
 from medxfer.errors import MedxferInputError
 from medxfer.tune.joint_prior import JointPrior
-from medxfer.tune.warmstart import ConfigKeyPrior, WarmStartPrior, space_values
+from medxfer.tune.warmstart import (CONFIDENCE, SAME_ROW, ConfigKeyPrior, TaskWeights,
+                                    WarmStartPrior, row_weights, space_values)
 
 if TYPE_CHECKING:
     from medxfer.tune.searchers import SearchRequest, SearchSetup
@@ -78,7 +79,7 @@ SOURCE_KEY = "source"
 # Defaults chosen on the dataset benchmark with generated scores (module docstring).
 EXPLORE = 3
 EVIDENCE = 10.0
-SAME_SOURCE = 1000.0
+SAME_SOURCE = SAME_ROW
 
 
 def _evidence(best: np.ndarray, mode: str) -> np.ndarray:
@@ -143,7 +144,7 @@ class JointSearcher(Searcher):
                  source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
                  explore: int = EXPLORE,
                  evidence: float = EVIDENCE, same_source: float = SAME_SOURCE,
-                 confidence: float = 0.75, seed: int | None = None):
+                 confidence: float = CONFIDENCE, seed: int | None = None):
         super().__init__(metric=metric, mode=mode)
         if explore < 1:
             raise MedxferInputError(f"explore {explore}: expected >= 1", field="explore")
@@ -153,7 +154,7 @@ class JointSearcher(Searcher):
         self._key = source_key
         self._overrides = {str(k): dict(v) for k, v in (source_overrides or {}).items()}
         self._explore, self._evidence, self._same = explore, evidence, same_source
-        self._logit = math.log(confidence / (1 - confidence))
+        self._confidence = confidence
         self._seed = seed
         self.trials: list[dict] = []          # per proposal: source, config index, value
         self._live: dict[str, int] = {}       # trial id -> index into trials
@@ -199,7 +200,9 @@ class JointSearcher(Searcher):
         trial = self.trials[i]
         trial["value"], trial["result"] = value, (None if error else dict(result or {}))
         if math.isfinite(value):
-            self._agree_with(self.sources.index(trial["source"]), trial["config"], value)
+            # Results are compared within a source: sources differ in level, not only order.
+            y = value if (self._mode or "min") == "min" else -value
+            self._tasks.observe(trial["config"], y, group=self.sources.index(trial["source"]))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as fh:
@@ -240,45 +243,20 @@ class JointSearcher(Searcher):
 
     def _setup_prior(self) -> None:
         cp = self._prior.configs
-        n = len(self.configs)
+        rows: list[str] = []
         if cp is None:
-            self._R, self._base = np.zeros((0, n)), np.zeros((len(self.sources), 0))
+            R = np.zeros((0, len(self.configs)))
         else:
             R = cp.matrix(self.configs)
             keep = ~np.all(np.isnan(R), axis=1)  # tasks that know none of ours
-            self._R = R[keep]
+            R = R[keep]
             rows = [t[0] for t, k in zip(cp.tasks, keep) if k]
-            self._base = np.array([[self._same if r == s else 1.0 for r in rows]
-                                   for s in self.sources]).reshape(len(self.sources), len(rows))
-        self._known = ~np.isnan(self._R)
-        self._R0 = np.nan_to_num(self._R)
-        self._agree = np.zeros(self._R.shape[0])
-        self._seen: dict[int, list[tuple[int, float]]] = {}  # source -> [(config, value)]
-
-    def _agree_with(self, s: int, c: int, value: float) -> None:
-        """Add the pairs (this result, each earlier result of the same source) to every logged
-        task's agreement count: +1 where the task orders the pair as observed, -1 where not."""
-        y = value if (self._mode or "min") == "min" else -value
-        seen = self._seen.setdefault(s, [])
-        if seen and self._R.shape[0]:
-            old = [k for k, _ in seen]
-            dy = np.sign(y - np.array([v for _, v in seen]))
-            dr = np.nan_to_num(np.sign(self._R[:, [c]] - self._R[:, old]))
-            self._agree += ((dr * dy) > 0).sum(axis=1) - ((dr * dy) < 0).sum(axis=1)
-        seen.append((c, y))
+        self._tasks = TaskWeights(R, confidence=self._confidence)
+        self._base = [row_weights(rows, s, self._same) for s in self.sources]
 
     def _scores(self, s: int) -> np.ndarray:
         """Weighted mean prior rank of every configuration for source ``s`` (0 = best)."""
-        n = len(self.configs)
-        if self._R.shape[0] == 0:
-            return np.zeros(n)
-        logw = self._logit * self._agree
-        w = np.exp(logw - logw.max()) * self._base[s]
-        num = (self._R0 * w[:, None]).sum(axis=0)
-        den = (self._known * w[:, None]).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = num / den
-        return np.where(den > 0, out, 0.5)  # no prior knowledge: middle of the pack
+        return self._tasks.scores(self._base[s])
 
     def _next_config(self, s: int) -> int:
         sc = np.where(self._tried[s], np.inf, self._scores(s))

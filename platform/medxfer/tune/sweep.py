@@ -122,6 +122,16 @@ def _target(exp: Experiment) -> str | None:
     return str((exp.config.get("data") or {}).get("flag") or "") or None
 
 
+def _row(exp: Experiment) -> str | None:
+    """The benchmark row of the sweep's trials (``medxfer.source``, or ``medxfer.arch`` for an
+    architecture prior): the prior's logged tasks of that row weigh more."""
+    from medxfer.tune.experiment import schema_tags
+
+    ws = exp.search.warmstart
+    arch = ws is not None and ws.benchmark_kind == "architecture"
+    return schema_tags(exp.config).get(schema.ARCH if arch else schema.SOURCE)
+
+
 def _create_parent(client, exp_id: str, name: str, exp: Experiment) -> str:
     from mlflow.entities import Param
 
@@ -285,7 +295,8 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         # benchmark missing from the store) leaves no half-made sweep behind.
         try:
             if exp.search.sources is None:
-                setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp))
+                setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp),
+                                      row=_row(exp))
             else:
                 plan = zoo_sweep.prepare(exp.search, sources, tracking_uri=uri,
                                          target=_target(exp))
