@@ -18,13 +18,15 @@ is known before the first trial and what the trials return:
 * **Exploration**: the ``explore`` sources with the highest belief are trained round-robin
   (the least-tried first; ties by belief); a source whose grid is exhausted is replaced by the
   next by belief.
-* **Configurations within a source**: the warm-start order of
-  :class:`~medxfer.tune.searchers.WarmStartSearcher` (mean prior rank of each configuration
-  on the benchmark's other (source, target) tasks, reweighted by agreement with the val losses
-  observed so far on this target, pooled over sources), except that the logged tasks *of the
-  same source* weigh ``same_source`` times more: a source pre-trained on natural images wants
-  other learning rates than one pre-trained on MedMNIST (on the dataset benchmark this cut the
-  mean gap to the pair's ground truth after 3 configurations from 0.015 to 0.005 test AUC).
+* **Configurations within a source**: the warm-start weighting of
+  :class:`~medxfer.tune.warmstart.TaskWeights` (mean prior rank of each configuration on the
+  benchmark's other (source, target) tasks, reweighted by agreement with the val losses
+  observed so far on this target, pooled over sources), the logged tasks *of the same source*
+  weighing ``same_source`` times more, as :class:`~medxfer.tune.warmstart.WarmStartSearcher`
+  weighs its row's: a source pre-trained on natural images wants other learning rates than one
+  pre-trained on MedMNIST (on the dataset benchmark this cut the mean gap to the pair's ground
+  truth after 3 configurations from 0.015 to 0.005 test AUC). The warm-start searcher's local
+  steps near the best result are not used here (not measured with the joint searcher).
 * **Final pick** (:func:`select`): the source with the highest posterior
   ``q(s) - evidence * log(best_s / best)`` (``best_s``: the source's best ``metric`` so far,
   ``best``: the best over sources; a log ratio, so the weight does not depend on the loss's
