@@ -79,9 +79,12 @@ def resolve_metrics(metrics: str | Sequence[str] = "all") -> list[str]:
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     metrics = list(metrics)
-    if not metrics or metrics == ["all"]:
-        return list_metrics()
     valid = list_metrics()
+    if not metrics or metrics == ["all"]:
+        from medxfer.transferability.evaluation import METRIC_ORDER
+
+        return ([m for m in METRIC_ORDER if m in valid]
+                + [m for m in valid if m not in METRIC_ORDER])
     bad = [m for m in metrics if m not in valid]
     if bad:
         hint = " (lp_fu is computed at evaluation from lp and fu)" if "lp_fu" in bad else ""
