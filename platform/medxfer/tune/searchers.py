@@ -54,6 +54,8 @@ class SearchRequest:
         prior: a :class:`~medxfer.tune.warmstart.WarmStartPrior` (or its
             :class:`~medxfer.tune.warmstart.ConfigKeyPrior`) for searchers that use one,
             computed leave-target-out by the caller.
+        row: the benchmark row searched (the source model; the arch on the architecture
+            benchmark): the prior's logged tasks of that row weigh more (``warmstart``).
     """
 
     metric: str = "val_loss"
@@ -63,6 +65,7 @@ class SearchRequest:
     points_to_evaluate: tuple[dict, ...] = ()
     max_concurrent: int = 0
     prior: Any = None
+    row: str | None = None
 
 
 @dataclass
@@ -181,7 +184,8 @@ _register(SearcherInfo("prior", warmstart.build_prior_order, tune_space="choices
                        reference="medxfer's own (medxfer.tune.warmstart)"))
 _register(SearcherInfo("warmstart", warmstart.build, tune_space="choices", uses_prior=True,
                        description="the prior's order, reweighted by the logged tasks that agree "
-                                   "with the results so far; never repeats",
+                                   "with the results so far, every third trial near the best "
+                                   "so far; never repeats",
                        reference="medxfer's own (medxfer.tune.warmstart)"))
 _register(SearcherInfo("joint", joint.build, tune_space="choices", uses_prior=True,
                        description="(source, configuration) together: sources by "

@@ -17,6 +17,10 @@
 5. log the result (the ground-truth row of ``medxfer.tracking.query``, best config) to the
    parent run and return it.
 
+With ``search.sources`` the source model is searched too: the zoo is scored once Ray is up,
+before the first trial, and the ``joint`` searcher proposes (source, configuration) pairs
+(:mod:`medxfer.tune.zoo_sweep`).
+
 The effective experiment (config + search, after ``--smoke-test``) is saved as
 ``<storage_path>/<name>/medxfer_sweep.json``; ``--resume`` reads it from there, so a resumed
 sweep runs exactly what the interrupted one started.
@@ -31,12 +35,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
+from medxfer.tune import zoo_sweep
 from medxfer.tune.experiment import (Experiment, experiment_from_dict, safe_name, scaling_of,
                                      trial_params)
+
+if TYPE_CHECKING:
+    from medxfer.tune.zoo_sweep import ZooSources
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +122,16 @@ def _target(exp: Experiment) -> str | None:
     return str((exp.config.get("data") or {}).get("flag") or "") or None
 
 
+def _row(exp: Experiment) -> str | None:
+    """The benchmark row of the sweep's trials (``medxfer.source``, or ``medxfer.arch`` for an
+    architecture prior): the prior's logged tasks of that row weigh more."""
+    from medxfer.tune.experiment import schema_tags
+
+    ws = exp.search.warmstart
+    arch = ws is not None and ws.benchmark_kind == "architecture"
+    return schema_tags(exp.config).get(schema.ARCH if arch else schema.SOURCE)
+
+
 def _create_parent(client, exp_id: str, name: str, exp: Experiment) -> str:
     from mlflow.entities import Param
 
@@ -130,7 +148,7 @@ def _create_parent(client, exp_id: str, name: str, exp: Experiment) -> str:
                    "search.max_concurrent": str(s.max_concurrent),
                    "search.max_failures": str(s.max_failures), "search.seed": str(s.seed),
                    "search.select_by": s.select_by, "search.select_mode": s.select_mode})
-    if s.searcher.uses_prior:
+    if s.searcher.uses_prior and (s.warmstart is not None or s.sources is None):
         ws = s.warmstart
         params.update({
             "search.warmstart.benchmark": str(ws.benchmark if ws else None),
@@ -224,12 +242,15 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
               tracking_uri: str | None = None, address: str | None = None,
               resume: bool = False, trainable: Callable[[dict], None] | None = None,
               num_cpus: int | None = None, verbose: int = 1,
-              storage_path: str | None = None) -> SweepResult:
+              storage_path: str | None = None,
+              sources: ZooSources | None = None) -> SweepResult:
     """Run (or ``resume``) a sweep and return its result (see module docstring).
 
     ``trainable``: what each trial runs, ``fn(config)`` with the contract of
     :func:`medxfer.train.launcher.run_trial` (the default: the configured method). A resumed
-    sweep must be given the same one.
+    sweep must be given the same one. ``sources``: the zoo of ``search.sources``
+    (:mod:`medxfer.tune.zoo_sweep`; built by the layer that scores zoos), scored once Ray is
+    up and before the first trial; not needed to resume.
     """
     from ray import tune
 
@@ -268,11 +289,17 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
 
     cfg_tracking = exp.config.get("tracking") or {}
     uri = resolve_tracking_uri(tracking_uri, cfg_tracking.get("uri"))
+    plan = None
     if not resume:
         # Before anything is recorded: a searcher that cannot be built (e.g. a warm-start
         # benchmark missing from the store) leaves no half-made sweep behind.
         try:
-            setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp))
+            if exp.search.sources is None:
+                setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp),
+                                      row=_row(exp))
+            else:
+                plan = zoo_sweep.prepare(exp.search, sources, tracking_uri=uri,
+                                         target=_target(exp))
         except MedxferInputError as exc:
             if exp.path is None:
                 raise
@@ -296,6 +323,12 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     s = exp.search
     started = _init_ray(address, num_cpus, s.max_concurrent)
     try:
+        if plan is not None:  # score the zoo (Ray tasks), then the joint searcher
+            try:
+                setup = plan.searcher(name, uri, parent_run_id=parent_id)
+            except BaseException:
+                client.delete_run(parent_id)  # no trial ran: the name stays free
+                raise
         resources = trial_resources(exp.config)
         fn = tune.with_resources(make_trial_fn(trainable, exp.config), resources)
         if resume:
