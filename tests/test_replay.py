@@ -351,8 +351,8 @@ def test_cli(tiny, capsys):
 
 
 def test_replay_rejects_unknown_searcher_naming_the_option(tiny):
-    with pytest.raises(MedxferInputError, match=r"^--searcher: unknown searcher 'nope'; valid "
-                                                r"names: grid, hyperopt, joint, prior, random"):
+    with pytest.raises(MedxferInputError, match=r"^--searcher: unknown searcher 'nope'; valid: "
+                                                r"grid, hyperopt, joint, prior, random"):
         replay(tiny, searchers=["grid", "nope"])
 
 
