@@ -62,14 +62,17 @@ def train(
     """
     import tempfile
 
+    from medxfer.tune.preflight import load_checked
+
+    # Every input is checked before MLflow is imported or the store touched (exit 2, no run).
+    cfg = load_checked(config, set_ or [], cli_tracking_uri=tracking_uri)
+
     from mlflow import MlflowClient
 
     from medxfer.tracking import schema
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment
-    from medxfer.train.experiment import load_run_config
 
-    cfg = load_run_config(config, set_ or [], cli_tracking_uri=tracking_uri)
     name = name or cfg.tracking.experiment or config.stem
     uri = cfg.tracking.uri
     # Create the store and experiment here, once, before any worker starts (RAY-MLFLOW-NOTES).
