@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml

@@ -114,3 +114,18 @@ def test_weight_files_must_hold_a_state_dict(data, tmp_path):
         else:
             with pytest.raises(MedxferInputError, match=f"^{problem}"):
                 check_inputs(exp.config, space=exp.search.space)
+
+
+def test_searched_values_are_validated_as_trials_see_them(data):
+    """A value the schema refuses would fail every trial that samples it; a range is checked at
+    its two ends (the upper one just inside, as Tune samples [lower, upper))."""
+    exp = _exp(data, {"algorithm": "random", "num_samples": 4, "space": {
+        "train.batch_size": {"choice": [0, 32]},
+        "train.momentum": {"uniform": [0.5, 1.5]},
+        "train.lambda_lr": {"uniform": [0.6, 1.0]}}})
+    with pytest.raises(MedxferInputError) as err:
+        check_inputs(exp.config, source="exp.yaml", space=exp.search.space, sweep=True)
+    assert str(err.value).splitlines()[1:] == [
+        "  search.space.train.batch_size (value 0): train.batch_size: must be >= 1",
+        "  search.space.train.momentum (value 1.4999999999999998): train.momentum: must be < "
+        "1.0"]

@@ -18,8 +18,8 @@ Two passes, so that the common mistakes cost no heavy import:
 2. :func:`check_inputs`, on the validated config (method and searcher names were checked by the
    parse): the data file and metadata of ``data.flag`` at ``data.size``, ``model.in_chans``
    against the data's channels, the weight file readable as a state dict, the transform
-   pipelines; for a sweep a non-empty ``search.space`` and every searched value of the keys
-   above.
+   pipelines; for a sweep a non-empty ``search.space``, every searched value validated as a
+   trial would see it (a range by its two ends), and every searched value of the keys above.
 
 An extra check is any ``fn(config: dict) -> None`` that raises
 :class:`~medxfer.errors.MedxferInputError` (``study``'s protocol feasibility); its problem joins
@@ -56,11 +56,13 @@ class Preflight:
         source: the YAML file (prefix of the message).
         written: config key -> how the user wrote it, e.g. ``{"data.root": "--set data.root"}``.
         problems: one ``<key>: <what is wrong>`` line each, in the order found.
+        seen: results of the checks run so far, by (check, arguments).
     """
 
     source: str | None = None
     written: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    seen: dict[tuple, str | None] = field(default_factory=dict, repr=False)
 
     def key(self, key: str) -> str:
         return self.written.get(key, key)
@@ -162,7 +164,7 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
     backbone = _get(config, "model.backbone")
     if isinstance(backbone, str) and "model.backbone" not in searched:
         # Before the parse: a timm name costs torch and timm, not the method registry too.
-        _add(pf, "model.backbone", _cached(_backbone, backbone))
+        _add(pf, "model.backbone", _cached(pf, _backbone, backbone))
     pf.raise_if_any()
 
 
@@ -225,15 +227,13 @@ def _problem(check: Callable[..., None], *args: Any) -> str | None:
     return None
 
 
-_CACHE: dict[tuple, str | None] = {}
-
-
-def _cached(check: Callable[..., None], *args: Any) -> str | None:
-    """:func:`_problem`, once per (check, arguments) in this process (sweeps repeat them)."""
+def _cached(pf: Preflight, check: Callable[..., None], *args: Any) -> str | None:
+    """:func:`_problem`, once per (check, arguments) in one preflight (a sweep's variants
+    repeat them)."""
     key = (check.__name__, *args)
-    if key not in _CACHE:
-        _CACHE[key] = _problem(check, *args)
-    return _CACHE[key]
+    if key not in pf.seen:
+        pf.seen[key] = _problem(check, *args)
+    return pf.seen[key]
 
 
 def _data_file(root: str, flag: str, size: int) -> None:
@@ -305,15 +305,15 @@ def _check_variant(config: Mapping[str, Any], pf: Preflight) -> None:
     """Every input check of pass 2 on one configuration (a sweep checks several)."""
     method = _get(config, "method")
     if isinstance(method, str):
-        _add(pf, "method", _cached(_method, method))
+        _add(pf, "method", _cached(pf, _method, method))
     _check_root(config, pf)
     _check_weights_file(config, pf)
     root, flag = _get(config, "data.root"), _get(config, "data.flag")
     size = _get(config, "data.size") or 28
     data_ok = False
     if isinstance(root, str) and isinstance(flag, str) and Path(root).is_dir():
-        data_ok = not _add(pf, "data.flag", _cached(_data_file, root, flag, size)) and \
-            not _add(pf, "data.flag", _cached(_data_info, root, flag))
+        data_ok = not _add(pf, "data.flag", _cached(pf, _data_file, root, flag, size)) and \
+            not _add(pf, "data.flag", _cached(pf, _data_info, root, flag))
     chans = _get(config, "model.in_chans")
     if data_ok and isinstance(chans, int):
         have = 3 if _get(config, "data.as_rgb") else _channels(root, flag)
@@ -322,10 +322,10 @@ def _check_variant(config: Mapping[str, Any], pf: Preflight) -> None:
                                      "(data.as_rgb: true feeds 3)")
     backbone = _get(config, "model.backbone")
     if isinstance(backbone, str):
-        _add(pf, "model.backbone", _cached(_backbone, backbone))
+        _add(pf, "model.backbone", _cached(pf, _backbone, backbone))
     weights = _get(config, "model.weights")
     if isinstance(weights, str) and Path(weights).is_file():
-        _add(pf, "model.weights", _cached(_state_dict_file, weights))
+        _add(pf, "model.weights", _cached(pf, _state_dict_file, weights))
 
 
 def _add(pf: Preflight, key: str, problem: str | None) -> bool:
@@ -365,6 +365,35 @@ def _variants(config: Mapping[str, Any], space: Mapping[str, Any] | None
         yield variant, written
 
 
+def _sample_points(leaf: Any) -> list[Any]:
+    """Values of a leaf to validate: every choice/grid value; a range's two ends (the upper
+    end just inside it, as Tune samples ``[lower, upper)``)."""
+    import math
+
+    if leaf.kind in ("choice", "grid"):
+        return list(leaf.values)
+    lo, hi = leaf.values
+    return [lo, math.nextafter(hi, lo)]
+
+
+def _check_sampled(config: Mapping[str, Any], space: Mapping[str, Any], pf: Preflight) -> None:
+    """Each searched value as a trial sees it, validated by the method-aware parse: a value the
+    experiment schema refuses (``train.batch_size: 0``, ``train.momentum`` up to 1.5) fails
+    here instead of in every trial that samples it."""
+    from medxfer.methods.experiment import parse_experiment
+    from medxfer.tune.experiment import SWEEP_ONLY_KEYS
+
+    base = {k: v for k, v in config.items() if k not in SWEEP_ONLY_KEYS}
+    for key, leaf in space.items():
+        for value in _sample_points(leaf):
+            try:
+                parse_experiment(_with_overrides(base, {key: value}))
+            except MedxferInputError as exc:
+                lines = getattr(exc, "detail", str(exc)).splitlines()
+                why = "; ".join(line.strip() for line in lines[1:]) or lines[0]
+                pf.add("", f"search.space.{key} (value {value!r}): {why}")
+
+
 def check_inputs(config: Mapping[str, Any], *, source: str | None = None,
                  overrides: Mapping[str, Any] | None = None,
                  space: Mapping[str, Any] | None = None, sweep: bool = False,
@@ -389,6 +418,8 @@ def check_inputs(config: Mapping[str, Any], *, source: str | None = None,
         pf.add("search.space", "is empty; expected at least one searched key, e.g. "
                                "train.lr: {loguniform: [1.0e-4, 1.0e-1]} (one run without a "
                                "search: medxfer train)")
+    if space:
+        _check_sampled(config, space, pf)
     for variant, searched in _variants(config, space):
         pf.written = {**written, **searched}
         _check_variant(variant, pf)
