@@ -65,29 +65,55 @@ def test_a_read_only_verb_needs_an_existing_store(tmp_path, monkeypatch):
     assert not (tmp_path / "mlruns.db").exists()  # checking never creates a store
 
 
-def test_a_dead_server_fails_fast_and_a_live_one_passes(tmp_path):
-    """The probe needs any HTTP answer (here a 404 from a plain HTTP server), and reports a
-    refused connection at once instead of MLflow's minutes of retries."""
-    import http.server
+class _Health:
+    """A stand-in HTTP server answering /health with ``code`` (a real mlflow server takes
+    12-23 s to start here; tests/test_tracking_server.py covers one)."""
+
+    def __init__(self, code: int):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                self.send_response(code if self.path == "/health" else 404)
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_tracking_server_must_answer_health(tmp_path):
+    """200 (or 401/403: behind authentication) passes; another web server's 404 and a refused
+    connection fail at once, instead of MLflow's minutes of retries and a traceback."""
     import socket
-    import threading
 
     from medxfer.errors import MedxferInputError
     from medxfer.tracking.uri import check_store, probe_server
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        live = f"http://127.0.0.1:{server.server_address[1]}"
-        assert probe_server(live) is None
-        assert check_store(live, read_only=True) == live
-    finally:
-        server.shutdown()
-        server.server_close()
+    for code in (200, 401):
+        with _Health(code) as server:
+            assert probe_server(server.uri) is None
+            assert check_store(server.uri, read_only=True) == server.uri
+    with _Health(404) as server:
+        with pytest.raises(MedxferInputError, match=f"^--tracking-uri: no MLflow tracking server "
+                                                    f"answers at {server.uri} \\(HTTP 404 from "
+                                                    f"{server.uri}/health, not an MLflow"):
+            check_store(server.uri)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    with pytest.raises(MedxferInputError, match=f"^--tracking-uri: tracking server {dead} is "
-                                                "not reachable .*Connection refused"):
+    with pytest.raises(MedxferInputError, match=f"^--tracking-uri: no MLflow tracking server "
+                                                f"answers at {dead} .*Connection refused"):
         check_store(dead)
-    assert "refused" in probe_server(dead, timeout=5)

@@ -115,7 +115,7 @@ CASES = [
     _c("train-cli-uri", "train {y}/ok.yaml --tracking-uri foo://bar",
        "--tracking-uri: 'foo://bar': unknown scheme 'foo'"),
     _c("train-dead-server", "train {y}/ok.yaml --tracking-uri http://127.0.0.1:{port}",
-       "--tracking-uri: tracking server http://127.0.0.1:{port} is not reachable"),
+       "--tracking-uri: no MLflow tracking server answers at http://127.0.0.1:{port}"),
     _c("train-typo", f"train {{y}}/typo.yaml {NEW}", "typo.yaml: invalid experiment config"),
     # sweep
     _c("sweep-root", f"sweep {{y}}/sw_root.yaml {NEW}", "sw_root.yaml: data.root: no such "
@@ -129,7 +129,7 @@ CASES = [
        "search.space.model.backbone (value 'tiny_cnnn'): unknown backbone"),
     _c("sweep-no-search", f"sweep {{y}}/sw_none.yaml {NEW}", "search: a sweep needs a search"),
     _c("sweep-dead-server", "sweep {y}/sw_ok.yaml --tracking-uri http://127.0.0.1:{port}",
-       "tracking server http://127.0.0.1:{port} is not reachable"),
+       "no MLflow tracking server answers at http://127.0.0.1:{port}"),
     _c("sweep-env-uri", "sweep {y}/sw_ok.yaml", "$MLFLOW_TRACKING_URI: 'bogus://x': unknown "
        "scheme"),
     # estimate score
@@ -171,7 +171,7 @@ CASES = [
     _c("ground-truth-metric", "benchmark ground-truth --metric test_aucc --tracking-uri {store}",
        "--metric 'test_aucc': no run of benchmark/mini"),
     _c("ground-truth-dead-server", "benchmark ground-truth --tracking-uri http://127.0.0.1:{port}",
-       "is not reachable"),
+       "no MLflow tracking server answers at"),
     _c("replay-searcher", "benchmark replay --searcher nope --tracking-uri {store}",
        "unknown searcher 'nope'"),
     _c("replay-missing-store", f"benchmark replay --searcher grid {NEW}",

@@ -7,7 +7,7 @@ directory. A URI whose scheme MLflow has no store for is an input error naming w
 written (MLflow itself fails with a traceback deep inside its store registry).
 
 :func:`check_store` is the driver's check before it writes or reads: a tracking server must
-answer within seconds (MLflow's own client retries a dead server for minutes), and a read-only
+answer ``/health`` within seconds (MLflow's own client retries a dead server for minutes), and a read-only
 verb needs a store that exists (MLflow would create an empty one and report nothing).
 No MLflow import here: these checks run before any heavy module is loaded.
 """
@@ -129,10 +129,11 @@ def store_exists(uri: str) -> bool:
 
 
 def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """Why the tracking server at ``uri`` cannot be reached, or None when it answers.
+    """Why no MLflow tracking server answers at ``uri``, or None when one does.
 
-    Any HTTP answer counts (an auth or path-prefix setup may answer ``/health`` with 401 or
-    404): the probe only tells a dead or unreachable server apart from a live one.
+    An MLflow server answers ``GET /health`` with 200; 401/403 mean one behind authentication.
+    Anything else is not a tracking server (e.g. another web server, or a network box that
+    answers every address with 404), and no answer at all means it is down or unreachable.
     """
     import socket
     import urllib.error
@@ -142,11 +143,13 @@ def probe_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout):
             return None
-    except urllib.error.HTTPError:
-        return None
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return None
+        return f"HTTP {exc.code} from {url}, not an MLflow tracking server"
     except (urllib.error.URLError, socket.timeout, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
+        return reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}"
 
 
 def check_store(cli_uri: str | None = None, config_uri: str | None = None, *,
@@ -170,8 +173,8 @@ def check_store(cli_uri: str | None = None, config_uri: str | None = None, *,
     if urlparse(uri).scheme in ("http", "https"):
         why = probe_server(uri, timeout)
         if why is not None:
-            raise MedxferInputError(f"{origin}: tracking server {uri} is not reachable ({why}); "
-                                    "expected a running `mlflow server` at that address")
+            raise MedxferInputError(f"{origin}: no MLflow tracking server answers at {uri} "
+                                    f"({why}); expected a running `mlflow server` there")
     if read_only and not store_exists(uri):
         where = sqlite_path(uri) or urlparse(uri).path
         hint = ("pass --tracking-uri or set $MLFLOW_TRACKING_URI"
