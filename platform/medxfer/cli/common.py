@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+
 def checked_store(tracking_uri: str | None, *, read_only: bool) -> str:
     """The resolved tracking URI, checked before the verb reads or writes anything: a scheme
     MLflow knows, a server that answers within seconds and, for a verb that only reads, a store
