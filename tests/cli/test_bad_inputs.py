@@ -116,7 +116,7 @@ CASES = [
        "--tracking-uri: 'foo://bar': unknown scheme 'foo'"),
     _c("train-dead-server", "train {y}/ok.yaml --tracking-uri http://127.0.0.1:{port}",
        "--tracking-uri: no MLflow tracking server answers at http://127.0.0.1:{port}"),
-    _c("train-typo", f"train {{y}}/typo.yaml {NEW}", "typo.yaml: invalid experiment config"),
+    _c("train-typo", f"train {{y}}/typo.yaml {NEW}", "typo.yaml: trian: unknown field"),
     # sweep
     _c("sweep-root", f"sweep {{y}}/sw_root.yaml {NEW}", "sw_root.yaml: data.root: no such "
        "folder {data}/nowhere"),

@@ -129,3 +129,16 @@ def test_searched_values_are_validated_as_trials_see_them(data):
         "  search.space.train.batch_size (value 0): train.batch_size: must be >= 1",
         "  search.space.train.momentum (value 1.4999999999999998): train.momentum: must be < "
         "1.0"]
+
+
+def test_a_bad_value_and_a_missing_folder_are_reported_together(tmp_path):
+    """The typed models run in the first pass too (pydantic only, no method registry)."""
+    raw = {"method": "finetune", "data": {"root": str(tmp_path / "nope"), "flag": "x"},
+           "train": {"lr": -1}, "trian": {}}
+    with pytest.raises(MedxferInputError) as err:
+        check_paths(raw, source="exp.yaml", overrides={"train.batch_size": 0})
+    lines = str(err.value).splitlines()
+    assert lines[0] == "exp.yaml: 4 problems, found before anything started:"
+    assert lines[1:4] == ["  --set train.batch_size: must be >= 1", "  train.lr: must be > 0.0",
+                          "  trian: unknown field"]
+    assert lines[4].startswith(f"  data.root: no such folder {tmp_path / 'nope'}")

@@ -11,8 +11,8 @@ started or written.
 Two passes, so that the common mistakes cost no heavy import:
 
 1. :func:`check_paths`, on the YAML as written (before the method-aware parse, which imports
-   torch and torchvision): ``data.root`` is a folder, ``model.weights`` a file, the tracking
-   store usable (:func:`medxfer.tracking.uri.check_store`: a scheme MLflow knows, a server that
+   torch and torchvision): the typed models of :mod:`medxfer.config` (bad values and unknown
+   keys by YAML path), ``data.root`` a folder, ``model.weights`` a file, the tracking store usable (:func:`medxfer.tracking.uri.check_store`: a scheme MLflow knows, a server that
    answers), and the backbone name (local names import nothing; ``torchvision:`` names
    torchvision, others timm);
 2. :func:`check_inputs`, on the validated config (method and searcher names were checked by the
@@ -154,6 +154,7 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
         return
     config = _with_overrides(raw, overrides)
     pf = Preflight(source, {k: f"--set {k}" for k in overrides or {}})
+    _check_schema(config, pf)
     searched = _raw_space_keys(config.get("search"))
     if "data.root" not in searched:
         _check_root(config, pf)
@@ -166,6 +167,25 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
         # Before the parse: a timm name costs torch and timm, not the method registry too.
         _add(pf, "model.backbone", _cached(pf, _backbone, backbone))
     pf.raise_if_any()
+
+
+def _check_schema(config: Mapping[str, Any], pf: Preflight) -> None:
+    """The typed models of :mod:`medxfer.config` (pydantic only), so that a bad value and a
+    missing folder are reported together; ``method_config`` needs the method registry and is
+    left to the parse. Method defaults only fill keys the YAML leaves out, so nothing reported
+    here would be accepted after they are merged in."""
+    from pydantic import ValidationError
+
+    from medxfer.config import ExperimentConfig, format_errors
+    from medxfer.tune.experiment import SWEEP_ONLY_KEYS
+
+    body = {k: v for k, v in config.items() if k != "method_config" and k not in SWEEP_ONLY_KEYS}
+    try:
+        ExperimentConfig.model_validate(body)
+    except ValidationError as exc:
+        for line in format_errors(exc):
+            key, _, message = line.partition(": ")
+            pf.add(key, message)
 
 
 def _check_store(config: Mapping[str, Any], cli_tracking_uri: str | None,
