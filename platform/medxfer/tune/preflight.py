@@ -12,7 +12,8 @@ Two passes, so that the common mistakes cost no heavy import:
 
 1. :func:`check_paths`, on the YAML as written (before the method-aware parse, which imports
    torch and torchvision): the typed models of :mod:`medxfer.config` (bad values and unknown
-   keys by YAML path), ``data.root`` a folder, ``model.weights`` a file, the tracking store usable (:func:`medxfer.tracking.uri.check_store`: a scheme MLflow knows, a server that
+   keys by YAML path), ``data.root`` a folder, ``model.weights`` a file, the tracking store
+   usable (:func:`medxfer.tracking.uri.check_store`: a scheme MLflow knows, a server that
    answers), and the backbone name (local names import nothing; ``torchvision:`` names
    torchvision, others timm);
 2. :func:`check_inputs`, on the validated config (method and searcher names were checked by the
