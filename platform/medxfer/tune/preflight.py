@@ -93,7 +93,7 @@ class Preflight:
 def _without_source(exc: MedxferInputError, source: str | None) -> str:
     """The error's text without a file prefix that the combined message repeats."""
     if exc.path is not None and source is not None and str(exc.path) == str(source):
-        rest = getattr(exc, "detail", str(exc))
+        rest = exc.detail
         return f"{exc.field}: {rest}" if exc.field and exc.line is None else rest
     return str(exc)
 
@@ -242,7 +242,7 @@ def _problem(check: Callable[..., None], *args: Any) -> str | None:
     try:
         check(*args)
     except MedxferInputError as exc:
-        return getattr(exc, "detail", str(exc))
+        return exc.detail
     except ValueError as exc:
         return str(exc)
     return None
@@ -410,7 +410,7 @@ def _check_sampled(config: Mapping[str, Any], space: Mapping[str, Any], pf: Pref
             try:
                 parse_experiment(_with_overrides(base, {key: value}))
             except MedxferInputError as exc:
-                lines = getattr(exc, "detail", str(exc)).splitlines()
+                lines = exc.detail.splitlines()
                 why = "; ".join(line.strip() for line in lines[1:]) or lines[0]
                 pf.add("", f"search.space.{key} (value {value!r}): {why}")
 
