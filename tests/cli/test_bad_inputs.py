@@ -293,7 +293,7 @@ def test_bad_input_exits_2_and_writes_nothing(case, world, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("verb, name", [("train", "root"), ("sweep", "sw_root"),
-                                        ("train", "weights")])
+                                        ("train", "weights"), ("sweep", "sw_flag")])
 def test_the_driver_stops_before_torch_ray_or_mlflow_is_imported(world, tmp_path, verb, name):
     """The common mistakes are found by the first pass (stat calls), in a fresh process."""
     code = ("import sys; from medxfer.cli import main; rc = main(sys.argv[1:]); "

@@ -12,10 +12,11 @@ Two passes, so that the common mistakes cost no heavy import:
 
 1. :func:`check_paths`, on the YAML as written (before the method-aware parse, which imports
    torch and torchvision): the typed models of :mod:`medxfer.config` (bad values and unknown
-   keys by YAML path), ``data.root`` a folder, ``model.weights`` a file, the tracking store
-   usable (:func:`medxfer.tracking.uri.check_store`: a scheme MLflow knows, a server that
-   answers), and the backbone name (local names import nothing; ``torchvision:`` names
-   torchvision, others timm);
+   keys by YAML path), ``data.root`` a folder holding some ``<data.flag>*.npz``,
+   ``model.weights`` a file, the tracking store usable
+   (:func:`medxfer.tracking.uri.check_store`: a scheme MLflow knows, a server that answers),
+   and the backbone name (local names import nothing; ``torchvision:`` names torchvision,
+   others timm);
 2. :func:`check_inputs`, on the validated config (method and searcher names were checked by the
    parse): the data file and metadata of ``data.flag`` at ``data.size``, ``model.in_chans``
    against the data's channels, the weight file readable as a state dict, the transform
@@ -124,6 +125,21 @@ def _check_root(config: Mapping[str, Any], pf: Preflight) -> None:
                             f"files{holding}")
 
 
+def _check_any_flag_file(config: Mapping[str, Any], pf: Preflight) -> None:
+    """No ``<flag>*.npz`` at all under an existing root: missing whatever the side (the exact
+    file name for ``data.size`` is :func:`medxfer.data.medmnist.npz_path`'s, checked after the
+    parse; this cheaper test needs no torch)."""
+    import glob
+
+    root, flag = _get(config, "data.root"), _get(config, "data.flag")
+    if not isinstance(root, str) or not isinstance(flag, str):
+        return
+    path = Path(absolute_path(root, Path.cwd()))
+    if path.is_dir() and not any(path.glob(f"{glob.escape(flag)}*.npz")):
+        size = _get(config, "data.size")
+        pf.add("data.flag", _missing_flag(path, flag, size if isinstance(size, int) else 28))
+
+
 def _check_weights_file(config: Mapping[str, Any], pf: Preflight) -> None:
     weights = _get(config, "model.weights")
     if not isinstance(weights, str):
@@ -159,6 +175,8 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
     searched = _raw_space_keys(config.get("search"))
     if "data.root" not in searched:
         _check_root(config, pf)
+        if "data.flag" not in searched and "data.size" not in searched:
+            _check_any_flag_file(config, pf)
     if "model.weights" not in searched:
         _check_weights_file(config, pf)
     _check_store(config, cli_tracking_uri, pf)
@@ -257,17 +275,21 @@ def _cached(pf: Preflight, check: Callable[..., None], *args: Any) -> str | None
     return pf.seen[key]
 
 
+def _missing_flag(root: str | Path, flag: str, size: int) -> str:
+    held = sorted({p.stem.rsplit("_", 1)[0] if p.stem.rsplit("_", 1)[-1].isdigit()
+                   else p.stem for p in Path(root).glob("*.npz")})
+    names = f"{flag}.npz or {flag}_{size}.npz" if size == 28 else f"{flag}_{size}.npz"
+    return (f"no {names} in {root}; the folder holds {', '.join(held) or 'no .npz files'} "
+            f"({_SYNTH_HINT})")
+
+
 def _data_file(root: str, flag: str, size: int) -> None:
     from medxfer.data.medmnist import npz_path
 
     try:
         npz_path(root, flag, size)
     except MedxferInputError:
-        held = sorted({p.stem.rsplit("_", 1)[0] if p.stem.rsplit("_", 1)[-1].isdigit()
-                       else p.stem for p in Path(root).glob("*.npz")})
-        names = f"{flag}.npz or {flag}_{size}.npz" if size == 28 else f"{flag}_{size}.npz"
-        raise MedxferInputError(f"no {names} in {root}; the folder holds "
-                                f"{', '.join(held) or 'no .npz files'} ({_SYNTH_HINT})") from None
+        raise MedxferInputError(_missing_flag(root, flag, size)) from None
 
 
 def _data_info(root: str, flag: str) -> None:
