@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption, checked_store
+from medxfer.cli.common import TrackingUriOption, checked_store, server_read_status
 from medxfer.errors import MedxferInputError
 
 FormatOption = Annotated[Optional[str], typer.Option(
@@ -97,7 +97,8 @@ def report(
     inverted = tuple(parse_metric_names(invert, "--invert"))
     tracking_uri = checked_store(tracking_uri, read_only=True)
     try:
-        with options_named(name=("--name", name), mode="--mode", sweep="--sweep"):
+        with options_named(name=("--name", name), mode="--mode", sweep="--sweep"), \
+                server_read_status(tracking_uri, "the runs"):
             res = write_report(output, tracking_uri=tracking_uri, name=name, estimates=estimates,
                                benchmark=benchmark.value, sweeps=sweep or None, invert=inverted,
                                select_by=select_by, mode=mode)
