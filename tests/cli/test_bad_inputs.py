@@ -66,6 +66,20 @@ YAMLS = {
     "sw_none": TRAIN,
     "sw_ok": _variant(TRAIN, search=SEARCH),
 }
+STUDY = {**TRAIN, "protocol": {"cv": {"folds": 2}, "seeds": [0], "test_sets": {
+    "h1": {"root": "{data}", "flag": "synthpneumonia_h1", "split": "1:1"}}}}
+#: name -> study YAML (``{data}``, ``{w}`` filled in by the fixture).
+STUDIES = {
+    "st_root": _variant(STUDY, data__root="{data}/nowhere"),
+    "st_test_set": _variant(STUDY, protocol__test_sets__h1__flag="synthpneumonia_h9"),
+    "st_row_weights": {**STUDY, "methods": ["finetune", {
+        "name": "pretrained", "model": {"weights": "{w}/missing.pt"}}]},
+    "st_manifest": _variant(STUDY, data={"manifest": "{data}/none.csv", "source": "scratch"}),
+    "st_backbone": _variant(STUDY, model__backbone="resnet_nope"),
+    "st_folds": _variant(STUDY, protocol__cv__folds=50),
+    "st_method": _variant(STUDY, method="finetuned"),
+    "st_ok": STUDY,
+}
 ZOO = ("- name: synthderm\n  architecture: {arch}\n  weights: {w}/{file}\n"
        "  num_classes: {n}\n  normalization: half\n")
 ZOOS = {
@@ -134,6 +148,24 @@ CASES = [
        "--resume: no sweep 'sw_ok*' under {tmp}/ray_results; pass --name"),
     _c("sweep-env-uri", "sweep {y}/sw_ok.yaml", "$MLFLOW_TRACKING_URI: 'bogus://x': unknown "
        "scheme"),
+    # study
+    _c("study-root", f"study {{y}}/st_root.yaml {NEW}", "st_root.yaml: ", "data.root: no such "
+       "folder {data}/nowhere"),
+    _c("study-test-set-flag", f"study {{y}}/st_test_set.yaml {NEW}",
+       "st_test_set.yaml: protocol.test_sets.h1.flag: no synthpneumonia_h9.npz"),
+    _c("study-row-weights", f"study {{y}}/st_row_weights.yaml {NEW}",
+       "methods[1].model.weights: no such file: {w}/missing.pt"),
+    _c("study-manifest", f"study {{y}}/st_manifest.yaml {NEW}",
+       "data.manifest: no such file: {data}/none.csv"),
+    _c("study-backbone", f"study {{y}}/st_backbone.yaml {NEW}",
+       "model.backbone: unknown backbone 'resnet_nope'"),
+    _c("study-folds", f"study {{y}}/st_folds.yaml {NEW}", "st_folds.yaml: protocol.cv.folds: "
+       "50 folds"),
+    _c("study-method", f"study {{y}}/st_method.yaml {NEW}", "method: unknown method "
+       "'finetuned'"),
+    _c("study-dead-server", "study {y}/st_ok.yaml --tracking-uri http://127.0.0.1:{port}",
+       "--tracking-uri: no MLflow tracking server answers at http://127.0.0.1:{port}"),
+    _c("study-resume-none", f"study {{y}}/st_ok.yaml --resume {NEW}", "--resume"),
     # estimate score
     _c("score-no-zoo", f"estimate score {{tmp}}/zoo.yaml --target {{data}} --flag synthorgan "
        f"{NEW}", "{tmp}/zoo.yaml", "zoo file not found"),
@@ -234,12 +266,14 @@ def world(tmp_path_factory):
 
     from benchmark_csvs import run_row, write_export
     from medxfer.data import synthesize
+    from medxfer.data.synth_studies import synthesize_hospitals
     from medxfer.models import create_backbone
 
     root = tmp_path_factory.mktemp("bad_inputs")
     data, w, y, z = root / "data", root / "weights", root / "yaml", root / "zoo"
     synthesize(data, size=28, n_per_class=6, seed=0,
                modalities=["synthpneumonia", "synthorgan", "synthchest", "synthlesion"])
+    synthesize_hospitals(data, "synthpneumonia", hospitals=1, n_per_class=6)
     for d in (w, y, z):
         d.mkdir()
     torch.manual_seed(0)
@@ -247,7 +281,7 @@ def world(tmp_path_factory):
     torch.save(create_backbone("tiny_cnn", in_chans=3).state_dict(), w / "headless.pt")
     (w / "garbage.pt").write_text("not a torch file")
     env = {"data": str(data), "w": str(w)}
-    for name, doc in YAMLS.items():
+    for name, doc in {**YAMLS, **STUDIES}.items():
         (y / f"{name}.yaml").write_text(_fill(yaml.safe_dump(doc), env))
     for name, fields in ZOOS.items():
         (z / f"{name}.yaml").write_text(ZOO.format(w=w, **fields))

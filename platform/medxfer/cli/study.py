@@ -17,7 +17,16 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
     """Run the study (:func:`medxfer.tune.study.run_study`), then write its table (and, after
     a search, ``study_search.json``: each cell's chosen configuration) to the parent run
     (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
-    ``(StudyResult, StudySummary)``."""
+    ``(StudyResult, StudySummary)``.
+
+    The YAML's paths and the tracking store are checked first
+    (:func:`medxfer.tune.preflight.check_study_paths`, no heavy import), then the protocol
+    against the data (:func:`medxfer.tune.study_preflight.preflight`), both before Ray starts or
+    anything is written."""
+    from medxfer.config import read_yaml
+    from medxfer.tune.preflight import check_study_paths
+
+    check_study_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri)
     from mlflow import MlflowClient
 
     from medxfer.reports.study import record_summary, summarize

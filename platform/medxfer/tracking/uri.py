@@ -7,8 +7,8 @@ directory. A URI whose scheme MLflow has no store for is an input error naming w
 written (MLflow itself fails with a traceback deep inside its store registry).
 
 :func:`check_store` is the driver's check before it writes or reads: a tracking server must
-answer ``/health`` within seconds (MLflow's own client retries a dead server for minutes), and a read-only
-verb needs a store that exists (MLflow would create an empty one and report nothing).
+answer ``/health`` within seconds (MLflow's own client retries a dead server for minutes), and a
+read-only verb needs a store that exists (MLflow would create an empty one and report nothing).
 No MLflow import here: these checks run before any heavy module is loaded.
 """
 

@@ -140,6 +140,36 @@ def _check_any_flag_file(config: Mapping[str, Any], pf: Preflight) -> None:
         pf.add("data.flag", _missing_flag(path, flag, size if isinstance(size, int) else 28))
 
 
+def _check_manifest(config: Mapping[str, Any], pf: Preflight) -> None:
+    """``data.manifest`` a CSV file and ``data.image_root`` (when given) a folder; the CSV's
+    columns and images are read after the parse."""
+    manifest, image_root = _get(config, "data.manifest"), _get(config, "data.image_root")
+    if isinstance(manifest, str):
+        path = Path(absolute_path(manifest, Path.cwd()))
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "no such file"
+            pf.add("data.manifest", f"{what}: {path}; expected a CSV of image paths and labels "
+                                    "(medxfer data check validates one)")
+    if isinstance(image_root, str):
+        path = Path(absolute_path(image_root, Path.cwd()))
+        if not path.is_dir():
+            pf.add("data.image_root", f"no such folder {path}; expected the folder the "
+                                      "manifest's image paths are relative to")
+
+
+def _check_data_paths(config: Mapping[str, Any], pf: Preflight,
+                      searched: set[str] = frozenset()) -> None:
+    """Data root, flag file, manifest and weight file of one configuration (keys in
+    ``searched`` are checked per searched value, after the parse)."""
+    if "data.root" not in searched:
+        _check_root(config, pf)
+        if "data.flag" not in searched and "data.size" not in searched:
+            _check_any_flag_file(config, pf)
+    _check_manifest(config, pf)
+    if "model.weights" not in searched:
+        _check_weights_file(config, pf)
+
+
 def _check_weights_file(config: Mapping[str, Any], pf: Preflight) -> None:
     weights = _get(config, "model.weights")
     if not isinstance(weights, str):
@@ -173,12 +203,7 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
     pf = Preflight(source, {k: f"--set {k}" for k in overrides or {}})
     _check_schema(config, pf)
     searched = _raw_space_keys(config.get("search"))
-    if "data.root" not in searched:
-        _check_root(config, pf)
-        if "data.flag" not in searched and "data.size" not in searched:
-            _check_any_flag_file(config, pf)
-    if "model.weights" not in searched:
-        _check_weights_file(config, pf)
+    _check_data_paths(config, pf, searched)
     _check_store(config, cli_tracking_uri, pf)
     pf.raise_if_any()  # the mistakes above cost no import at all
     backbone = _get(config, "model.backbone")
@@ -304,6 +329,14 @@ def _channels(root: str, flag: str) -> int:
     return dataset_info(flag, root).n_channels
 
 
+def _manifest_rows(data: Mapping[str, Any]) -> None:
+    """The manifest's rows, columns and labels as a trial reads them (no image decoded)."""
+    from medxfer.config import DataConfig
+    from medxfer.data.sources import load_source
+
+    load_source(DataConfig.model_validate(dict(data)))
+
+
 def _backbone(name: str) -> None:
     from medxfer.models.backbones import check_backbone
 
@@ -350,7 +383,11 @@ def _check_variant(config: Mapping[str, Any], pf: Preflight) -> None:
     if isinstance(method, str):
         _add(pf, "method", _cached(pf, _method, method))
     _check_root(config, pf)
+    _check_manifest(config, pf)
     _check_weights_file(config, pf)
+    manifest = _get(config, "data.manifest")
+    if isinstance(manifest, str) and Path(manifest).is_file():
+        _add(pf, "data.manifest", _problem(_manifest_rows, config["data"]))
     root, flag = _get(config, "data.root"), _get(config, "data.flag")
     size = _get(config, "data.size") or 28
     data_ok = False
@@ -512,3 +549,75 @@ def load_checked(path: str | os.PathLike, overrides: list[str] | None = None, *,
                            cli_tracking_uri=cli_tracking_uri)
     check_inputs(cfg.model_dump(), source=str(path), overrides=over, extra=extra)
     return cfg
+
+
+# --------------------------------------------------------------------------- studies
+
+
+def _study_rows(raw: Mapping[str, Any]) -> list[tuple[str, dict, dict]]:
+    """``(prefix, row config, overrides)`` per study row as written (``methods[i].`` for a row
+    that sets its own keys); the full validation is :func:`medxfer.tune.study_config.
+    study_from_dict`'s."""
+    from medxfer.config import deep_merge
+
+    base = {k: v for k, v in raw.items() if k not in ("name", "methods", "search", "protocol")}
+    methods = raw.get("methods")
+    if not isinstance(methods, list):
+        return [("", base, {})]
+    rows = []
+    for i, entry in enumerate(methods):
+        over = {k: v for k, v in entry.items() if k != "name"} if isinstance(entry, dict) else {}
+        rows.append((f"methods[{i}].", deep_merge(base, over), over))
+    return rows
+
+
+def _dotted(node: Any, prefix: str = "") -> set[str]:
+    if not isinstance(node, Mapping):
+        return {prefix} if prefix else set()
+    return set().union(*(_dotted(v, f"{prefix}.{k}" if prefix else str(k))
+                         for k, v in node.items())) if node else {prefix}
+
+
+def check_study_paths(raw: Any, *, source: str | None = None,
+                      cli_tracking_uri: str | None = None) -> None:
+    """Pass 1 for ``medxfer study``, on the study YAML as written: every row's data root, flag
+    file, manifest and weight file, every ``protocol.test_sets.<name>`` source, and the
+    tracking store (stat calls only), then every row's backbone name (a local name imports
+    nothing). The protocol's feasibility against the data is
+    the study's own preflight (:func:`medxfer.tune.study_preflight.preflight`), run after the
+    parse and before Ray.
+
+    Raises:
+        MedxferInputError: every problem found, in one message naming the YAML key as written
+            (``data.root``, ``methods[1].model.weights``, ``protocol.test_sets.h1.root``).
+    """
+    if not isinstance(raw, Mapping):
+        return
+    pf = Preflight(source)
+    for prefix, config, over in _study_rows(raw):
+        mine = _dotted(over)
+        pf.written = {k: (prefix + k if k in mine or any(m.startswith(k + ".") for m in mine)
+                          or any(k.startswith(m + ".") for m in mine) else k)
+                      for k in ("data.root", "data.flag", "data.manifest", "data.image_root",
+                                "model.weights")}
+        _check_data_paths(config, pf)
+    protocol = raw.get("protocol")
+    sets = protocol.get("test_sets") if isinstance(protocol, Mapping) else None
+    for name, entry in (sets or {}).items():
+        if not isinstance(entry, Mapping):
+            continue
+        where = f"protocol.test_sets.{name}"
+        pf.written = {f"data.{k}": f"{where}.{k}"
+                      for k in ("root", "flag", "manifest", "image_root")}
+        size = entry.get("size") or _get(raw, "data.size")
+        _check_data_paths({"data": {**entry, "size": size}}, pf)
+    pf.written = {}
+    _check_store(raw, cli_tracking_uri, pf)
+    pf.raise_if_any()  # the mistakes above cost no import at all
+    for prefix, config, over in _study_rows(raw):
+        backbone = _get(config, "model.backbone")
+        if isinstance(backbone, str):
+            key = "model.backbone"
+            pf.written = {key: prefix + key if _get(over, key) is not None else key}
+            _add(pf, key, _cached(pf, _backbone, backbone))
+    pf.raise_if_any()
