@@ -36,14 +36,18 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
     study = load_study(config)
     result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
                        resume=resume, num_cpus=num_cpus, verbose=verbose)
-    summary = summarize(result.records, metric=study.protocol.metric,
-                        rows=[r.name for r in study.rows])
-    title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds and "
-             "seeds")
-    texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
     client = MlflowClient(tracking_uri=result.tracking_uri)
-    if result.chosen:  # each cell's configuration from its search, by cell key
-        client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
+    try:
+        summary = summarize(result.records, metric=study.protocol.metric,
+                            rows=[r.name for r in study.rows])
+        title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds "
+                 "and seeds")
+        texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
+        if result.chosen:  # each cell's configuration from its search, by cell key
+            client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
+    except BaseException:  # the parent never stays RUNNING
+        client.set_terminated(result.parent_run_id, "FAILED")
+        raise
     failed = result.n_errored > 0 or not len(summary.cells)
     client.set_terminated(result.parent_run_id, "FAILED" if failed else "FINISHED")
     echo(texts["table"].rstrip("\n"))
