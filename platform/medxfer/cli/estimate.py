@@ -178,9 +178,12 @@ def score(
     """
     from medxfer.errors import MedxferInputError
     from medxfer.reports.tables import output_format, render, write_or_print
-    from medxfer.transferability.scoring import labelled_table, score_zoo
 
     fmt = output_format(format, output)
+    # a dead server or bad scheme fails before torch is imported (score_zoo checks again)
+    tracking_uri = checked_store(tracking_uri, read_only=False)
+    from medxfer.transferability.scoring import labelled_table, score_zoo
+
     if n_per_class < 0:
         raise MedxferInputError(f"--n-per-class {n_per_class}: expected >= 0")
     if batch_size < 1:

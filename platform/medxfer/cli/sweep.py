@@ -39,7 +39,8 @@ def sweep(
 
     # Folders, files, backbone and tracking store first: no torch, Ray or MLflow import yet.
     if config.is_file():
-        check_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri)
+        check_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri,
+                    sweep=not resume)
 
     from medxfer.tune.experiment import load_experiment, smoke_test as smoke
     from medxfer.tune.sweep import run_sweep

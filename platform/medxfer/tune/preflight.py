@@ -184,8 +184,10 @@ def _check_weights_file(config: Mapping[str, Any], pf: Preflight) -> None:
 
 def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
                 overrides: Mapping[str, Any] | None = None,
-                cli_tracking_uri: str | None = None) -> None:
-    """Pass 1, on the YAML document as written: folders, files and the tracking store.
+                cli_tracking_uri: str | None = None, sweep: bool = False) -> None:
+    """Pass 1, on the YAML document as written: folders, files and the tracking store; then
+    (with the stat checks passed) the backbone name and, for a ``sweep``, the ``search:``
+    section (searcher name, ``num_samples``, leaves), which imports Ray but not torch.
 
     Args:
         raw: the experiment YAML (a mapping; anything else is left to the parse).
@@ -193,6 +195,7 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
         overrides: ``--set`` values (``{"data.root": ...}``), applied first and named as
             ``--set data.root``.
         cli_tracking_uri: ``--tracking-uri``.
+        sweep: the YAML runs as a sweep (its ``search:`` is validated).
 
     Raises:
         MedxferInputError: every problem found, in one message.
@@ -206,11 +209,19 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
     _check_data_paths(config, pf, searched)
     _check_store(config, cli_tracking_uri, pf)
     pf.raise_if_any()  # the mistakes above cost no import at all
+    if sweep:
+        pf.run(_search_section, config.get("search"), source)
     backbone = _get(config, "model.backbone")
     if isinstance(backbone, str) and "model.backbone" not in searched:
         # Before the parse: a timm name costs torch and timm, not the method registry too.
         _add(pf, "model.backbone", _cached(pf, _backbone, backbone))
     pf.raise_if_any()
+
+
+def _search_section(search: Any, source: str | None) -> None:
+    from medxfer.tune.search_config import parse_search
+
+    parse_search(search, source=source)
 
 
 def _check_schema(config: Mapping[str, Any], pf: Preflight) -> None:
