@@ -56,6 +56,7 @@ YAMLS = {
     "transform": _variant(TRAIN, data__transforms=[{"name": "no_such_transform"}]),
     "yaml_uri": _variant(TRAIN, tracking={"uri": "mongodb://db/x"}),
     "typo": _variant(TRAIN, trian={"lr": 0.1}),
+    "nan_lr": _variant(TRAIN, train__lr=float("nan")),
     "ok": TRAIN,
     "sw_root": _variant(TRAIN, data__root="{data}/nowhere", search=SEARCH),
     "sw_flag": _variant(TRAIN, data__flag="synthnope", search=SEARCH),
@@ -65,6 +66,7 @@ YAMLS = {
         **SEARCH["space"], "model.backbone": {"choice": ["tiny_cnn", "tiny_cnnn"]}}}),
     "sw_none": TRAIN,
     "sw_ok": _variant(TRAIN, search=SEARCH),
+    "sw_zero": _variant(TRAIN, search={**SEARCH, "num_samples": 0}),
 }
 STUDY = {**TRAIN, "protocol": {"cv": {"folds": 2}, "seeds": [0], "test_sets": {
     "h1": {"root": "{data}", "flag": "synthpneumonia_h1", "split": "1:1"}}}}
@@ -131,6 +133,9 @@ CASES = [
     _c("train-dead-server", "train {y}/ok.yaml --tracking-uri http://127.0.0.1:{port}",
        "--tracking-uri: no MLflow tracking server answers at http://127.0.0.1:{port}"),
     _c("train-typo", f"train {{y}}/typo.yaml {NEW}", "typo.yaml: trian: unknown field"),
+    _c("train-nan-lr", f"train {{y}}/nan_lr.yaml {NEW}", "nan_lr.yaml: train.lr: must be > 0"),
+    _c("train-broken-yaml", f"train {{x}}/broken.yaml {NEW}", "broken.yaml, line 3: not valid "
+       "YAML"),
     # sweep
     _c("sweep-root", f"sweep {{y}}/sw_root.yaml {NEW}", "sw_root.yaml: data.root: no such "
        "folder {data}/nowhere"),
@@ -144,6 +149,8 @@ CASES = [
     _c("sweep-no-search", f"sweep {{y}}/sw_none.yaml {NEW}", "search: a sweep needs a search"),
     _c("sweep-dead-server", "sweep {y}/sw_ok.yaml --tracking-uri http://127.0.0.1:{port}",
        "no MLflow tracking server answers at http://127.0.0.1:{port}"),
+    _c("sweep-num-samples-0", f"sweep {{y}}/sw_zero.yaml {NEW}",
+       "sw_zero.yaml: search.num_samples: "),
     _c("sweep-resume-none", f"sweep {{y}}/sw_ok.yaml --resume {NEW}",
        "--resume: no sweep 'sw_ok*' under {tmp}/ray_results; pass --name"),
     _c("sweep-env-uri", "sweep {y}/sw_ok.yaml", "$MLFLOW_TRACKING_URI: 'bogus://x': unknown "
@@ -188,7 +195,14 @@ CASES = [
        f"synthorgan {NEW}", "field '[0].weights'", "{w}/missing.pt"),
     _c("score-uri", "estimate score {z}/ok.yaml --target {data} --flag synthorgan "
        "--tracking-uri ftp://x", "--tracking-uri: 'ftp://x': unknown scheme 'ftp'"),
+    _c("score-dead-server", "estimate score {z}/ok.yaml --target {data} --flag synthorgan "
+       "--tracking-uri http://127.0.0.1:{port}", "--tracking-uri: no MLflow tracking server"),
     # estimate evaluate
+    _c("evaluate-format-vs-output", "estimate evaluate --scores {bench}/scores --ground-truth "
+       "mini --tracking-uri {store} --output {tmp}/tau.csv --format table",
+       "--format table contradicts --output {tmp}/tau.csv"),
+    _c("evaluate-scores-dir", "estimate evaluate --scores {tmp}/noscores/ --ground-truth mini "
+       "--tracking-uri {store}", "{tmp}/noscores/: expected a directory of <metric>_*.csv"),
     _c("evaluate-missing-store", f"estimate evaluate --scores synth --ground-truth mini {NEW}",
        "--tracking-uri: no MLflow store at {tmp}/mlruns.db"),
     _c("evaluate-gt-csv", "estimate evaluate --scores {bench}/scores --ground-truth {tmp}/gt.csv",
@@ -198,6 +212,10 @@ CASES = [
     # benchmark
     _c("import-missing-dir", f"benchmark import {{tmp}}/exports {NEW}", "{tmp}/exports"),
     _c("import-no-csv", f"benchmark import {{w}} {NEW}", "{w}", "fined_"),
+    _c("import-bad-columns", f"benchmark import {{x}}/mini_bad {NEW}",
+       "{x}/mini_bad/fined_bloodmnist.csv, line 1: missing required column(s)"),
+    _c("import-dead-server", "benchmark import {bench}/mini --tracking-uri "
+       "http://127.0.0.1:{port}", "--tracking-uri: no MLflow tracking server answers"),
     _c("ground-truth-missing-store", f"benchmark ground-truth {NEW}",
        "--tracking-uri: no MLflow store at {tmp}/mlruns.db"),
     _c("ground-truth-default-store", "benchmark ground-truth",
@@ -208,6 +226,8 @@ CASES = [
        "no MLflow tracking server answers at"),
     _c("replay-searcher", "benchmark replay --searcher nope --tracking-uri {store}",
        "unknown searcher 'nope'"),
+    _c("replay-budget-0", "benchmark replay --searcher grid --budget 0 --tracking-uri {store}",
+       "--budget: budget must be >= 1"),
     _c("replay-missing-store", f"benchmark replay --searcher grid {NEW}",
        "no MLflow store at {tmp}/mlruns.db"),
     # report
@@ -217,6 +237,8 @@ CASES = [
        "--name: experiment 'benchmark/nosuch' not found"),
     _c("report-mode", "report --mode best --output {tmp}/rep --tracking-uri {store}",
        "--mode 'best': expected min or max"),
+    _c("report-sweep", "report --sweep nosuch --output {tmp}/rep --tracking-uri {store}",
+       "--sweep: sweep experiment(s) sweep/nosuch not found"),
     # ui
     _c("ui-missing-store", f"ui {NEW}", "no MLflow store at {tmp}/mlruns.db"),
     _c("ui-scheme", "ui --tracking-uri foo://bar", "unknown scheme 'foo'"),
@@ -225,6 +247,11 @@ CASES = [
     _c("synth-modality", "data synth --out {tmp}/s --modalities synthnope", "synthnope"),
     _c("synth-size", "data synth --out {tmp}/s --size 30", "30"),
     _c("check-manifest", "data check {tmp}/m.csv", "{tmp}/m.csv"),
+    _c("check-columns", "data check {x}/bad_cols.csv", "bad_cols.csv, field 'path': no 'path' "
+       "column"),
+    _c("check-corrupt-image", "data check {x}/corrupt.csv", "corrupt.csv: 1 missing or "
+       "unreadable image"),
+    _c("synth-n-per-class", "data synth --out {tmp}/s --n-per-class 0", "n_per_class"),
     _c("energy-ref-root", "data energy-reference --out {tmp}/e.json --root {tmp}/r --flag x",
        "{tmp}/r"),
     _c("energy-ref-neither", "data energy-reference --out {tmp}/e.json",
@@ -285,6 +312,16 @@ def world(tmp_path_factory):
         (y / f"{name}.yaml").write_text(_fill(yaml.safe_dump(doc), env))
     for name, fields in ZOOS.items():
         (z / f"{name}.yaml").write_text(ZOO.format(w=w, **fields))
+    x = root / "extra"
+    (x / "mini_bad").mkdir(parents=True)
+    (x / "mini_bad" / "fined_bloodmnist.csv").write_text("source,foo\nimagenet,1\n")
+    (x / "bad_cols.csv").write_text("file,label\na.png,0\n")
+    from PIL import Image
+
+    Image.new("L", (28, 28), 128).save(x / "ok.png")
+    (x / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (x / "corrupt.csv").write_text("path,label,patient_id\nok.png,0,p1\ncorrupt.png,1,p2\n")
+    (x / "broken.yaml").write_text("method: finetune\ndata: {root: x\n")
     bench = root / "bench"
     for t in ("bloodmnist", "dermamnist"):
         write_export(bench / "mini" / f"fined_{t}.csv",
@@ -295,7 +332,7 @@ def world(tmp_path_factory):
         "source,bloodmnist,dermamnist\nimagenet,1,2\npathmnist,2,1\noctmnist,3,0\n")
     store = f"sqlite:///{bench / 'mlruns.db'}"
     assert main(["benchmark", "import", str(bench / "mini"), "--tracking-uri", store]) == 0
-    return {**env, "y": str(y), "z": str(z), "bench": str(bench), "store": store,
+    return {**env, "x": str(x), "y": str(y), "z": str(z), "bench": str(bench), "store": store,
             "port": str(_free_port())}
 
 
