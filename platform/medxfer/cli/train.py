@@ -91,12 +91,12 @@ def train(
     run = client.create_run(exp_id, run_name=f"{cfg.method}-{cfg.data.flag}",
                             tags=trial_tags(cfg, sweep=name))
     run_id = run.info.run_id
-    for k, v in trial_params(cfg).items():
-        client.log_param(run_id, k, v)
-    typer.echo(f"run {run_id} in sweep/{name} ({uri}): {cfg.method} on {cfg.data.flag}, "
-               f"{cfg.scaling.num_workers} worker(s)")
-    status = "FAILED"
+    status = "FAILED"  # whatever stops the run from here on, it never stays RUNNING
     try:
+        for k, v in trial_params(cfg).items():
+            client.log_param(run_id, k, v)
+        typer.echo(f"run {run_id} in sweep/{name} ({uri}): {cfg.method} on {cfg.data.flag}, "
+                   f"{cfg.scaling.num_workers} worker(s)")
         with tempfile.TemporaryDirectory(prefix="medxfer-train-") as tmp:
             if cfg.scaling.distributed:
                 final_dir = _distributed(cfg, uri, run_id, tmp)
