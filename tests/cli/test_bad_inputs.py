@@ -253,7 +253,7 @@ CASES = [
        "unreadable image"),
     _c("synth-n-per-class", "data synth --out {tmp}/s --n-per-class 0", "n_per_class"),
     _c("energy-ref-root", "data energy-reference --out {tmp}/e.json --root {tmp}/r --flag x",
-       "{tmp}/r"),
+       "--root: no such folder {tmp}/r"),
     _c("energy-ref-neither", "data energy-reference --out {tmp}/e.json",
        "give either --root and --flag, or --manifest"),
     _c("remove-text-input", "data remove-text {tmp}/none {tmp}/o",
