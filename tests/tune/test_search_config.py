@@ -66,7 +66,10 @@ def test_cli_exits_2_with_yaml_path(tmp_path, capsys):
     from medxfer.cli import main
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(experiment({"space": {"train.lr": {"loguniform": [-1, 1]}}})))
+    # The data root and a flag file exist: the preflight would report missing ones first.
+    (tmp_path / "synthpneumonia.npz").write_bytes(b"")
+    bad.write_text(yaml.safe_dump(experiment({"space": {"train.lr": {"loguniform": [-1, 1]}}},
+                                             data={"root": str(tmp_path)})))
     assert main(["sweep", str(bad)]) == 2
     assert "search.space.train.lr.loguniform: lower bound must be > 0" in capsys.readouterr().err
 

@@ -41,6 +41,14 @@ def sweep(
     Example: medxfer sweep search_spaces/demo.yaml --tracking-uri sqlite:///mlruns.db
     Example: medxfer sweep search_spaces/finetune_zoo.yaml --name zoo-demo
     """
+    from medxfer.config import read_yaml
+    from medxfer.tune.preflight import check_paths
+
+    # Folders, files, backbone and tracking store first: no torch, Ray or MLflow import yet.
+    if config.is_file():
+        check_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri,
+                    sweep=not resume)
+
     from medxfer.tune.experiment import load_experiment, smoke_test as smoke
     from medxfer.tune.sweep import run_sweep
 

@@ -106,6 +106,30 @@ def backbone_info(name: str) -> BackboneInfo:
     return _REGISTRY.record(name)
 
 
+def check_backbone(name: str) -> None:
+    """Raise ValueError unless :func:`create_backbone` knows ``name``; nothing is built.
+
+    Local names need no import; ``torchvision:<name>`` is looked up in torchvision's model list
+    and any other name in timm's (imported only then).
+    """
+    if name in _REGISTRY:
+        return
+    if name.startswith(TORCHVISION_PREFIX):
+        import torchvision
+
+        valid = torchvision.models.list_models(module=torchvision.models)
+        if name[len(TORCHVISION_PREFIX):] not in valid:
+            raise ValueError(f"unknown torchvision classification model {name!r}; valid: "
+                             f"{TORCHVISION_PREFIX}<one of {', '.join(valid)}>")
+        return
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"unknown backbone {name!r}: not a local backbone "
+                         f"({', '.join(list_backbones())}), not a timm model, and no "
+                         f"'{TORCHVISION_PREFIX}' prefix")
+
+
 register_backbone(BackboneInfo("tiny_cnn", lambda in_chans: TinyCNN(in_chans, width=32), 128,
                                "three conv blocks, global average pooling (tests, the demo)"))
 register_backbone(BackboneInfo("vit_tiny_p4", lambda in_chans: _tiny_vit(in_chans), 64,

@@ -46,7 +46,7 @@ import pandas as pd
 from medxfer.errors import MedxferInputError
 
 from .registry import list_metrics, metric_info
-from .zoo import SourceModel, Zoo, load_zoo
+from .zoo import SourceModel, Zoo, check_heads, check_target, load_zoo
 
 NCTI_TERMS = ("seli", "ncc", "vc")
 
@@ -199,25 +199,30 @@ def score_zoo(zoo: Zoo | str | os.PathLike, target_root: str | os.PathLike, targ
         echo: Called with one-line notes (skips, sources as they start).
 
     Raises:
-        MedxferInputError: bad zoo, target or metric names; a metric failing on bad input
-            (NaN features, too few samples for its PCA, ...), naming the source and metric.
+        MedxferInputError: bad zoo, target, metric names or tracking store, or a source head
+            whose classes differ from ``num_classes`` under a metric that reads it (all found
+            before anything is written); a metric failing on bad input (NaN features, too few
+            samples for its PCA, ...), naming the source and metric.
     """
     import torch
 
     from medxfer.tracking import schema
     from medxfer.tracking.store import ensure_experiment
-    from medxfer.tracking.uri import resolve_tracking_uri
+    from medxfer.tracking.uri import check_store
 
     if not isinstance(zoo, Zoo):
         zoo = load_zoo(zoo)
     names = resolve_metrics(metrics)
+    # Every input is checked before the store is touched: a bad one writes nothing.
+    uri = check_store(tracking_uri) if log else None
+    check_target(zoo, target_root, target_flag, size)
+    check_heads(zoo, names, [m for m in names if "logits" in metric_info(m).needs])
     echo = echo or (lambda _msg: None)
     exp_name = schema.experiment_name("transferability", name)
     client = exp_id = None
     if log:  # the store (and experiment) is created once, by this driver
         from mlflow import MlflowClient
 
-        uri = resolve_tracking_uri(tracking_uri)
         exp_id = ensure_experiment(uri, exp_name)
         client = MlflowClient(uri)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

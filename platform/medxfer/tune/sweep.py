@@ -208,6 +208,22 @@ def _finish_parent(client, uri: str, experiment: str, parent_id: str, exp: Exper
     return best, best_config
 
 
+def _end_open_runs(client, exp_id: str, parent_id: str, exc: BaseException) -> None:
+    """The driver stopped on ``exc``: no run of this sweep may stay RUNNING. The parent and its
+    open children end KILLED (Ctrl-C) or FAILED; ``--resume`` sets them running again."""
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    try:
+        children = client.search_runs([exp_id], filter_string=(
+            f"tags.`{schema.PARENT_RUN_ID}` = '{parent_id}' and attributes.status = 'RUNNING'"),
+            max_results=10000)
+        for run in children:
+            client.set_terminated(run.info.run_id, status)
+        client.set_terminated(parent_id, status)
+    except Exception:  # noqa: BLE001 - the store may be what failed; keep the first error
+        log.warning("sweep: could not mark the runs of parent %s %s", parent_id, status,
+                    exc_info=True)
+
+
 # --------------------------------------------------------------------------- Ray
 
 
@@ -225,6 +241,16 @@ def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
     init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={"trial_slot": slots},
                    object_store_memory=512 * 1024 * 1024)
     return True
+
+
+def _preflight(exp: Experiment, tracking_uri: str | None, trainable) -> None:
+    """Bad input fails here, once, before Ray starts or a run is written (a caller's own
+    ``trainable`` reads none of the config's data, so only the store and space are checked)."""
+    from medxfer.tune.preflight import check_experiment
+
+    check_experiment(exp.config, source=str(exp.path) if exp.path else None,
+                     space=exp.search.space, sweep=True, cli_tracking_uri=tracking_uri,
+                     inputs=trainable is None)
 
 
 def trial_resources(config: dict) -> dict[str, float]:
@@ -252,6 +278,12 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     (:mod:`medxfer.tune.zoo_sweep`; built by the layer that scores zoos), scored once Ray is
     up and before the first trial; not needed to resume.
     """
+    t0 = time.monotonic()
+    if exp is None and not resume:
+        raise MedxferInputError("an experiment is needed unless resuming")
+    if not resume:  # before Ray or MLflow is imported
+        _preflight(exp, tracking_uri, trainable)
+
     from ray import tune
 
     from medxfer.tracking.store import client as mlflow_client, ensure_experiment
@@ -260,9 +292,6 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
     from medxfer.tune.trainables import make_trial_fn
 
-    t0 = time.monotonic()
-    if exp is None and not resume:
-        raise MedxferInputError("an experiment is needed unless resuming")
     storage = Path(storage_path or (exp.search.resolved_storage_path() if exp else
                                     Path("ray_results").resolve()))
     if resume:
@@ -279,6 +308,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                                     field="name")
         exp = _from_snapshot(sweep_dir / SNAPSHOT)
         name = sweep_dir.name
+        _preflight(exp, tracking_uri, trainable)
     else:
         name = safe_name(name) if name else default_name(exp)
         sweep_dir = storage / name
@@ -321,13 +351,15 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         client.update_run(parent_id, status="RUNNING")
 
     s = exp.search
-    started = _init_ray(address, num_cpus, s.max_concurrent)
+    started = False
     try:
+        started = _init_ray(address, num_cpus, s.max_concurrent)
         if plan is not None:  # score the zoo (Ray tasks), then the joint searcher
             try:
                 setup = plan.searcher(name, uri, parent_run_id=parent_id)
             except BaseException:
                 client.delete_run(parent_id)  # no trial ran: the name stays free
+                parent_id = None
                 raise
         resources = trial_resources(exp.config)
         fn = tune.with_resources(make_trial_fn(trainable, exp.config), resources)
@@ -355,14 +387,23 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         log.info("sweep %s: resume with `medxfer sweep %s --name %s --resume`", name,
                  exp.path or "CONFIG", name)
         results = tuner.fit()
+    except BaseException as exc:
+        if parent_id is not None:
+            _end_open_runs(client, exp_id, parent_id, exc)
+        raise
     finally:
         if started:
             import ray
 
             ray.shutdown()
     n_errored = sum(1 for r in results if r.error is not None)
-    best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
-                                       n_errored)
+    try:
+        best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
+                                           n_errored)
+    except BaseException as exc:
+        if parent_id is not None:
+            _end_open_runs(client, exp_id, parent_id, exc)
+        raise
     return SweepResult(name=name, experiment=experiment, tracking_uri=uri,
                        parent_run_id=parent_id, storage_dir=str(sweep_dir),
                        n_trials=len(results), n_errored=n_errored,
