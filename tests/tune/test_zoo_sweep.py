@@ -18,6 +18,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from toy_trainable import Toy
 import torch
 import yaml
 
@@ -181,7 +182,7 @@ def test_a_zoo_sweep_needs_its_scorer(tmp_path, tracking_uri):
 
     exp = experiment_from_dict(experiment(_search(str(tmp_path / "z.yaml"))))
     with pytest.raises(MedxferInputError, match="search.sources: this caller cannot score"):
-        run_sweep(exp, name="noscorer", tracking_uri=tracking_uri,
+        run_sweep(exp, name="noscorer", tracking_uri=tracking_uri, trainable=Toy(n=96),
                   storage_path=str(tmp_path / "ray_results"))
     assert MlflowClient(tracking_uri).get_experiment_by_name("sweep/noscorer") is None
 
@@ -200,7 +201,7 @@ def test_a_zoo_that_cannot_be_scored_leaves_no_sweep(tmp_path, tracking_uri, ray
     for _ in range(2):  # the second time the name is free again: the same error, not a clash
         with pytest.raises(MedxferInputError, match="cannot score for again"):
             run_sweep(exp, name="again", tracking_uri=tracking_uri, sources=zoo,
-                      storage_path=str(tmp_path / "ray_results"))
+                      trainable=Toy(n=96), storage_path=str(tmp_path / "ray_results"))
         parents, children = sweep_runs(tracking_uri, "again")
         assert parents == [] and children == []
 
