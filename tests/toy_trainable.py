@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from medxfer.tune.experiment import load_experiment
-    from medxfer.tune.sweep import run_sweep
+    from medxfer.tune.sweep import EXIT_STALLED, SweepStalled, run_sweep
 
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
@@ -205,9 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-cpus", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
-    res = run_sweep(load_experiment(args.config), name=args.name,
-                    tracking_uri=args.tracking_uri, resume=args.resume,
-                    trainable=Toy(**json.loads(args.toy)), num_cpus=args.num_cpus)
+    try:
+        res = run_sweep(load_experiment(args.config), name=args.name,
+                        tracking_uri=args.tracking_uri, resume=args.resume,
+                        trainable=Toy(**json.loads(args.toy)), num_cpus=args.num_cpus)
+    except SweepStalled as exc:  # as `medxfer sweep` reports it
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_STALLED
     print(res.summary(), flush=True)
     return 0 if res.n_errored < res.n_trials else 1
 

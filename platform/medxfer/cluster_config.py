@@ -3,8 +3,11 @@
 ``clusters/local.yaml`` is a Ray cluster-launcher config (provider ``local``) whose
 ``metadata.medxfer`` block (a field Ray's schema reserves for user data) holds the
 ``ray.init()`` keyword arguments of the in-process local runtime and the embedded tracking
-store. The sweep verb uses it when no ``--address`` is given; ``tests/test_clusters.py`` checks
-that the test session's runtime has the same resources.
+store. Those arguments are the one place where the local runtime's GCS health checks are set
+(``_system_config``: Ray's defaults declare the only node of a busy laptop dead within seconds);
+every local runtime medxfer or its tests start goes through :func:`init_local_ray`. The sweep
+verb uses it when no ``--address`` is given; ``tests/test_clusters.py`` checks that the test
+session's runtime has the same resources.
 """
 
 from __future__ import annotations

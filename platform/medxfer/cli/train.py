@@ -65,6 +65,7 @@ def train(
     from mlflow import MlflowClient
 
     from medxfer.tracking import schema
+    from medxfer.tracking.run_names import train_run_name
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment
     from medxfer.train.experiment import load_run_config
@@ -76,7 +77,7 @@ def train(
     exp_id = ensure_experiment(uri, schema.experiment_name("sweep", name),
                                artifact_root=cfg.tracking.artifact_root)
     client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(exp_id, run_name=f"{cfg.method}-{cfg.data.flag}",
+    run = client.create_run(exp_id, run_name=train_run_name(cfg),
                             tags=trial_tags(cfg, sweep=name))
     run_id = run.info.run_id
     for k, v in trial_params(cfg).items():

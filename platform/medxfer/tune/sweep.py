@@ -24,9 +24,11 @@ sweep runs exactly what the interrupted one started.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -190,6 +192,64 @@ def _finish_parent(client, uri: str, experiment: str, parent_id: str, exp: Exper
     return best, best_config
 
 
+# --------------------------------------------------------------------------- a stalled sweep
+
+
+EXIT_STALLED = 3  # exit code of `medxfer sweep` when the watchdog stopped the sweep
+
+
+class SweepStalled(RuntimeError):
+    """The watchdog (:mod:`medxfer.tune.stall`) stopped the sweep; the message says why and
+    gives the ``--resume`` command (``.command``)."""
+
+    def __init__(self, message: str, command: str):
+        super().__init__(message)
+        self.command = command
+
+
+def resume_command(config_path: str | os.PathLike | None, name: str, uri: str,
+                   address: str | None, num_cpus: int | None) -> str:
+    """The ``medxfer sweep ... --resume`` line that continues sweep ``name``."""
+    parts = ["medxfer", "sweep", str(config_path or "CONFIG.yaml"), "--name", name, "--resume",
+             "--tracking-uri", uri]
+    if address:
+        parts += ["--address", address]
+    if num_cpus:
+        parts += ["--num-cpus", str(num_cpus)]
+    return shlex.join(parts)
+
+
+def mark_stalled(uri: str, parent_id: str, reason: str) -> None:
+    """Tag the parent run stalled (called by the watchdog, possibly on a cluster node)."""
+    from mlflow import MlflowClient
+
+    c = MlflowClient(tracking_uri=uri)
+    c.set_tag(parent_id, schema.STATUS, schema.STATUS_STALLED)
+    c.set_tag(parent_id, schema.STATUS_REASON, reason[:5000])
+
+
+def _stall_reason(client, parent_id: str) -> str | None:
+    tags = client.get_run(parent_id).data.tags
+    if tags.get(schema.STATUS) != schema.STATUS_STALLED:
+        return None
+    return tags.get(schema.STATUS_REASON, "the watchdog stopped it")
+
+
+def _end_stalled(client, exp_id: str, parent_id: str, name: str,
+                 command: str) -> SweepStalled:
+    """End the stopped sweep's runs (KILLED: not RUNNING, not a result) and build the error."""
+    reason = _stall_reason(client, parent_id) or "the watchdog stopped it"
+    running = client.search_runs([exp_id], filter_string=(
+        f"tags.`{schema.PARENT_RUN_ID}` = '{parent_id}' and attributes.status = 'RUNNING'"),
+        max_results=10000)
+    for run in running:
+        client.set_terminated(run.info.run_id, "KILLED")
+    client.set_terminated(parent_id, "KILLED")
+    return SweepStalled(
+        f"sweep {name} stalled: {reason}. It was stopped and its state saved; check the Ray "
+        f"cluster (`ray status`), then continue it with:\n  {command}", command)
+
+
 # --------------------------------------------------------------------------- Ray
 
 
@@ -207,6 +267,29 @@ def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
     init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={"trial_slot": slots},
                    object_store_memory=512 * 1024 * 1024)
     return True
+
+
+def _shutdown_ray(force: bool) -> None:
+    """``ray.shutdown()``; after a stall (``force``), first SIGKILL the local runtime's raylets,
+    which may be frozen and would otherwise hold the shutdown."""
+    import ray
+
+    if force:
+        _kill_local_raylets()
+    ray.shutdown()
+
+
+def _kill_local_raylets() -> None:
+    import signal
+
+    import psutil
+
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() == "raylet":
+                proc.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            continue
 
 
 def trial_resources(config: dict) -> dict[str, float]:
@@ -237,9 +320,11 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.tune.mlflow_callback import MlflowSweepCallback
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
+    from medxfer.tune.stall import StallCallback, SweepStalledInLoop
     from medxfer.tune.trainables import make_trial_fn
 
     t0 = time.monotonic()
+    config_path = exp.path if exp is not None else None
     if exp is None and not resume:
         raise MedxferInputError("an experiment is needed unless resuming")
     storage = Path(storage_path or (exp.search.resolved_storage_path() if exp else
@@ -257,6 +342,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             raise MedxferInputError(f"--resume: no restorable sweep at {sweep_dir}",
                                     field="name")
         exp = _from_snapshot(sweep_dir / SNAPSHOT)
+        config_path = config_path or json.loads((sweep_dir / SNAPSHOT).read_text()).get("source")
         name = sweep_dir.name
     else:
         name = safe_name(name) if name else default_name(exp)
@@ -293,8 +379,15 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     if parent is not None and parent.info.status != "RUNNING":
         client.update_run(parent_id, status="RUNNING")
 
+    if parent is not None:  # a stalled sweep that is resumed is running again
+        for key in (schema.STATUS, schema.STATUS_REASON):
+            if key in parent.data.tags:
+                client.delete_tag(parent_id, key)
+
     s = exp.search
+    command = resume_command(config_path, name, uri, address, num_cpus)
     started = _init_ray(address, num_cpus, s.max_concurrent)
+    stalled = False
     try:
         resources = trial_resources(exp.config)
         fn = tune.with_resources(make_trial_fn(trainable, exp.config), resources)
@@ -304,8 +397,11 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             sweep_dir.mkdir(parents=True, exist_ok=True)
             (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp), indent=1,
                                                          default=str))
-            callback = MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
-                                           s.select_by, s.select_mode)
+            callbacks = [MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
+                                             s.select_by, s.select_mode)]
+            if s.stall_timeout_s is not None:
+                callbacks.append(StallCallback(s.stall_timeout_s, functools.partial(
+                    mark_stalled, uri, parent_id)))
             tuner = tune.Tuner(
                 fn, param_space=setup.param_space,
                 tune_config=tune.TuneConfig(
@@ -314,19 +410,22 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                     max_concurrent_trials=s.max_concurrent,
                     reuse_actors=resources.get("CPU", 0) > 0),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(storage), callbacks=[callback],
+                    name=name, storage_path=str(storage), callbacks=callbacks,
                     stop=make_stopper(s), verbose=verbose,
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=s.checkpoints_to_keep)))
-        log.info("sweep %s: resume with `medxfer sweep %s --name %s --resume`", name,
-                 exp.path or "CONFIG", name)
-        results = tuner.fit()
+        log.info("sweep %s: resume with `%s`", name, command)
+        try:
+            results = tuner.fit()
+        except SweepStalledInLoop:
+            stalled = True
+        stalled = stalled or _stall_reason(client, parent_id) is not None
     finally:
         if started:
-            import ray
-
-            ray.shutdown()
+            _shutdown_ray(force=stalled)
+    if stalled:
+        raise _end_stalled(client, exp_id, parent_id, name, command)
     n_errored = sum(1 for r in results if r.error is not None)
     best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
                                        n_errored)
