@@ -26,6 +26,7 @@ from medxfer.tracking import schema
 from medxfer.tune.stall import StallWatch, probe_timeout
 from medxfer.tune.sweep import EXIT_STALLED, SNAPSHOT, resume_command
 
+from process_helpers import Family
 from sweep_helpers import experiment, steps, sweep_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,50 +105,6 @@ def _env() -> dict:
     return env
 
 
-class _Family:
-    """Every process a driver started, remembered while it runs (they outlive it if it dies)."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.proc, self.seen = proc, set()
-
-    def poll(self) -> None:
-        try:
-            self.seen.update(psutil.Process(self.proc.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-
-    def named(self, name: str):
-        for p in list(self.seen):
-            try:
-                if p.name() == name:
-                    return p
-            except psutil.NoSuchProcess:
-                continue
-        return None
-
-    def alive(self) -> list:
-        out = []
-        for p in self.seen:
-            try:
-                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                    out.append(p)
-            except psutil.NoSuchProcess:
-                continue
-        return out
-
-    def kill(self) -> None:
-        for p in self.alive():
-            try:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        psutil.wait_procs(list(self.seen), timeout=30)
-
-
 @pytest.mark.timeout(600)
 def test_frozen_raylet_stops_the_sweep_which_resumes_once(ray_runtime, tmp_path, tracking_uri):
     sweep_dir = tmp_path / "ray_results" / "stall"
@@ -169,7 +126,7 @@ def test_frozen_raylet_stops_the_sweep_which_resumes_once(ray_runtime, tmp_path,
     with open(log, "w") as out:
         driver = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=out,
                                   stderr=subprocess.STDOUT)
-    family = _Family(driver)
+    family = Family(driver)
     try:
         # Freeze the raylet once Ray is up and the sweep is being set up (the snapshot is
         # written right before the Tuner starts).

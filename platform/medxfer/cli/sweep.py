@@ -30,18 +30,24 @@ def sweep(
         help="CPUs of the local runtime (default: all).", show_default=False)] = None,
 ) -> None:
     """Run a hyperparameter sweep of CONFIG on Ray Tune; every trial is an MLflow child run of
-    the sweep's parent run, and the sweep's ground-truth row is printed at the end.
+    the sweep's parent run, and the sweep's ground-truth row is printed at the end. A sweep
+    that stalls (no result and no Ray node answering for search.stall_timeout_s) is stopped
+    with exit code 3 and the --resume command that continues it.
 
     Example: medxfer sweep search_spaces/demo.yaml --tracking-uri sqlite:///mlruns.db
     """
     from medxfer.tune.experiment import load_experiment, smoke_test as smoke
-    from medxfer.tune.sweep import run_sweep
+    from medxfer.tune.sweep import EXIT_STALLED, SweepStalled, run_sweep
 
     exp = load_experiment(config)
     if smoke_test and not resume:
         exp = smoke(exp)
-    result = run_sweep(exp, name=name, tracking_uri=tracking_uri, address=address,
-                       resume=resume, num_cpus=num_cpus)
+    try:
+        result = run_sweep(exp, name=name, tracking_uri=tracking_uri, address=address,
+                           resume=resume, num_cpus=num_cpus)
+    except SweepStalled as exc:  # stopped by the watchdog (search.stall_timeout_s)
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(EXIT_STALLED) from None
     typer.echo(result.summary())
     if result.n_errored == result.n_trials:
         raise typer.Exit(1)

@@ -43,10 +43,10 @@ def pair(cfg: Any) -> str:
 
 
 def trial_run_name(cfg: Any, sampled: Mapping[str, Any]) -> str:
-    """A sweep trial: its pair and the sampled values, e.g.
+    """A sweep trial: its pair and the sampled values in the order of ``search.space``, e.g.
     ``synthchest -> synthpneumonia lr=0.01 bs=32``."""
-    short = _short_keys(sorted(sampled))
-    values = " ".join(f"{short[k]}={_value(sampled[k])}" for k in sorted(sampled))
+    short = _short_keys(list(sampled))
+    values = " ".join(f"{short[k]}={_value(v)}" for k, v in sampled.items())
     return f"{pair(cfg)} {values}".strip()[:MAX_LEN]
 
 
