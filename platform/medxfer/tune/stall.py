@@ -224,9 +224,29 @@ def interrupt_tune() -> None:
     main thread), raise instead: Tune ends the loop and re-raises."""
     handler = signal.getsignal(signal.SIGUSR1)
     if callable(handler):
+        tune_log = logging.getLogger("ray.tune.tune")
+        tune_log.addFilter(_NotACtrlC(tune_log))
         signal.raise_signal(signal.SIGUSR1)
     else:
         raise SweepStalledInLoop("sweep stalled (see medxfer.status on the parent run)")
+
+
+class _NotACtrlC(logging.Filter):
+    """Drops Tune's lines for the interrupt (it calls it a Ctrl-C and suggests
+    ``Tuner.restore``): the sweep reports the stall and its ``--resume`` command itself. Removes
+    itself after Tune's last such line."""
+
+    FIRST, LAST = "Stop signal received", "Experiment has been interrupted"
+
+    def __init__(self, logger: logging.Logger):
+        super().__init__()
+        self.logger = logger
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if msg.startswith(self.LAST):
+            self.logger.removeFilter(self)
+        return not msg.startswith((self.FIRST, self.LAST))
 
 
 class SweepStalledInLoop(RuntimeError):

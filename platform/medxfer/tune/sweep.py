@@ -270,24 +270,35 @@ def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
 
 
 def _shutdown_ray(force: bool) -> None:
-    """``ray.shutdown()``; after a stall (``force``), first SIGKILL the local runtime's raylets,
-    which may be frozen and would otherwise hold the shutdown."""
+    """``ray.shutdown()``; after a stall (``force``), first stop the raylets of the runtime this
+    process started: the driver's disconnect waits for its raylet, which may be frozen."""
     import ray
 
     if force:
-        _kill_local_raylets()
+        _stop_own_raylets()
     ray.shutdown()
 
 
-def _kill_local_raylets() -> None:
+def _stop_own_raylets(grace_s: float = 5.0) -> None:
+    """SIGCONT + SIGTERM to this process's raylets (a stopped one can then exit cleanly), then
+    SIGKILL to those still there after ``grace_s``."""
     import signal
 
     import psutil
 
+    raylets = []
     for proc in psutil.Process().children(recursive=True):
         try:
             if proc.name() == "raylet":
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+                raylets.append(proc)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(raylets, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
         except psutil.Error:
             continue
 
@@ -421,11 +432,11 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         except SweepStalledInLoop:
             stalled = True
         stalled = stalled or _stall_reason(client, parent_id) is not None
+        if stalled:  # recorded before the shutdown, which a frozen node may hold up
+            raise _end_stalled(client, exp_id, parent_id, name, command)
     finally:
         if started:
             _shutdown_ray(force=stalled)
-    if stalled:
-        raise _end_stalled(client, exp_id, parent_id, name, command)
     n_errored = sum(1 for r in results if r.error is not None)
     best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
                                        n_errored)
