@@ -31,7 +31,7 @@ from process_helpers import Family
 from sweep_helpers import experiment
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "import sys; from medxfer.cli import main; sys.exit(main())"]
+CLI = [sys.executable, "-m", "medxfer.cli"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -32,7 +32,7 @@ def test_batches_hold_equal_parts_per_modality_in_modality_major_order():
     ds = ModalityGroups([_Const(0, 7), _Const(1, 5), _Const(2, 11)], np.ones(7, bool))
     assert len(ds) == 11  # the largest modality; smaller ones cycle
     loader = DataLoader(ds, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
-    for (v1, v2), y, labelled in loader:
+    for (v1, _v2), y, labelled in loader:
         flat = modality_major(v1)
         b = v1.shape[0]
         assert flat.shape == (3 * b, 1, 4, 4)

@@ -4,16 +4,19 @@ A method supplies a :class:`ContrastiveParts` (the network, other modules to che
 ``loss(net, batch, train)`` function); :func:`run` turns it into the training loop's
 :class:`~medxfer.methods.loop.Parts`, identically for all of them:
 
-* data: the target's train/val splits, each item two views of one image
+* data: the run's train/val datasets (:func:`medxfer.methods.common.load_datasets`: any
+  source, a study cell's selection), each item two views of one image
   (:class:`medxfer.data.transforms.TwoViews` of ``data.transforms``, default: the seed 000
   App. B crop 0.6-1.0 + rotation up to 15 degrees + a horizontal flip), its label and its patient
-  id (:class:`medxfer.methods.common.WithPatients`);
+  id (:class:`medxfer.methods.common.WithPatients`). Pretraining uses every training image,
+  unlabelled; a method that needs labels (``labelled_only``: supcon) only the labelled ones;
 * per epoch (:mod:`medxfer.methods.loop`, step = epoch): ``train_loss``, ``val_loss`` (the same
   loss on augmented val views, no update), ``lr``; a checkpoint every epoch; early stopping and
   selection as configured (defaults: ``val_loss``, min);
 * final step: the selected epoch's ``train_loss``/``val_loss``, ``selected_epoch``, and, with
-  ``probe_epochs > 0``, a linear probe on the frozen selected encoder (:mod:`.probe`):
-  ``val_auc, val_acc, ..., test_auc, ...``, ``probe_val_loss``, ``probe_test_loss``. The final
+  ``probe_epochs > 0``, a linear probe on the frozen selected encoder (:mod:`.probe`) trained
+  on the labelled images: ``val_auc, val_acc, ..., test_auc, ...`` (and ``<set>_test_*`` for
+  a study's OOD sets), ``probe_val_loss``, ``probe_test_loss``. The final
   checkpoint holds ``encoder.pt``: the encoder without the projection head (seed 000 sec. 3.2:
   "the transformation head is discarded"), a plain state dict that ``finetune`` loads through
   ``model.weights``.
@@ -91,6 +94,8 @@ class ContrastiveParts:
         on_epoch: called with the 1-based epoch before it trains (schedules inside a method).
         before_step, after_step: called with the network around each ``optimizer.step()``
             (freeze a part's gradients; renormalise prototypes).
+        labelled_only: pretrain on the labelled training images only (a loss that reads
+            labels, under a study's label fraction).
     """
 
     net: SSLNet
@@ -102,6 +107,7 @@ class ContrastiveParts:
     on_epoch: Callable[[int], None] | None = None
     before_step: Callable[[nn.Module], None] | None = None
     after_step: Callable[[nn.Module], None] | None = None
+    labelled_only: bool = False
 
 
 def default_transforms(size: int) -> list[dict]:
@@ -121,18 +127,20 @@ def build_net(cfg: ExperimentConfig, opts: ContrastiveOptions, chans: int) -> SS
     return SSLNet(encoder, head)
 
 
-def _datasets(cfg: ExperimentConfig) -> tuple[dict, dict]:
-    from medxfer.data import TwoViews, build_transform, load_target
+def _datasets(cfg: ExperimentConfig):
+    """(two-view data, plain data) of the run (:class:`~medxfer.methods.common.MethodData`)."""
+    from medxfer.data import TwoViews, build_transform
+    from medxfer.methods.common import load_datasets
 
     d = cfg.data
     views = TwoViews(build_transform(d.transforms or default_transforms(d.size)))
     eval_t = build_transform(d.eval_transforms) if d.eval_transforms else None
-    common = dict(n_train_per_class=d.n_train_per_class, n_val_per_class=d.n_val_per_class,
-                  seed=d.seed, as_rgb=d.as_rgb)
-    two = load_target(d.root, d.flag, d.size, transform=views, eval_transform=views, **common)
-    plain = load_target(d.root, d.flag, d.size, transform=eval_t, eval_transform=eval_t, **common)
-    return ({k: WithPatients(v) for k, v in two.items()},
-            {k: WithPatients(v) for k, v in plain.items()})
+    plain_cfg = d.model_copy(update={"transforms": d.eval_transforms})
+    two = load_datasets(cfg, data=d.model_copy(update={"transforms": None,
+                                                       "eval_transforms": None}),
+                        train_transform=views, eval_transform=views)
+    plain = load_datasets(cfg, data=plain_cfg, train_transform=eval_t, eval_transform=eval_t)
+    return two, plain
 
 
 def _epoch(parts: ContrastiveParts, net: nn.Module, loader, opt, device) -> dict[str, float]:
@@ -159,20 +167,25 @@ def _epoch(parts: ContrastiveParts, net: nn.Module, loader, opt, device) -> dict
     return {"loss": float(total) / max(n, 1)}
 
 
-def _probe(opts, plain: dict, info, batch_size: int, seed: int,
+def _probe(opts, plain, batch_size: int, seed: int,
            device) -> Callable[[nn.Module], dict[str, float]] | None:
-    """The final step's linear probe on the selected encoder (None without ``probe_epochs``)."""
+    """The final step's linear probe on the selected encoder (None without ``probe_epochs``):
+    trained on the labelled images, scored on val and every test set."""
     if getattr(opts, "probe_epochs", 0) <= 0:
         return None
+    info = plain.info
+    sets = {"train": WithPatients(plain.labelled), "val": WithPatients(plain.val),
+            **{k: WithPatients(v) for k, v in plain.test_sets.items()}}
 
     def final_metrics(selected: nn.Module) -> dict[str, float]:
         from medxfer.methods.probe import linear_probe
 
-        probe = linear_probe(selected.encoder, plain, task=info.task, n_classes=info.n_classes,
+        probe = linear_probe(selected.encoder, sets, task=info.task, n_classes=info.n_classes,
                              multilabel=info.multilabel, epochs=opts.probe_epochs,
                              lr=opts.probe_lr, batch_size=batch_size, seed=seed, device=device)
         probe["probe_val_loss"] = probe.pop("val_loss")
-        probe["probe_test_loss"] = probe.pop("test_loss")
+        if "test_loss" in probe:
+            probe["probe_test_loss"] = probe.pop("test_loss")
         return probe
 
     return final_metrics
@@ -186,16 +199,16 @@ def run(config: dict[str, Any],
     def build(cfg: ExperimentConfig, opts) -> Parts:
         device = get_session().device
         two, plain = _datasets(cfg)
-        info = plain["train"].base.info
-        c = build_parts(cfg, opts, in_chans(cfg, plain["train"].base))
+        c = build_parts(cfg, opts, in_chans(cfg, plain.train))
+        pretrain = two.labelled if c.labelled_only else two.train
         return Parts(
             model=c.net, name="net", extra=c.extra,
-            train_set=two["train"] if c.train_set is None else c.train_set,
-            val_set=two["val"] if c.val_set is None else c.val_set,
+            train_set=WithPatients(pretrain) if c.train_set is None else c.train_set,
+            val_set=WithPatients(two.val) if c.val_set is None else c.val_set,
             batch_size=c.batch_size, drop_last=True, on_epoch=c.on_epoch,
             run_epoch=lambda net, loader, opt: _epoch(c, net, loader, opt, device),
-            final_metrics=_probe(opts, plain, info, cfg.train.batch_size, cfg.train.seed,
-                                 device),
+            final_metrics=_probe(opts, plain, cfg.train.batch_size, cfg.train.seed, device),
+            data_params=two.params,
             artifacts=lambda selected: {"encoder.pt": clone_state(selected.encoder)})
 
     train_loop(config, build)

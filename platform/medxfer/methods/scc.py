@@ -17,7 +17,9 @@ total, ``dce_epochs`` + ``simclr_epochs`` + fine-tuning epochs (the rest). Every
 counters in checkpoints (``state.pt`` progress) are global too, shifted back on resume. A stage's
 own final step (its selected model) is kept as the next stage's input, not reported; the
 fine-tuning's final step is the trial's last step: the selected model's val and test metrics
-(DESIGN.md), with ``model.pt``.
+(DESIGN.md), with ``model.pt``. The run's data params (``n_train``, ...) are the fine-tuning
+stage's (its labelled images under a study's label fraction); the two pretraining stages train
+on every training image.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from pydantic import Field
 
+from medxfer.config import REPORT_PARAMS
 from medxfer.errors import MedxferInputError
 from medxfer.methods import finetune
 from medxfer.methods.experiment import method_options, parse_experiment
@@ -110,6 +113,9 @@ class StageSession:
             _share(self.carry, name)
             return
         out = dict(metrics, epoch=int(metrics["epoch"]) + self.offset, stage=self.index)
+        if not self.last:  # the run's data params are those of the fine-tuning stage
+            for key in REPORT_PARAMS:
+                out.pop(key, None)
         if final:
             out["selected_epoch"] = int(metrics["selected_epoch"]) + self.offset
         if checkpoint_dir is not None:

@@ -13,7 +13,8 @@ Seed ``001_a9715376ac5cbd5d.txt`` sec. III, composed from parts:
   laid out modality-major and part m is scored against its own prototypes C_m and gets its own
   Sinkhorn codes.
 * eq. 5-7 hybrid: with ``labelled_fraction > 0`` a linear projector g on the encoder features
-  predicts the labels of the labelled part of ``data.flag`` (a fixed seeded subset):
+  predicts the labels of the labelled part of ``data.flag`` (a fixed seeded subset; in a
+  study cell with a label fraction or count, that cell's nested labelled rows instead):
   loss = (1/N) sum_k [alpha L_ss(x_k) + 1[k labelled] beta L_sup(g(x_k), y_k)].
 * SwAV practice: prototypes frozen (no update) during the first ``freeze_prototypes_epochs``
   epochs; an optional feature queue (``queue_length`` > 0, from ``queue_start_epoch``) adds
@@ -42,6 +43,7 @@ from torch.utils.data import Dataset
 
 from medxfer.errors import MedxferInputError
 from medxfer.methods import contrastive
+from medxfer.methods.common import WithPatients
 from medxfer.methods.contrastive import (ContrastiveOptions, ContrastiveParts, SSLNet,
                                          default_transforms)
 from medxfer.methods.registry import Method, register_method
@@ -193,26 +195,31 @@ def swapped_prediction(scores: list[Tensor], codes: list[Tensor], temperature: f
     return -(codes[1] * log_p[0]).sum(1) - (codes[0] * log_p[1]).sum(1)
 
 
-def _sources(cfg, opts: SwaVOptions) -> tuple[list[dict], Any]:
-    """Two-view datasets per modality ({"train", "val"}, modality 0 = ``data.flag``)."""
-    from medxfer.data import TwoViews, build_transform, load_target
-    from medxfer.methods.common import WithPatients
+def _sources(cfg, opts: SwaVOptions) -> tuple[list, Any]:
+    """Two-view data per modality (:class:`~medxfer.methods.common.MethodData`; modality 0:
+    the run's data, a study cell's selection; the others: ``data.root``'s ``modalities`` on
+    their own splits), and modality 0's."""
+    from medxfer.data import TwoViews, build_transform
+    from medxfer.methods.common import load_datasets
 
     d = cfg.data
     views = TwoViews(build_transform(d.transforms or default_transforms(d.size)))
-    out, chans = [], None
-    for flag in [d.flag, *opts.modalities]:
-        splits = load_target(d.root, flag, d.size, n_train_per_class=d.n_train_per_class,
-                             n_val_per_class=d.n_val_per_class, seed=d.seed, as_rgb=d.as_rgb,
-                             transform=views, eval_transform=views)
-        c = splits["train"].n_channels
-        if chans is not None and c != chans:
-            raise MedxferInputError(f"swav modality {flag!r} has {c} channels, {d.flag!r} has "
-                                    f"{chans}; set data.as_rgb: true to pool them",
-                                    field="method_config.modalities")
-        chans = c
-        out.append({k: WithPatients(v) for k, v in splits.items()})
-    return out, out[0]["train"].base.info
+    plain = d.model_copy(update={"transforms": None, "eval_transforms": None})
+    first = load_datasets(cfg, data=plain, train_transform=views, eval_transform=views)
+    if opts.modalities and d.root is None:
+        raise MedxferInputError("swav modalities are .npz flags under data.root; this data is a "
+                                "manifest", field="method_config.modalities")
+    alone = cfg.model_copy(update={"protocol": None, "cell": None})
+    out, chans = [first], first.train.n_channels
+    for flag in opts.modalities:
+        m = load_datasets(alone, data=plain.model_copy(update={"flag": flag}),
+                          train_transform=views, eval_transform=views)
+        if m.train.n_channels != chans:
+            raise MedxferInputError(f"swav modality {flag!r} has {m.train.n_channels} channels, "
+                                    f"{d.flag!r} has {chans}; set data.as_rgb: true to pool "
+                                    "them", field="method_config.modalities")
+        out.append(m)
+    return out, first
 
 
 def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
@@ -224,8 +231,11 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
         raise MedxferInputError(f"train.batch_size ({t.batch_size}) must be a multiple of the "
                                 f"number of modalities ({n_mod}): each batch holds equal parts",
                                 field="train.batch_size")
-    sources, info = _sources(cfg, opts)
-    hybrid = opts.labelled_fraction > 0 and opts.beta > 0
+    sources, first = _sources(cfg, opts)
+    info = first.info
+    study_labels = cfg.cell is not None and (cfg.cell.fraction is not None
+                                             or cfg.cell.n_labelled is not None)
+    hybrid = (opts.labelled_fraction > 0 or study_labels) and opts.beta > 0
     criterion = SwaVHybridLoss(opts.alpha, opts.beta, multilabel=info.multilabel,
                                temperature=opts.temperature, epsilon=opts.epsilon,
                                sinkhorn_iterations=opts.sinkhorn_iterations, n_modalities=n_mod)
@@ -268,11 +278,14 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
     def after_step(model) -> None:
         unwrap(model).prototypes.normalize_()
 
-    n0 = len(sources[0]["train"])
-    train_set = ModalityGroups([s["train"] for s in sources],
-                               labelled_mask(n0, opts.labelled_fraction, t.seed))
-    val_set = ModalityGroups([s["val"] for s in sources],
-                             labelled_mask(len(sources[0]["val"]), opts.labelled_fraction, t.seed))
+    if study_labels:  # a study's label fraction / count decides which labels L_sup sees
+        labelled = np.isin(first.train.rows, first.labelled.rows)
+        val_labelled = np.ones(len(first.val), dtype=bool)
+    else:
+        labelled = labelled_mask(len(first.train), opts.labelled_fraction, t.seed)
+        val_labelled = labelled_mask(len(first.val), opts.labelled_fraction, t.seed)
+    train_set = ModalityGroups([WithPatients(s.train) for s in sources], labelled)
+    val_set = ModalityGroups([WithPatients(s.val) for s in sources], val_labelled)
     return ContrastiveParts(net=net, loss=loss,
                             extra={"queue": queue} if queue is not None else {},
                             train_set=train_set, val_set=val_set,
