@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from medxfer.tune.experiment import load_experiment
-    from medxfer.tune.sweep import EXIT_STALLED, SweepStalled, run_sweep
+    from medxfer.tune.stalled import EXIT_STALLED, SweepStalled
+    from medxfer.tune.sweep import run_sweep
 
     ap = argparse.ArgumentParser()
     ap.add_argument("config")

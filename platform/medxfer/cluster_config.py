@@ -75,3 +75,31 @@ def init_local_ray(path: str | Path | None = None, **overrides):
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     return ray.init(**load_local(path).init_kwargs(**overrides))
+
+
+def stop_own_raylets(grace_s: float = 5.0) -> None:
+    """SIGCONT + SIGTERM to the raylets this process started (a stopped one can then exit
+    cleanly), then SIGKILL to those still there after ``grace_s``.
+
+    For a driver whose local node froze: ``ray.shutdown()`` waits for its raylet. Only this
+    process's own children are signalled, never other Ray runtimes on the machine.
+    """
+    import signal
+
+    import psutil
+
+    raylets = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() == "raylet":
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+                raylets.append(proc)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(raylets, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue

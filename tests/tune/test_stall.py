@@ -24,7 +24,8 @@ import yaml
 from medxfer.cluster_config import REPO_CLUSTERS, load_local
 from medxfer.tracking import schema
 from medxfer.tune.stall import StallWatch, probe_timeout
-from medxfer.tune.sweep import EXIT_STALLED, SNAPSHOT, resume_command
+from medxfer.tune.stalled import EXIT_STALLED, resume_command
+from medxfer.tune.sweep import SNAPSHOT
 
 from process_helpers import Family
 from sweep_helpers import experiment, steps, sweep_runs

@@ -37,7 +37,8 @@ def sweep(
     Example: medxfer sweep search_spaces/demo.yaml --tracking-uri sqlite:///mlruns.db
     """
     from medxfer.tune.experiment import load_experiment, smoke_test as smoke
-    from medxfer.tune.sweep import EXIT_STALLED, SweepStalled, run_sweep
+    from medxfer.tune.stalled import EXIT_STALLED, SweepStalled
+    from medxfer.tune.sweep import run_sweep
 
     exp = load_experiment(config)
     if smoke_test and not resume:

@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import os
-import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -192,64 +191,6 @@ def _finish_parent(client, uri: str, experiment: str, parent_id: str, exp: Exper
     return best, best_config
 
 
-# --------------------------------------------------------------------------- a stalled sweep
-
-
-EXIT_STALLED = 3  # exit code of `medxfer sweep` when the watchdog stopped the sweep
-
-
-class SweepStalled(RuntimeError):
-    """The watchdog (:mod:`medxfer.tune.stall`) stopped the sweep; the message says why and
-    gives the ``--resume`` command (``.command``)."""
-
-    def __init__(self, message: str, command: str):
-        super().__init__(message)
-        self.command = command
-
-
-def resume_command(config_path: str | os.PathLike | None, name: str, uri: str,
-                   address: str | None, num_cpus: int | None) -> str:
-    """The ``medxfer sweep ... --resume`` line that continues sweep ``name``."""
-    parts = ["medxfer", "sweep", str(config_path or "CONFIG.yaml"), "--name", name, "--resume",
-             "--tracking-uri", uri]
-    if address:
-        parts += ["--address", address]
-    if num_cpus:
-        parts += ["--num-cpus", str(num_cpus)]
-    return shlex.join(parts)
-
-
-def mark_stalled(uri: str, parent_id: str, reason: str) -> None:
-    """Tag the parent run stalled (called by the watchdog, possibly on a cluster node)."""
-    from mlflow import MlflowClient
-
-    c = MlflowClient(tracking_uri=uri)
-    c.set_tag(parent_id, schema.STATUS, schema.STATUS_STALLED)
-    c.set_tag(parent_id, schema.STATUS_REASON, reason[:5000])
-
-
-def _stall_reason(client, parent_id: str) -> str | None:
-    tags = client.get_run(parent_id).data.tags
-    if tags.get(schema.STATUS) != schema.STATUS_STALLED:
-        return None
-    return tags.get(schema.STATUS_REASON, "the watchdog stopped it")
-
-
-def _end_stalled(client, exp_id: str, parent_id: str, name: str,
-                 command: str) -> SweepStalled:
-    """End the stopped sweep's runs (KILLED: not RUNNING, not a result) and build the error."""
-    reason = _stall_reason(client, parent_id) or "the watchdog stopped it"
-    running = client.search_runs([exp_id], filter_string=(
-        f"tags.`{schema.PARENT_RUN_ID}` = '{parent_id}' and attributes.status = 'RUNNING'"),
-        max_results=10000)
-    for run in running:
-        client.set_terminated(run.info.run_id, "KILLED")
-    client.set_terminated(parent_id, "KILLED")
-    return SweepStalled(
-        f"sweep {name} stalled: {reason}. It was stopped and its state saved; check the Ray "
-        f"cluster (`ray status`), then continue it with:\n  {command}", command)
-
-
 # --------------------------------------------------------------------------- Ray
 
 
@@ -267,40 +208,6 @@ def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
     init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={"trial_slot": slots},
                    object_store_memory=512 * 1024 * 1024)
     return True
-
-
-def _shutdown_ray(force: bool) -> None:
-    """``ray.shutdown()``; after a stall (``force``), first stop the raylets of the runtime this
-    process started: the driver's disconnect waits for its raylet, which may be frozen."""
-    import ray
-
-    if force:
-        _stop_own_raylets()
-    ray.shutdown()
-
-
-def _stop_own_raylets(grace_s: float = 5.0) -> None:
-    """SIGCONT + SIGTERM to this process's raylets (a stopped one can then exit cleanly), then
-    SIGKILL to those still there after ``grace_s``."""
-    import signal
-
-    import psutil
-
-    raylets = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.name() == "raylet":
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-                raylets.append(proc)
-        except psutil.Error:
-            continue
-    _, alive = psutil.wait_procs(raylets, timeout=grace_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            continue
 
 
 def trial_resources(config: dict) -> dict[str, float]:
@@ -332,6 +239,8 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     from medxfer.tune.mlflow_callback import MlflowSweepCallback
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
     from medxfer.tune.stall import StallCallback, SweepStalledInLoop
+    from medxfer.tune.stalled import (clear_stalled, end_stalled_runs, mark_stalled,
+                                      resume_command, stall_reason, stalled_error)
     from medxfer.tune.trainables import make_trial_fn
 
     t0 = time.monotonic()
@@ -390,10 +299,8 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     if parent is not None and parent.info.status != "RUNNING":
         client.update_run(parent_id, status="RUNNING")
 
-    if parent is not None:  # a stalled sweep that is resumed is running again
-        for key in (schema.STATUS, schema.STATUS_REASON):
-            if key in parent.data.tags:
-                client.delete_tag(parent_id, key)
+    if parent is not None:
+        clear_stalled(client, parent)
 
     s = exp.search
     command = resume_command(config_path, name, uri, address, num_cpus)
@@ -431,12 +338,20 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             results = tuner.fit()
         except SweepStalledInLoop:
             stalled = True
-        stalled = stalled or _stall_reason(client, parent_id) is not None
+        stalled = stalled or stall_reason(client, parent_id) is not None
         if stalled:  # recorded before the shutdown, which a frozen node may hold up
-            raise _end_stalled(client, exp_id, parent_id, name, command)
+            end_stalled_runs(client, exp_id, parent_id)
     finally:
         if started:
-            _shutdown_ray(force=stalled)
+            import ray
+
+            if stalled:  # ray.shutdown() would wait for a frozen raylet
+                from medxfer.cluster_config import stop_own_raylets
+
+                stop_own_raylets()
+            ray.shutdown()
+    if stalled:
+        raise stalled_error(client, parent_id, name, command)
     n_errored = sum(1 for r in results if r.error is not None)
     best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
                                        n_errored)
