@@ -9,10 +9,15 @@ error without loading Ray.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shlex
+from pathlib import Path
 
 from medxfer.tracking import schema
+
+log = logging.getLogger(__name__)
 
 EXIT_STALLED = 3  # exit code of `medxfer sweep` when the watchdog stopped the sweep
 
@@ -26,10 +31,22 @@ class SweepStalled(RuntimeError):
         self.command = command
 
 
+def config_source(path: str | os.PathLike | None) -> str | None:
+    """The YAML a sweep was started from: ``path``, or for a sweep restored from its snapshot
+    (``medxfer_sweep.json``), the source the snapshot records."""
+    if path is None or Path(path).suffix != ".json":
+        return None if path is None else str(path)
+    try:
+        return json.loads(Path(path).read_text()).get("source")
+    except (OSError, ValueError):
+        return None
+
+
 def resume_command(config_path: str | os.PathLike | None, name: str, uri: str,
                    address: str | None, num_cpus: int | None) -> str:
     """The ``medxfer sweep ... --resume`` line that continues sweep ``name``."""
-    parts = ["medxfer", "sweep", str(config_path or "CONFIG.yaml"), "--name", name, "--resume",
+    parts = ["medxfer", "sweep", config_source(config_path) or "CONFIG.yaml", "--name", name,
+             "--resume",
              "--tracking-uri", uri]
     if address:
         parts += ["--address", address]
@@ -72,8 +89,24 @@ def end_stalled_runs(client, exp_id: str, parent_id: str) -> None:
     client.set_terminated(parent_id, "KILLED")
 
 
-def stalled_error(client, parent_id: str, name: str, command: str) -> SweepStalled:
+def end_if_stalled(client, exp_id: str, parent_id: str) -> bool:
+    """True when the watchdog stopped the sweep of ``parent_id`` (its runs are then ended
+    KILLED). A store that cannot be read counts as no stall: the caller's error comes first."""
+    try:
+        if stall_reason(client, parent_id) is None:
+            return False
+        end_stalled_runs(client, exp_id, parent_id)
+    except Exception:  # noqa: BLE001 - keep the exception the sweep is ending with
+        log.warning("sweep: could not read the stall tag of parent %s", parent_id,
+                    exc_info=True)
+        return False
+    return True
+
+
+def stalled_error(client, parent_id: str, name: str, config_path: str | os.PathLike | None,
+                  uri: str, address: str | None, num_cpus: int | None) -> SweepStalled:
     """The error ``medxfer sweep`` prints: the reason and the ``--resume`` command."""
+    command = resume_command(config_path, name, uri, address, num_cpus)
     reason = stall_reason(client, parent_id) or "the watchdog stopped it"
     return SweepStalled(
         f"sweep {name} stalled: {reason}. It was stopped and its state saved; check the Ray "

@@ -238,13 +238,11 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.tune.mlflow_callback import MlflowSweepCallback
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
-    from medxfer.tune.stall import StallCallback, SweepStalledInLoop
-    from medxfer.tune.stalled import (clear_stalled, end_stalled_runs, mark_stalled,
-                                      resume_command, stall_reason, stalled_error)
+    from medxfer.tune.stall import StallCallback
+    from medxfer.tune.stalled import clear_stalled, end_if_stalled, mark_stalled, stalled_error
     from medxfer.tune.trainables import make_trial_fn
 
     t0 = time.monotonic()
-    config_path = exp.path if exp is not None else None
     if exp is None and not resume:
         raise MedxferInputError("an experiment is needed unless resuming")
     storage = Path(storage_path or (exp.search.resolved_storage_path() if exp else
@@ -262,7 +260,6 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             raise MedxferInputError(f"--resume: no restorable sweep at {sweep_dir}",
                                     field="name")
         exp = _from_snapshot(sweep_dir / SNAPSHOT)
-        config_path = config_path or json.loads((sweep_dir / SNAPSHOT).read_text()).get("source")
         name = sweep_dir.name
     else:
         name = safe_name(name) if name else default_name(exp)
@@ -303,9 +300,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         clear_stalled(client, parent)
 
     s = exp.search
-    command = resume_command(config_path, name, uri, address, num_cpus)
     started = _init_ray(address, num_cpus, s.max_concurrent)
-    stalled = False
     try:
         resources = trial_resources(exp.config)
         fn = tune.with_resources(make_trial_fn(trainable, exp.config), resources)
@@ -333,15 +328,12 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=s.checkpoints_to_keep)))
-        log.info("sweep %s: resume with `%s`", name, command)
-        try:
-            results = tuner.fit()
-        except SweepStalledInLoop:
-            stalled = True
-        stalled = stalled or stall_reason(client, parent_id) is not None
-        if stalled:  # recorded before the shutdown, which a frozen node may hold up
-            end_stalled_runs(client, exp_id, parent_id)
+        log.info("sweep %s: resume with `medxfer sweep %s --name %s --resume`", name,
+                 exp.path or "CONFIG", name)
+        results = tuner.fit()
     finally:
+        # The stall is recorded before the shutdown, which a frozen node may hold up.
+        stalled = s.stall_timeout_s is not None and end_if_stalled(client, exp_id, parent_id)
         if started:
             import ray
 
@@ -350,8 +342,8 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
 
                 stop_own_raylets()
             ray.shutdown()
-    if stalled:
-        raise stalled_error(client, parent_id, name, command)
+        if stalled:  # replaces the watchdog's SweepStalledInLoop, if fit() raised it
+            raise stalled_error(client, parent_id, name, exp.path, uri, address, num_cpus)
     n_errored = sum(1 for r in results if r.error is not None)
     best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
                                        n_errored)
