@@ -42,12 +42,22 @@ def pair(cfg: Any) -> str:
     return f"{source_of(c)} -> {c['data']['flag']}"
 
 
-def trial_run_name(cfg: Any, sampled: Mapping[str, Any]) -> str:
-    """A sweep trial: its pair and the sampled values in the order of ``search.space``, e.g.
-    ``synthchest -> synthpneumonia lr=0.01 bs=32``."""
+def sampled_values(sampled: Mapping[str, Any]) -> str:
+    """A trial's sampled values in the order of ``search.space``, e.g. ``lr=0.01 bs=32``."""
     short = _short_keys(list(sampled))
-    values = " ".join(f"{short[k]}={_value(v)}" for k, v in sampled.items())
-    return f"{pair(cfg)} {values}".strip()[:MAX_LEN]
+    return " ".join(f"{short[k]}={_value(v)}" for k, v in sampled.items())
+
+
+def trial_run_name(cfg: Any, sampled: Mapping[str, Any]) -> str:
+    """A sweep trial: its pair and the sampled values, e.g.
+    ``synthchest -> synthpneumonia lr=0.01 bs=32``."""
+    return f"{pair(cfg)} {sampled_values(sampled)}".strip()[:MAX_LEN]
+
+
+def study_search_run_name(cell: str, sampled: Mapping[str, Any]) -> str:
+    """A study's search trial: the cell it searches for and its sampled values, e.g.
+    ``search <cell key> lr=0.01``."""
+    return f"search {cell} {sampled_values(sampled)}".strip()[:MAX_LEN]
 
 
 def train_run_name(cfg: Any) -> str:
