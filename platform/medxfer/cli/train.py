@@ -123,8 +123,12 @@ def _distributed(cfg, uri: str, run_id: str, tmp: str) -> str | None:
     from medxfer.train.launcher import fit_trainer
 
     started = not ray.is_initialized()
-    if started:
-        ray.init(include_dashboard=False, log_to_driver=False)
+    if started:  # the local runtime of clusters/local.yaml: loopback, tolerant health checks
+        import os
+
+        from medxfer.cluster_config import init_local_ray
+
+        init_local_ray(num_cpus=os.cpu_count() or 1, log_to_driver=False)
     try:
         storage = cfg.scaling.storage_path or str(Path(tmp) / "ray")
         result = fit_trainer(cfg, name=f"train-{run_id}", storage_path=storage,
