@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from medxfer.tune.experiment import load_experiment
-    from medxfer.tune.stalled import EXIT_STALLED, SweepStalled
+    from medxfer.cli import stopped_exit_code
     from medxfer.tune.sweep import run_sweep
 
     ap = argparse.ArgumentParser()
@@ -210,9 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         res = run_sweep(load_experiment(args.config), name=args.name,
                         tracking_uri=args.tracking_uri, resume=args.resume,
                         trainable=Toy(**json.loads(args.toy)), num_cpus=args.num_cpus)
-    except SweepStalled as exc:  # as `medxfer sweep` reports it
+    except Exception as exc:  # a stalled sweep as `medxfer sweep` reports it
+        code = stopped_exit_code(exc)
+        if code is None:
+            raise
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_STALLED
+        return code
     print(res.summary(), flush=True)
     return 0 if res.n_errored < res.n_trials else 1
 

@@ -24,7 +24,7 @@ import yaml
 from medxfer.cluster_config import REPO_CLUSTERS, load_local
 from medxfer.tracking import schema
 from medxfer.tune.stall import StallWatch, probe_timeout
-from medxfer.tune.stalled import EXIT_STALLED, resume_command
+from medxfer.tune.stalled import EXIT_STALLED, SweepStalled, config_source, resume_command
 from medxfer.tune.sweep import SNAPSHOT
 
 from process_helpers import Family
@@ -60,10 +60,27 @@ def test_probe_timeout_is_a_tenth_within_5_and_60_s():
     assert probe_timeout(3600) == 60.0
 
 
+def test_a_stalled_sweep_exits_3_and_a_crash_keeps_its_traceback():
+    from medxfer.cli import stopped_exit_code
+
+    assert stopped_exit_code(SweepStalled("sweep s stalled", "medxfer sweep ...")) == 3
+    assert stopped_exit_code(RuntimeError("a crash")) is None
+
+
 def test_resume_command_is_the_cli_line():
     cmd = resume_command("my exp.yaml", "demo-1", "sqlite:////tmp/m.db", None, 2)
     assert cmd == ("medxfer sweep 'my exp.yaml' --name demo-1 --resume --tracking-uri "
                    "sqlite:////tmp/m.db --num-cpus 2")
+
+
+def test_resume_command_of_a_restored_sweep_names_its_yaml(tmp_path):
+    snap = tmp_path / SNAPSHOT
+    snap.write_text(json.dumps({"config": {}, "search": {}, "source": "/s/demo.yaml"}))
+    assert config_source(snap) == "/s/demo.yaml"
+    assert resume_command(snap, "d", "sqlite:////m.db", "ray://h:10001", None) == (
+        "medxfer sweep /s/demo.yaml --name d --resume --tracking-uri sqlite:////m.db "
+        "--address ray://h:10001")
+    assert config_source(None) is None
 
 
 # --------------------------------------------------------------------------- health checks

@@ -37,18 +37,13 @@ def sweep(
     Example: medxfer sweep search_spaces/demo.yaml --tracking-uri sqlite:///mlruns.db
     """
     from medxfer.tune.experiment import load_experiment, smoke_test as smoke
-    from medxfer.tune.stalled import EXIT_STALLED, SweepStalled
     from medxfer.tune.sweep import run_sweep
 
     exp = load_experiment(config)
     if smoke_test and not resume:
         exp = smoke(exp)
-    try:
-        result = run_sweep(exp, name=name, tracking_uri=tracking_uri, address=address,
-                           resume=resume, num_cpus=num_cpus)
-    except SweepStalled as exc:  # stopped by the watchdog (search.stall_timeout_s)
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(EXIT_STALLED) from None
+    result = run_sweep(exp, name=name, tracking_uri=tracking_uri, address=address,
+                       resume=resume, num_cpus=num_cpus)
     typer.echo(result.summary())
     if result.n_errored == result.n_trials:
         raise typer.Exit(1)
