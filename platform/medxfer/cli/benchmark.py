@@ -145,20 +145,21 @@ def ui(
     from medxfer.tracking.server import (MlflowServer, MlflowServerError, experiment_links,
                                          port_problem)
     from medxfer.tracking.store import default_artifact_root
+
     from medxfer.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
+    typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C stops it)")
     if uri.split("://", 1)[0].lower() in ("http", "https"):
         raise MedxferInputError(f"--tracking-uri {uri}: that is a tracking server already; open "
                                 "it in a browser (medxfer ui serves a database store)")
     problem = port_problem("127.0.0.1", port)
     if problem:
         raise MedxferInputError(f"--port {port}: {problem} on 127.0.0.1; choose another port")
-    typer.echo(f"starting the MLflow UI for {uri} ...")
     server = MlflowServer(uri, default_artifact_root(uri), port=port, startup_timeout=300)
 
     def ready() -> None:
-        typer.echo(f"MLflow UI at {server.uri} (Ctrl-C stops it); server log {server.log_path}")
+        typer.echo(f"ready; server log {server.log_path}")
         links = experiment_links(uri, server.uri)
         if links:
             typer.echo("run tables (MLflow 3 opens an experiment in its GenAI view unless the "
