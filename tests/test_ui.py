@@ -219,6 +219,9 @@ def test_ui_opens_on_the_sweep_run_table_and_stops_on_sigterm(ray_runtime, tmp_p
                                    text=True).stdout
         assert listening.strip() and all("127.0.0.1:" in line for line in listening.splitlines())
 
+        # The printed link, not the bare #/experiments/<id>: MLflow 3.17 always shows its
+        # GenAI/Model-training switch and then picks the view from the URL's workflowType (else
+        # the saved switch, default GenAI); the experimentKind tag is read only without it.
         # The run table lists the sweep's parent run; its trials unfold under it.
         browser.get(url)
         wait = WebDriverWait(browser, 120, poll_frequency=1)
