@@ -32,7 +32,7 @@ SHIPPED = sorted(p for p in (REPO / "search_spaces").glob("*.yaml")
     ({"algorithm": "hyperopt", "space": {"train.lr": {"grid": [1e-4, 1e-2]}}},
      "search.space.train.lr.grid: algorithm hyperopt cannot search a grid leaf"),
     ({"algorithm": "bayes"},
-     "search.algorithm: unknown searcher 'bayes'; valid names: grid, hyperopt, joint, prior, "
+     "search.algorithm: unknown searcher 'bayes'; valid: grid, hyperopt, joint, prior, "
      "random, shuffled, warmstart"),
     ({"algorithm": "shuffled", "space": {"train.lr": {"uniform": [0.1, 0.5]}}},
      "search.space.train.lr.uniform: algorithm shuffled needs grid or choice leaves"),

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
 
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -74,15 +75,13 @@ class BackboneInfo:
     min_size: int = 1
 
 
-_REGISTRY: dict[str, BackboneInfo] = {}
+_REGISTRY: Registry[BackboneInfo] = Registry(
+    "local backbone", hint=f"(or a timm name, or '{TORCHVISION_PREFIX}<name>')")
 
 
 def register_backbone(info: BackboneInfo) -> BackboneInfo:
     """Add a local backbone; a duplicate name raises ValueError."""
-    if info.name in _REGISTRY:
-        raise ValueError(f"backbone {info.name!r} is already registered")
-    _REGISTRY[info.name] = info
-    return info
+    return _REGISTRY.add(info.name, info)
 
 
 def _tiny_vit(in_chans: int) -> nn.Module:
@@ -99,17 +98,12 @@ def _xrv_densenet(in_chans: int) -> nn.Module:
 
 def list_backbones() -> list[str]:
     """The local backbone names, sorted (timm and ``torchvision:`` names are accepted too)."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def backbone_info(name: str) -> BackboneInfo:
     """The record of a local backbone; ValueError listing the valid names if unknown."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown local backbone {name!r}; valid: "
-                         f"{', '.join(list_backbones())} (or a timm name, or "
-                         f"'{TORCHVISION_PREFIX}<name>')") from None
+    return _REGISTRY.record(name)
 
 
 register_backbone(BackboneInfo("tiny_cnn", lambda in_chans: TinyCNN(in_chans, width=32), 128,

@@ -198,10 +198,10 @@ class SearchConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known(cls, v):
-        from medxfer.tune.searchers import SEARCHERS, list_searchers
+        from medxfer.tune.searchers import SEARCHERS
 
         if v not in SEARCHERS:
-            raise ValueError(f"unknown searcher {v!r}; valid names: {', '.join(list_searchers())}")
+            raise ValueError(SEARCHERS.unknown(v))
         return v
 
     @model_validator(mode="before")

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
 from medxfer.tune import joint, warmstart
 
 TuneSpace = Literal["domains", "grid", "choices"]
@@ -153,13 +154,11 @@ def _hyperopt(space: dict, request: SearchRequest) -> SearchSetup:
 
 # --------------------------------------------------------------------------- the registry
 
-SEARCHERS: dict[str, SearcherInfo] = {}
+SEARCHERS: Registry[SearcherInfo] = Registry("searcher")
 
 
 def _register(info: SearcherInfo) -> None:
-    if info.name in SEARCHERS:
-        raise ValueError(f"searcher {info.name!r} is registered twice")
-    SEARCHERS[info.name] = info
+    SEARCHERS.add(info.name, info)
 
 
 _register(SearcherInfo("grid", _grid, tune_space="grid", uses_prior=False,
@@ -193,7 +192,7 @@ _register(SearcherInfo("joint", joint.build, tune_space="choices", uses_prior=Tr
 
 def list_searchers() -> list[str]:
     """Registry names, sorted."""
-    return sorted(SEARCHERS)
+    return SEARCHERS.names()
 
 
 def searcher_info(name: str, *, field: str = "search.algorithm") -> SearcherInfo:
@@ -204,10 +203,9 @@ def searcher_info(name: str, *, field: str = "search.algorithm") -> SearcherInfo
             in a YAML, ``--searcher`` on the command line) and lists the valid names.
     """
     try:
-        return SEARCHERS[name]
-    except (KeyError, TypeError):
-        raise MedxferInputError(f"{field}: unknown searcher {name!r}; valid names: "
-                                f"{', '.join(list_searchers())}") from None
+        return SEARCHERS.record(name)
+    except ValueError as exc:
+        raise MedxferInputError(f"{field}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- spaces
