@@ -43,9 +43,10 @@ def config_source(path: str | os.PathLike | None) -> str | None:
 
 
 def resume_command(config_path: str | os.PathLike | None, name: str, uri: str,
-                   address: str | None, num_cpus: int | None) -> str:
-    """The ``medxfer sweep ... --resume`` line that continues sweep ``name``."""
-    parts = ["medxfer", "sweep", config_source(config_path) or "CONFIG.yaml", "--name", name,
+                   address: str | None, num_cpus: int | None, verb: str = "sweep") -> str:
+    """The ``medxfer sweep ... --resume`` line (``verb`` study: ``medxfer study``) that
+    continues ``name``."""
+    parts = ["medxfer", verb, config_source(config_path) or "CONFIG.yaml", "--name", name,
              "--resume",
              "--tracking-uri", uri]
     if address:
@@ -104,10 +105,12 @@ def end_if_stalled(client, exp_id: str, parent_id: str) -> bool:
 
 
 def stalled_error(client, parent_id: str, name: str, config_path: str | os.PathLike | None,
-                  uri: str, address: str | None, num_cpus: int | None) -> SweepStalled:
-    """The error ``medxfer sweep`` prints: the reason and the ``--resume`` command."""
-    command = resume_command(config_path, name, uri, address, num_cpus)
+                  uri: str, address: str | None, num_cpus: int | None,
+                  verb: str = "sweep") -> SweepStalled:
+    """The error ``medxfer sweep`` (or ``study``) prints: the reason and the ``--resume``
+    command."""
+    command = resume_command(config_path, name, uri, address, num_cpus, verb)
     reason = stall_reason(client, parent_id) or "the watchdog stopped it"
     return SweepStalled(
-        f"sweep {name} stalled: {reason}. It was stopped and its state saved; check the Ray "
+        f"{verb} {name} stalled: {reason}. It was stopped and its state saved; check the Ray "
         f"cluster (`ray status`), then continue it with:\n  {command}", command)
