@@ -81,6 +81,8 @@ def test_resume_command_of_a_restored_sweep_names_its_yaml(tmp_path):
         "medxfer sweep /s/demo.yaml --name d --resume --tracking-uri sqlite:////m.db "
         "--address ray://h:10001")
     assert config_source(None) is None
+    assert resume_command("s.yaml", "st", "sqlite:////m.db", None, None, verb="study") == \
+        "medxfer study s.yaml --name st --resume --tracking-uri sqlite:////m.db"
 
 
 # --------------------------------------------------------------------------- health checks
@@ -200,3 +202,24 @@ def test_frozen_raylet_stops_the_sweep_which_resumes_once(ray_runtime, tmp_path,
     for c in children:
         assert c.info.status == "FINISHED"
         assert steps(tracking_uri, c.info.run_id, "val_loss") == [1, 2]  # epoch + selected
+
+
+def test_study_phases_carry_the_watchdog_with_the_search_timeout():
+    """A study's phases are Tune runs too: each gets the watchdog, with the study's
+    search.stall_timeout_s (the default without a search, none when it is null)."""
+    from medxfer.tune.stall import StallCallback
+    from medxfer.tune.study_config import study_from_dict
+    from medxfer.tune.study_phases import PhaseRun
+
+    def watchdog(search):
+        raw = {"name": "s", "method": "finetune",
+               "data": {"root": "data/synth", "flag": "synthpneumonia"},
+               "model": {"backbone": "tiny_cnn"}, "protocol": {"label_fractions": [1.0]},
+               **({"search": search} if search else {})}
+        run = PhaseRun(study_from_dict(raw), None, "s", None, "sqlite:///x.db", "1", "p", 0)
+        return [(type(c), c.timeout_s) for c in run.watchdog()]
+
+    space = {"algorithm": "grid", "space": {"train.lr": {"grid": [0.001, 0.2]}}}
+    assert watchdog({**space, "stall_timeout_s": 20}) == [(StallCallback, 20.0)]
+    assert watchdog(None) == [(StallCallback, 300.0)]
+    assert watchdog({**space, "stall_timeout_s": None}) == []
