@@ -48,6 +48,9 @@ SHIPPED = sorted(p for p in (REPO / "search_spaces").glob("*.yaml")
      "search.points_to_evaluate.0.train.lr: 0.5 is outside"),
     ({"space": {"nosuch.lr": {"choice": [1, 2]}}},
      "search.space.nosuch.lr: 'nosuch' is not a section"),
+    ({"stall_timeout_s": 0}, "search.stall_timeout_s: Input should be greater than 0"),
+    ({"stall_timeout_s": -5}, "search.stall_timeout_s: Input should be greater than 0"),
+    ({"stall_timeout_s": "soon"}, "search.stall_timeout_s: Input should be a valid number"),
 ])
 def test_errors_name_yaml_paths(search, message):
     with pytest.raises(MedxferInputError) as exc:
@@ -60,6 +63,13 @@ def test_yaml_1_1_exponents_are_numbers():
     """``1e-6`` without a dot is a string in YAML 1.1; the space accepts it as a number."""
     s = parse_search(yaml.safe_load("space: {train.lr: {loguniform: [1e-6, 1e-3]}}"))
     assert s.space["train.lr"].values == [1e-6, 1e-3]
+
+
+def test_stall_timeout_default_and_off():
+    """The watchdog's timeout: 300 s unless set; ``null`` turns it off."""
+    assert parse_search({}).stall_timeout_s == 300
+    assert parse_search({"stall_timeout_s": 20}).stall_timeout_s == 20
+    assert parse_search({"stall_timeout_s": None}).stall_timeout_s is None
 
 
 def test_cli_exits_2_with_yaml_path(tmp_path, capsys):

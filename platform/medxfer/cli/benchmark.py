@@ -131,23 +131,46 @@ def _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode):
 
 
 def ui(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 5000,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
-    """Serve the MLflow UI for the configured store on 127.0.0.1.
+    """Serve the MLflow UI for the configured store on 127.0.0.1 until Ctrl-C (or SIGTERM).
+
+    The server stops with this command however it ends: signals are forwarded to it, and it
+    stops by itself if this process is killed. A busy --port is refused before anything starts.
 
     Example: medxfer ui --port 5000 --tracking-uri sqlite:///mlruns.db
     """
-    import os
-    import subprocess
-    import sys
+    from medxfer.errors import MedxferInputError
+    from medxfer.tracking.server import (MlflowServer, MlflowServerError, experiment_links,
+                                         port_problem)
+    from medxfer.tracking.store import default_artifact_root
 
     uri = checked_store(tracking_uri, read_only=True)
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C stops it)")
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    if uri.split("://", 1)[0].lower() in ("http", "https"):
+        raise MedxferInputError(f"--tracking-uri {uri}: that is a tracking server already; open "
+                                "it in a browser (medxfer ui serves a database store)")
+    problem = port_problem("127.0.0.1", port)
+    if problem:
+        raise MedxferInputError(f"--port {port}: {problem} on 127.0.0.1; choose another port")
+    server = MlflowServer(uri, default_artifact_root(uri), port=port, startup_timeout=300)
+
+    def ready() -> None:
+        typer.echo(f"ready; server log {server.log_path}")
+        links = experiment_links(uri, server.uri)
+        if links:
+            typer.echo("run tables (MLflow 3 opens an experiment in its GenAI view unless the "
+                       "sidebar switch says 'Model training'):")
+            for name, url in links:
+                typer.echo(f"  {name}: {url}")
+
+    try:
+        code = server.serve_until_signal(on_ready=ready)
+    except MlflowServerError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 @benchmark_app.command("replay")

@@ -30,7 +30,9 @@ def sweep(
         help="CPUs of the local runtime (default: all).", show_default=False)] = None,
 ) -> None:
     """Run a hyperparameter sweep of CONFIG on Ray Tune; every trial is an MLflow child run of
-    the sweep's parent run, and the sweep's ground-truth row is printed at the end.
+    the sweep's parent run, and the sweep's ground-truth row is printed at the end. A sweep
+    that stalls (no result and no Ray node answering for search.stall_timeout_s) is stopped
+    with exit code 3 and the --resume command that continues it.
 
     With search.sources (a zoo YAML and transferability metrics) the source model is searched
     too: every source is scored on the target first (one Ray task each; estimate runs in

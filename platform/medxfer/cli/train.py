@@ -79,6 +79,7 @@ def train(
     from mlflow import MlflowClient
 
     from medxfer.tracking import schema
+    from medxfer.tracking.run_names import train_run_name
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment
 
@@ -88,7 +89,7 @@ def train(
     exp_id = ensure_experiment(uri, schema.experiment_name("sweep", name),
                                artifact_root=cfg.tracking.artifact_root)
     client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(exp_id, run_name=f"{cfg.method}-{cfg.data.flag}",
+    run = client.create_run(exp_id, run_name=train_run_name(cfg),
                             tags=trial_tags(cfg, sweep=name))
     run_id = run.info.run_id
     status = "FAILED"  # whatever stops the run from here on, it never stays RUNNING
@@ -125,8 +126,12 @@ def _distributed(cfg, uri: str, run_id: str, tmp: str) -> str | None:
     from medxfer.train.launcher import fit_trainer
 
     started = not ray.is_initialized()
-    if started:
-        ray.init(include_dashboard=False, log_to_driver=False)
+    if started:  # the local runtime of clusters/local.yaml: loopback, tolerant health checks
+        import os
+
+        from medxfer.cluster_config import init_local_ray
+
+        init_local_ray(num_cpus=os.cpu_count() or 1, log_to_driver=False)
     try:
         storage = cfg.scaling.storage_path or str(Path(tmp) / "ray")
         result = fit_trainer(cfg, name=f"train-{run_id}", storage_path=storage,

@@ -5,6 +5,7 @@
 
 * on ``stop()`` / leaving the ``with`` block (SIGTERM to its process group, SIGKILL after a grace
   period), and
+* on a signal to the starter, with :meth:`MlflowServer.serve_until_signal` (``medxfer ui``),
 * when the process that started it dies, however it dies (``kill -9`` of a test run included):
   the server runs in its own process group, and a tiny watchdog process holds the read end of a
   pipe whose write end only the starting process holds. When that process exits, the pipe
@@ -24,6 +25,7 @@ For a shared tracking server on a cluster (PostgreSQL, object-store artifacts, `
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -84,6 +86,51 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served (``"already in use"``, ...), or None when it can.
+
+    Binds the way the server will (``SO_REUSEADDR``, as uvicorn does), so a port that only has
+    connections in TIME_WAIT counts as free.
+    """
+    if not 1 <= port <= 65535:
+        return "not a TCP port (expected 1-65535)"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except PermissionError:
+            return "not permitted (a port below 1024 needs root)"
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "already in use"
+            return exc.strerror or str(exc)
+    return None
+
+
+#: The MLflow 3.17 UI picks its view from the ``workflowType`` URL parameter (else the choice
+#: saved by its "GenAI | Model training" switch, default GenAI) and opens an experiment on a
+#: traces overview; ``/runs`` with ``machine_learning`` opens the run table.
+RUNS_VIEW = "runs?workflowType=machine_learning"
+
+
+def experiment_links(tracking_uri: str, base_url: str, limit: int = 20) -> list[tuple[str, str]]:
+    """``(name, URL)`` of the store's medxfer experiments (newest first, at most ``limit``),
+    each URL opening the experiment's run table in the MLflow UI at ``base_url``."""
+    from mlflow import MlflowClient
+
+    from medxfer.tracking.schema import EXPERIMENT_PREFIXES
+
+    exps = MlflowClient(tracking_uri=tracking_uri).search_experiments(
+        max_results=1000, order_by=["last_update_time DESC"])
+    ours = [e for e in exps if e.name.split("/", 1)[0] in EXPERIMENT_PREFIXES]
+    return [(e.name, f"{base_url}/#/experiments/{e.experiment_id}/{RUNS_VIEW}")
+            for e in ours[:limit]]
+
+
+class _Stop(BaseException):
+    """A stop signal arrived (raised by the handler of :meth:`MlflowServer.serve_until_signal`)."""
 
 
 def _create_store(backend_store_uri: str) -> None:
@@ -193,6 +240,37 @@ class MlflowServer:
         if self._own_log and self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()
+
+    def serve_until_signal(self, on_ready=None,
+                           signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)) -> int:
+        """Start, call ``on_ready()``, and serve until one of ``signals`` arrives or the server
+        exits; then stop it (the signal is passed on as the server group's SIGTERM). Returns 0
+        after a signal. Main thread only (Python delivers signals there).
+
+        Raises:
+            MlflowServerError: the server did not come up, or exited by itself (log tail).
+        """
+        def handler(signum, frame):
+            raise _Stop(signum)
+
+        previous = {sig: signal.signal(sig, handler) for sig in signals}
+        try:
+            try:
+                self.start()
+                if on_ready is not None:
+                    on_ready()
+                code = self.proc.wait()
+                raise MlflowServerError(f"mlflow server exited with code {code}; log "
+                                        f"{self._log_path}:\n{self.log_tail()}")
+            except _Stop:
+                return 0
+            finally:
+                for sig in signals:  # a second Ctrl-C must not cut the clean-up short
+                    signal.signal(sig, signal.SIG_IGN)
+                self.stop()
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     def log_tail(self, lines: int = 40) -> str:
         if self._log_path is None or not self._log_path.exists():

@@ -21,6 +21,8 @@ this module validates it::
       select_by: val_loss          # which epoch a trial's final step reports (DESIGN.md)
       select_mode: min
       storage_path: ray_results    # Ray Tune storage; made absolute against the working dir
+      stall_timeout_s: 300         # stop (resumably) when no trial reports and no node with
+                                   # CPUs answers for this long; null: never (tune/stall.py)
       warmstart:                   # searchers that use a prior: where it comes from
         benchmark: medmnist-transfer   # benchmark/<name>, or a full sweep/<name>; None: the
                                        # only benchmark/* experiment in the store
@@ -242,6 +244,7 @@ class SearchConfig(_Strict):
     select_mode: Literal["min", "max"] = "min"
     storage_path: str = "ray_results"
     checkpoints_to_keep: int = Field(2, ge=1)
+    stall_timeout_s: Optional[float] = Field(300.0, gt=0)
     warmstart: Optional[WarmStartConfig] = None
     sources: Optional[SourcesConfig] = None
 

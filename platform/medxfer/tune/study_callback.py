@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from medxfer.tracking import schema
+from medxfer.tracking.run_names import study_search_run_name
 from medxfer.tune.experiment import schema_tags, trial_params
 from medxfer.tune.mlflow_callback import MlflowSweepCallback
 from medxfer.tune.study_config import cell_key
@@ -87,7 +88,7 @@ class StudyCallback(MlflowSweepCallback):
                 tags[schema.CELL_SEARCH_RUN] = str(picked.get("run_id"))
                 params.update({f"search.chosen.{k}": str(v)
                                for k, v in picked["config"].items()})
-        name = key or f"search/{cell_key(cell)}/{tid}"
+        name = key or study_search_run_name(cell_key(cell), sampled)
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
         batch = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(batch), 100):

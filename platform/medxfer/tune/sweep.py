@@ -28,6 +28,7 @@ sweep runs exactly what the interrupted one started.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -290,6 +291,8 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.tune.mlflow_callback import MlflowSweepCallback
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
+    from medxfer.tune.stall import StallCallback
+    from medxfer.tune.stalled import clear_stalled, end_if_stalled, mark_stalled, stalled_error
     from medxfer.tune.trainables import make_trial_fn
 
     storage = Path(storage_path or (exp.search.resolved_storage_path() if exp else
@@ -350,6 +353,9 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     if parent is not None and parent.info.status != "RUNNING":
         client.update_run(parent_id, status="RUNNING")
 
+    if parent is not None:
+        clear_stalled(client, parent)
+
     s = exp.search
     started = False
     try:
@@ -369,8 +375,11 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             sweep_dir.mkdir(parents=True, exist_ok=True)
             (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp), indent=1,
                                                          default=str))
-            callback = MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
-                                           s.select_by, s.select_mode)
+            callbacks = [MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
+                                             s.select_by, s.select_mode)]
+            if s.stall_timeout_s is not None:
+                callbacks.append(StallCallback(s.stall_timeout_s, functools.partial(
+                    mark_stalled, uri, parent_id)))
             tuner = tune.Tuner(
                 fn, param_space=setup.param_space,
                 tune_config=tune.TuneConfig(
@@ -379,7 +388,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                     max_concurrent_trials=s.max_concurrent,
                     reuse_actors=resources.get("CPU", 0) > 0),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(storage), callbacks=[callback],
+                    name=name, storage_path=str(storage), callbacks=callbacks,
                     stop=make_stopper(s), verbose=verbose,
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
@@ -392,10 +401,18 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             _end_open_runs(client, exp_id, parent_id, exc)
         raise
     finally:
+        # The stall is recorded before the shutdown, which a frozen node may hold up.
+        stalled = s.stall_timeout_s is not None and end_if_stalled(client, exp_id, parent_id)
         if started:
             import ray
 
+            if stalled:  # ray.shutdown() would wait for a frozen raylet
+                from medxfer.cluster_config import stop_own_raylets
+
+                stop_own_raylets()
             ray.shutdown()
+        if stalled:  # replaces the watchdog's SweepStalledInLoop, if fit() raised it
+            raise stalled_error(client, parent_id, name, exp.path, uri, address, num_cpus)
     n_errored = sum(1 for r in results if r.error is not None)
     try:
         best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
