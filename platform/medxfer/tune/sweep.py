@@ -211,8 +211,13 @@ def _finish_parent(client, uri: str, experiment: str, parent_id: str, exp: Exper
 
 def _end_open_runs(client, exp_id: str, parent_id: str, exc: BaseException) -> None:
     """The driver stopped on ``exc``: no run of this sweep may stay RUNNING. The parent and its
-    open children end KILLED (Ctrl-C) or FAILED; ``--resume`` sets them running again."""
-    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    open children end KILLED (Ctrl-C, a stall) or FAILED; ``--resume`` sets them running
+    again."""
+    from medxfer.tune.stall import SweepStalledInLoop
+    from medxfer.tune.stalled import SweepStalled
+
+    stopped = (KeyboardInterrupt, SweepStalled, SweepStalledInLoop)  # stopped, not broken
+    status = "KILLED" if isinstance(exc, stopped) else "FAILED"
     try:
         children = client.search_runs([exp_id], filter_string=(
             f"tags.`{schema.PARENT_RUN_ID}` = '{parent_id}' and attributes.status = 'RUNNING'"),
@@ -402,7 +407,8 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         raise
     finally:
         # The stall is recorded before the shutdown, which a frozen node may hold up.
-        stalled = s.stall_timeout_s is not None and end_if_stalled(client, exp_id, parent_id)
+        stalled = (s.stall_timeout_s is not None and parent_id is not None
+                   and end_if_stalled(client, exp_id, parent_id))
         if started:
             import ray
 
