@@ -154,7 +154,10 @@ def ui(
     problem = port_problem("127.0.0.1", port)
     if problem:
         raise MedxferInputError(f"--port {port}: {problem} on 127.0.0.1; choose another port")
-    server = MlflowServer(uri, default_artifact_root(uri), port=port, startup_timeout=300)
+    # The medxfer app: the stock UI and API, plus the run-table endpoint that lets readers
+    # pointed at this server (--tracking-uri http://127.0.0.1:PORT) read in one request.
+    server = MlflowServer(uri, default_artifact_root(uri), port=port, startup_timeout=300,
+                          extra_args=["--app-name", "medxfer"])
 
     def ready() -> None:
         typer.echo(f"ready; server log {server.log_path}")

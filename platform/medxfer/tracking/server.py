@@ -37,45 +37,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from medxfer.tracking.process_group import PipeWatchdog, kill_group
 from medxfer.tracking.uri import absolute_uri
 
 DEFAULT_STARTUP_TIMEOUT_S = 120.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-# Run as ``python -c``: block on stdin (the pipe); on EOF the starter is gone, so kill the
-# server's process group (SIGTERM, then SIGKILL after a grace period) and exit. SIGINT/SIGHUP are
-# ignored so that a Ctrl-C in the starter's terminal cannot kill the watchdog before it cleans up.
-_WATCHDOG = r"""
-import os, signal, sys, time
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
-pgid, grace = int(sys.argv[1]), float(sys.argv[2])
-try:
-    while os.read(0, 4096):
-        pass
-except OSError:
-    pass
-def alive():
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-if alive():
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except OSError:
-        pass
-    deadline = time.monotonic() + grace
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive():
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
-"""
-
 
 class MlflowServerError(RuntimeError):
     """The server did not come up (the message carries its log tail)."""
@@ -171,8 +137,7 @@ class MlflowServer:
         self._log_path = Path(log_path) if log_path else None
         self._own_log = False
         self.proc: subprocess.Popen | None = None
-        self.watchdog: subprocess.Popen | None = None
-        self._pipe_w: int | None = None
+        self.watchdog: PipeWatchdog | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -184,7 +149,9 @@ class MlflowServer:
     @property
     def pids(self) -> list[int]:
         """PIDs this object started (server group leader, watchdog)."""
-        return [p.pid for p in (self.proc, self.watchdog) if p is not None]
+        pids = [self.proc.pid if self.proc is not None else None,
+                self.watchdog.pid if self.watchdog is not None else None]
+        return [p for p in pids if p is not None]
 
     @property
     def log_path(self) -> Path | None:
@@ -215,7 +182,7 @@ class MlflowServer:
                                          stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         try:
-            self._start_watchdog()
+            self.watchdog = PipeWatchdog(self.proc.pid, self.stop_grace)
             self._wait_healthy()
         except BaseException:
             self._own_log = False  # keep the log the error message points to
@@ -226,17 +193,9 @@ class MlflowServer:
     def stop(self) -> None:
         """Stop the server's process group and the watchdog; idempotent."""
         if self.proc is not None:
-            _kill_group(self.proc, self.stop_grace)
-        if self._pipe_w is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._pipe_w)  # the watchdog sees EOF, finds nothing left, exits
-            self._pipe_w = None
+            kill_group(self.proc, self.stop_grace)
         if self.watchdog is not None:
-            try:
-                self.watchdog.wait(timeout=self.stop_grace + 5)
-            except subprocess.TimeoutExpired:
-                self.watchdog.kill()
-                self.watchdog.wait()
+            self.watchdog.release()  # it sees EOF, finds nothing left, exits
         if self._own_log and self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()
@@ -285,17 +244,6 @@ class MlflowServer:
         self.stop()
 
     # ------------------------------------------------------------------ internals
-    def _start_watchdog(self) -> None:
-        r, w = os.pipe()  # both ends non-inheritable; only the watchdog gets r (as stdin)
-        try:
-            self.watchdog = subprocess.Popen(
-                [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), str(self.stop_grace)],
-                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
-        finally:
-            os.close(r)
-        self._pipe_w = w
-
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         url = f"{self.uri}/health"
@@ -316,27 +264,3 @@ class MlflowServer:
                     f"mlflow server did not answer {url} within {self.startup_timeout:.0f} s; "
                     f"log {self._log_path}:\n{self.log_tail()}")
             time.sleep(0.25)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _kill_group(proc: subprocess.Popen, grace: float) -> None:
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    if _group_alive(pgid):
-        with contextlib.suppress(OSError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.1)
-        if _group_alive(pgid):
-            with contextlib.suppress(OSError):
-                os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
