@@ -34,6 +34,8 @@ lint: $(STAMP)
 
 test: lint
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	# PostgreSQL for tests/test_postgres.py (Debian keeps its binaries off PATH, under /usr/lib/postgresql)
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import run_timed, say  # noqa: E402  (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "medmnist-transfer"
@@ -37,10 +38,6 @@ mlflow.set_tracking_uri(sys.argv[1])
 df = mlflow.search_runs(experiment_names=[sys.argv[2]], max_results=100_000)
 print(len(df))
 """
-
-
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def group_cpu_seconds(pgid: int | None) -> float:
@@ -61,21 +58,10 @@ def group_cpu_seconds(pgid: int | None) -> float:
 
 def timed_subprocess(cmd: list[str], cwd: Path, server_pgid: int | None = None) -> dict:
     """Wall seconds, the child's CPU seconds, the server's CPU seconds, and stdout."""
-    import resource
-
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = TIMEOUT
     server0 = group_cpu_seconds(server_pgid)
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    client_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    wall, client_cpu, out = run_timed(cmd, cwd, {"MLFLOW_HTTP_REQUEST_TIMEOUT": TIMEOUT})
     return {"wall": wall, "client_cpu": client_cpu,
-            "server_cpu": group_cpu_seconds(server_pgid) - server0, "out": proc.stdout}
+            "server_cpu": group_cpu_seconds(server_pgid) - server0, "out": out}
 
 
 def import_store(directory: Path, db: Path) -> int:

@@ -13,6 +13,7 @@ Goal (issue 3): fast path >= 0.95x the plain loop.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,6 +94,7 @@ def main() -> None:
         fn()
         dt = time.perf_counter() - t0
         times[label] = min(times.get(label, float("inf")), dt)
+        print(f"[{time.strftime('%H:%M:%S')}] {label}: {dt:.1f} s", file=sys.stderr, flush=True)
 
     plain_loop(config(1).model_copy(update={"train": cfg.train.model_copy(
         update={"epochs": 1})}))  # warm-up: imports, allocator, page cache

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 estimate_app = typer.Typer(
@@ -100,7 +100,8 @@ def evaluate(
         from medxfer.tracking.query import ground_truth as query_ground_truth
 
         uri = uri or resolve_tracking_uri(tracking_uri)
-        with options_named(name="--ground-truth"):
+        with options_named(name="--ground-truth"), \
+                server_read_status(uri, "the ground truth"):
             truth = query_ground_truth(uri, name=ground_truth, benchmark=benchmark.value,
                                        metric="test_auc", select_by="val_loss", mode="min")
     scores_io.check_overlap(score_tables, truth, scores_from=scores, ground_truth_from=ground_truth)
