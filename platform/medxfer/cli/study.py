@@ -32,6 +32,16 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
     title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds and "
              "seeds")
     texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
+    if study.protocol.shortcut is not None:  # curves, permutation tests, Fig. 4.3
+        from medxfer.reports.study import record_shortcut
+
+        sc = study.protocol.shortcut
+        why = record_shortcut(result.tracking_uri, result.parent_run_id, result.records,
+                              metric=study.protocol.metric,
+                              title=f"Study {result.name}: {sc.confounder} in class "
+                                    f"{sc.target_class}")
+        if why:
+            echo(f"shortcut figure not drawn: {why}")
     client = MlflowClient(tracking_uri=result.tracking_uri)
     if result.chosen:  # each cell's configuration from its search, by cell key
         client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
