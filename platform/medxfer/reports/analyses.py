@@ -61,8 +61,11 @@ def _csv_block(name: str, path: Path, table_id: str) -> str:
     if name in PER_IMAGE or len(df) > MAX_SHOWN_ROWS:
         return (f'<p class="table-file" data-file="{html.esc(path.name)}">{html.esc(name)}: '
                 f"{len(df)} rows in <code>{html.esc(path.name)}</code></p>")
-    return f"<h4>{html.esc(name)}</h4>" + html.table(df.set_index(df.columns[0]),
-                                                     table_id=table_id, spec=".4g")
+    if df[df.columns[0]].is_unique:  # e.g. one row per method or layer: it names the rows
+        df = df.set_index(df.columns[0])
+    else:  # e.g. source x set x p_art: rows numbered, every column shown
+        df.index = pd.RangeIndex(1, len(df) + 1, name="#")
+    return f"<h4>{html.esc(name)}</h4>" + html.table(df, table_id=table_id, spec=".4g")
 
 
 def _run_block(uri: str, run: dict, out: Path, res) -> str:
