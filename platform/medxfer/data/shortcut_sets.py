@@ -285,6 +285,13 @@ def confound_selection(source, sel, shortcut: ShortcutConfig, p_art: float, *, s
         n = None
         if a is not None and name != "ood":
             n = common_n_target(y[rows], a, shortcut.p_art, **kw)
+            if n < 1:
+                where = "" if fold is None else f" of fold {fold}"
+                raise MedxferInputError(
+                    f"the {name} part{where} cannot keep class {shortcut.target_class} images "
+                    f"at every share {shortcut.p_art} of {shortcut.attribute} = "
+                    f"{shortcut.value} (it has too few with or without it): more images or "
+                    "fewer extreme shares", field="attribute")
         c = confound(y[rows], shortcut.confounder, p_art=p_art, role=PART_ROLES[name],
                      attribute=a, n_target=n, seed=_seed(seed, fold, name), **kw)
         return rows[c.indices], c.applied
