@@ -107,3 +107,18 @@ def test_bad_shortcuts_exit_2_before_ray(root, tmp_path, capsys, monkeypatch, sh
     assert rc == 2, err
     assert str(path) in err and f"{yaml_path}" in err and message in err
     assert not store.exists()
+
+
+def test_table_has_a_column_per_share():
+    from medxfer.reports.study import summarize
+
+    recs = [{"run_id": f"{p}-{k}", "row": "a", "phase": "train", "fold": k, "p_art": p,
+             "status": "FINISHED", "fraction": None, "n_labelled": None, "test_set": "src",
+             "metrics": {"test_auc": 0.8 + 0.1 * p + 0.02 * k, "ood_test_auc": 0.8 - 0.5 * p}}
+            for p in (1.0, 0.0, 0.5) for k in (0, 1)]
+    s = summarize(recs)
+    assert list(s.table.columns) == ["ID p_art=0", "ID p_art=0.5", "ID p_art=1",
+                                     "ood 0% (ID p_art=0)", "ood 0% (ID p_art=0.5)",
+                                     "ood 0% (ID p_art=1)"]
+    assert s.table.loc["a", "ID p_art=1"] == "0.91 ± 0.01"
+    assert s.table.loc["a", "ood 0% (ID p_art=0.5)"] == "0.55 ± 0.00"
