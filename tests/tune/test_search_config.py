@@ -32,7 +32,7 @@ SHIPPED = sorted(p for p in (REPO / "search_spaces").glob("*.yaml")
     ({"algorithm": "hyperopt", "space": {"train.lr": {"grid": [1e-4, 1e-2]}}},
      "search.space.train.lr.grid: algorithm hyperopt cannot search a grid leaf"),
     ({"algorithm": "bayes"},
-     "search.algorithm: unknown searcher 'bayes'; valid names: grid, hyperopt, joint, prior, "
+     "search.algorithm: unknown searcher 'bayes'; valid: grid, hyperopt, joint, prior, "
      "random, shuffled, warmstart"),
     ({"algorithm": "shuffled", "space": {"train.lr": {"uniform": [0.1, 0.5]}}},
      "search.space.train.lr.uniform: algorithm shuffled needs grid or choice leaves"),
@@ -66,7 +66,10 @@ def test_cli_exits_2_with_yaml_path(tmp_path, capsys):
     from medxfer.cli import main
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(experiment({"space": {"train.lr": {"loguniform": [-1, 1]}}})))
+    # The data root and a flag file exist: the preflight would report missing ones first.
+    (tmp_path / "synthpneumonia.npz").write_bytes(b"")
+    bad.write_text(yaml.safe_dump(experiment({"space": {"train.lr": {"loguniform": [-1, 1]}}},
+                                             data={"root": str(tmp_path)})))
     assert main(["sweep", str(bad)]) == 2
     assert "search.space.train.lr.loguniform: lower bound must be > 0" in capsys.readouterr().err
 

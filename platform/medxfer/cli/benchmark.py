@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption, server_read_status
+from medxfer.cli.common import TrackingUriOption, checked_store, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 benchmark_app = typer.Typer(
@@ -40,9 +40,8 @@ def import_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from medxfer.tracking.benchmark_import import import_benchmark
-    from medxfer.tracking.uri import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = checked_store(tracking_uri, read_only=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("importing", total=None)
@@ -82,6 +81,7 @@ def ground_truth_cmd(
 
     fmt = output_format(fmt, output)
     _check_benchmark(benchmark)
+    tracking_uri = checked_store(tracking_uri, read_only=True)
     try:
         with options_named(name=("--name", name), mode="--mode"), \
                 server_read_status(tracking_uri, "the runs"):
@@ -142,9 +142,7 @@ def ui(
     import subprocess
     import sys
 
-    from medxfer.tracking.uri import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = checked_store(tracking_uri, read_only=True)
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C stops it)")
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
@@ -210,6 +208,7 @@ def replay_cmd(
     if not 0 <= tolerance < 1:
         raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1")
     if joint:
+        tracking_uri = checked_store(tracking_uri, read_only=True)
         from medxfer.cli.replay_joint import replay_joint_cmd
 
         return replay_joint_cmd(tracking_uri, name, benchmark=benchmark, scores=scores,
@@ -222,6 +221,7 @@ def replay_cmd(
     if scores is not None:
         raise MedxferInputError("--scores: only read with --joint")
     seeds = 1 if seeds is None else seeds
+    tracking_uri = checked_store(tracking_uri, read_only=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("replaying", total=None)

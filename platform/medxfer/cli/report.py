@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption, server_read_status
+from medxfer.cli.common import TrackingUriOption, checked_store, server_read_status
 from medxfer.errors import MedxferInputError
 
 FormatOption = Annotated[Optional[str], typer.Option(
@@ -96,6 +96,7 @@ def report(
     if mode not in ("min", "max"):
         raise MedxferInputError(f"--mode {mode!r}: expected min or max")
     inverted = tuple(parse_metric_names(invert, "--invert"))
+    tracking_uri = checked_store(tracking_uri, read_only=True)
     try:
         with options_named(name=("--name", name), mode="--mode", sweep="--sweep"), \
                 server_read_status(tracking_uri, "the runs"):

@@ -71,14 +71,17 @@ def train(
     """
     import tempfile
 
+    from medxfer.tune.preflight import load_checked
+
+    # Every input is checked before MLflow is imported or the store touched (exit 2, no run).
+    cfg = load_checked(config, set_ or [], cli_tracking_uri=tracking_uri)
+
     from mlflow import MlflowClient
 
     from medxfer.tracking import schema
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment
-    from medxfer.train.experiment import load_run_config
 
-    cfg = load_run_config(config, set_ or [], cli_tracking_uri=tracking_uri)
     name = name or cfg.tracking.experiment or config.stem
     uri = cfg.tracking.uri
     # Create the store and experiment here, once, before any worker starts (RAY-MLFLOW-NOTES).
@@ -88,12 +91,12 @@ def train(
     run = client.create_run(exp_id, run_name=f"{cfg.method}-{cfg.data.flag}",
                             tags=trial_tags(cfg, sweep=name))
     run_id = run.info.run_id
-    for k, v in trial_params(cfg).items():
-        client.log_param(run_id, k, v)
-    typer.echo(f"run {run_id} in sweep/{name} ({uri}): {cfg.method} on {cfg.data.flag}, "
-               f"{cfg.scaling.num_workers} worker(s)")
-    status = "FAILED"
+    status = "FAILED"  # whatever stops the run from here on, it never stays RUNNING
     try:
+        for k, v in trial_params(cfg).items():
+            client.log_param(run_id, k, v)
+        typer.echo(f"run {run_id} in sweep/{name} ({uri}): {cfg.method} on {cfg.data.flag}, "
+                   f"{cfg.scaling.num_workers} worker(s)")
         with tempfile.TemporaryDirectory(prefix="medxfer-train-") as tmp:
             if cfg.scaling.distributed:
                 final_dir = _distributed(cfg, uri, run_id, tmp)

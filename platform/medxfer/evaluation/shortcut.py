@@ -9,9 +9,10 @@ i.i.d. test set and on the o.o.d. set (confounder reversed); two sources are com
 
 Choices the thesis leaves open (ours): the CI is Student's t interval of the mean,
 ``mean +- t_{0.975, n-1} s / sqrt(n)`` (sample std ``s``, ddof 1; a single fold has no
-interval; not clipped to the AUC's [0, 1], the figure clips its bands); the permutation test is two-sided and unpaired, on the difference of the mean fold
-AUCs, enumerating every relabelling when there are at most ``EXACT_LIMIT`` of them (Monte Carlo
-with ``n_perm`` draws otherwise, p = (1 + #extreme) / (1 + n_perm)). With five folds per source
+interval; not clipped to the AUC's [0, 1], the figure clips its bands); the permutation test
+is two-sided and unpaired, on the difference of the mean fold AUCs, enumerating every
+relabelling when there are at most ``EXACT_LIMIT`` of them (Monte Carlo with ``n_perm`` draws
+otherwise, p = (1 + #extreme) / (1 + n_perm)). With five folds per source
 the exact test's smallest p is 2/252 = 0.0079, the floor of the thesis' "0.008 < p-value".
 """
 

@@ -212,29 +212,37 @@ def run_study(study: Study | None, *, name: str | None = None,
                                 "--resume or choose another --name", field="name")
     parent_id = parent.info.run_id if parent else _create_parent(client, exp_id, name, study,
                                                                  plan)
-    if parent is not None and parent.info.status != "RUNNING":
-        client.update_run(parent_id, status="RUNNING")
-    study_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (study_dir / SNAPSHOT).write_text(json.dumps({"raw": study.raw, "source": (
-            str(study.path.resolve()) if study.path else None), "base_dir": str(Path.cwd())},
-            indent=1, default=str))
-    run = PhaseRun(study, plan, name, study_dir, uri, exp_id, parent_id, verbose)
-    seconds: dict[str, float] = {}
-    started = _start_ray(address, num_cpus, study.protocol.max_concurrent or 2)
     try:
-        lap = time.monotonic()
-        chosen = phases.search(run) if study.search is not None else {}
-        seconds["search"] = time.monotonic() - lap
-        for phase, step in (("train", lambda: phases.train(run, chosen)),
-                            ("transfer", lambda: phases.transfer(run))):
+        if parent is not None and parent.info.status != "RUNNING":
+            client.update_run(parent_id, status="RUNNING")
+        study_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            source = str(study.path.resolve()) if study.path else None
+            (study_dir / SNAPSHOT).write_text(json.dumps(
+                {"raw": study.raw, "source": source, "base_dir": str(Path.cwd())},
+                indent=1, default=str))
+        run = PhaseRun(study, plan, name, study_dir, uri, exp_id, parent_id, verbose)
+        seconds: dict[str, float] = {}
+        started = _start_ray(address, num_cpus, study.protocol.max_concurrent or 2)
+        try:
             lap = time.monotonic()
-            if not phases.done(run, phase):
-                step()
-            seconds[phase] = time.monotonic() - lap
-    finally:
-        if started:
-            ray.shutdown()
+            chosen = phases.search(run) if study.search is not None else {}
+            seconds["search"] = time.monotonic() - lap
+            for phase, step in (("train", lambda: phases.train(run, chosen)),
+                                ("transfer", lambda: phases.transfer(run))):
+                lap = time.monotonic()
+                if not phases.done(run, phase):
+                    step()
+                seconds[phase] = time.monotonic() - lap
+        finally:
+            if started:
+                ray.shutdown()
+    except BaseException as exc:
+        # no run of a study that stopped may stay RUNNING (--resume sets them running again)
+        from medxfer.tune.sweep import _end_open_runs
+
+        _end_open_runs(client, exp_id, parent_id, exc)
+        raise
     log.info("study %s: resume with `medxfer study %s --name %s --resume`", name,
              study.source, name)
     return StudyResult(name, experiment, uri, parent_id, str(study_dir),
