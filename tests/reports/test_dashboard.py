@@ -199,6 +199,9 @@ def test_offline_no_remote_urls(report_dir, page):
 
 
 def test_empty_store_gives_no_data_notes(tracking_uri, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri).search_experiments()  # a store with no medxfer run
     out = tmp_path / "rep"
     assert main(["report", "--output", str(out), "--tracking-uri", tracking_uri]) == 0
     page = _Page((out / "index.html").read_text(encoding="utf-8"))
