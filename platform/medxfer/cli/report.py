@@ -81,7 +81,8 @@ def report(
     Ground-truth heatmap (sources x targets); the estimate scores per target and, with a
     ground truth, the score-vs-ground-truth figure (thesis Fig. 6.5), the tau table with ranks,
     average ranks, Friedman p and CD, and the critical-difference diagram; one best-so-far chart
-    per sweep. Sections without data, and figures that cannot be drawn, show a note saying
+    per sweep; each shortcut study's AUC vs p_art and every `medxfer analyze` run's figures and
+    tables. Sections without data, and figures that cannot be drawn, show a note saying
     why. Open OUTPUT/index.html in a browser.
 
     \b

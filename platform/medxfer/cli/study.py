@@ -43,6 +43,8 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
         title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds "
                  "and seeds")
         texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
+        if study.protocol.shortcut is not None:  # curves, permutation tests, Fig. 4.3
+            _record_shortcut(study, result, echo)
         if result.chosen:  # each cell's configuration from its search, by cell key
             client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
     except BaseException:  # the parent never stays RUNNING
@@ -58,6 +60,18 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
          f"once: {parallel or '-'}\nMLflow: {result.tracking_uri} experiment "
          f"{result.experiment} parent run {result.parent_run_id}\nTune: {result.storage_dir}")
     return result, summary
+
+
+def _record_shortcut(study, result, echo: Callable[[str], None]) -> None:
+    from medxfer.reports.study import record_shortcut
+
+    sc = study.protocol.shortcut
+    why = record_shortcut(result.tracking_uri, result.parent_run_id, result.records,
+                          metric=study.protocol.metric,
+                          title=f"Study {result.name}: {sc.confounder} in class "
+                                f"{sc.target_class}")
+    if why:
+        echo(f"shortcut figure not drawn: {why}")
 
 
 def study(

@@ -24,6 +24,7 @@ within a second of start-up; the public functions return DataFrames built from t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -724,3 +725,52 @@ def _histories_client(uri: str, run_ids: list[str], metrics: tuple[str, ...]) ->
     jobs = [(rid, key) for rid in run_ids for key in metrics]
     with ThreadPoolExecutor(max_workers=min(_HISTORY_WORKERS, len(jobs))) as pool:
         return [r for rows in pool.map(one, jobs) for r in rows]
+
+
+# --- runs with files: analyses and studies --------------------------------------------------------
+
+def kind_runs(tracking_uri: str | None, prefix: str, kind: str) -> list[dict]:
+    """The active runs tagged ``medxfer.kind=<kind>`` in the ``<prefix>/*`` experiments (e.g.
+    ``analysis`` runs, ``study`` parent runs): dicts with ``experiment`` (name without the
+    prefix), ``run_id``, ``start_time`` (ms) and ``analysis`` (the ``medxfer.analysis`` tag or
+    None), sorted by experiment and start."""
+    uri = resolve_tracking_uri(tracking_uri)
+    experiments = _experiments(uri, prefix)
+    if not experiments:
+        return []
+    fields = _Fields(tags=(schema.KIND, schema.ANALYSIS), required=(schema.KIND,))
+    records = _runs(uri, list(experiments.values()), fields,
+                    [f"tags.`{schema.KIND}` = '{kind}'"])
+    names = {i: n.split("/", 1)[1] for n, i in experiments.items()}
+    out = [{"experiment": names[r["experiment_id"]], "run_id": r["run_id"],
+            "start_time": int(r["start_time"] or 0), "analysis": r[f"tags.{schema.ANALYSIS}"]}
+           for r in records if r[f"tags.{schema.KIND}"] == kind]
+    return sorted(out, key=lambda r: (r["experiment"], r["start_time"], r["run_id"]))
+
+
+def run_files(tracking_uri: str | None, run_id: str, dest, *,
+              suffixes: tuple[str, ...] = (".png", ".csv"),
+              only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Download the top-level artifact files of ``run_id`` ending in ``suffixes`` (and named in
+    ``only``, if given) into folder ``dest``, from the store given (not MLflow's process-wide
+    one); returns ``{file name: local path}``."""
+    from mlflow import MlflowClient
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    out = {}
+    bar = os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # a bar per small file
+    try:
+        for info in client.list_artifacts(run_id):
+            if info.is_dir or not info.path.endswith(suffixes):
+                continue
+            if only is None or info.path in only:
+                out[info.path] = client.download_artifacts(run_id, info.path, str(dest))
+    finally:
+        if bar is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = bar
+    return out

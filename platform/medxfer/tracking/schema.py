@@ -100,4 +100,5 @@ CELL_FRACTION = "medxfer.cell.fraction"
 CELL_N_LABELLED = "medxfer.cell.n_labelled"
 CELL_TEST_SET = "medxfer.cell.test_set"
 CELL_SEED = "medxfer.cell.seed"
+CELL_P_ART = "medxfer.cell.p_art"          # shortcut studies: share of the class confounded
 CELL_SEARCH_RUN = "medxfer.cell.search_run_id"  # the search trial whose configuration a cell ran

@@ -92,6 +92,10 @@ def _create_parent(client, exp_id: str, name: str, study: Study, plan: StudyPlan
         params["protocol.labels"] = ",".join(map(str, p.label_fractions or p.n_labelled))
     if p.few_shot:
         params["protocol.few_shot"] = ",".join(f"{f:g}" for f in p.few_shot.fractions)
+    if p.shortcut:
+        params["protocol.shortcut"] = (f"{p.shortcut.confounder} in class "
+                                       f"{p.shortcut.target_class}, p_art "
+                                       + ",".join(f"{f:g}" for f in p.shortcut.p_art))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_dict(run.info.run_id, study.raw, "study.json")
     return run.info.run_id
@@ -125,6 +129,7 @@ def cell_records(tracking_uri: str, experiment_id: str, parent_run_id: str) -> l
                     "fraction": num(schema.CELL_FRACTION, float),
                     "n_labelled": num(schema.CELL_N_LABELLED, int),
                     "test_set": t.get(schema.CELL_TEST_SET),
+                    "p_art": num(schema.CELL_P_ART, float),
                     "seed": num(schema.CELL_SEED, int), "metrics": dict(r.data.metrics),
                     "params": dict(r.data.params)})
     return sorted(out, key=lambda r: r["key"] or "")

@@ -26,7 +26,8 @@ def cell_tags(cell: dict) -> dict[str, str]:
     tags = {schema.CELL_ROW: cell["row"], schema.CELL_PHASE: cell["phase"],
             schema.CELL_SEED: str(cell["seed"])}
     for tag, key in ((schema.CELL_FOLD, "fold"), (schema.CELL_FRACTION, "fraction"),
-                     (schema.CELL_N_LABELLED, "n_labelled"), (schema.CELL_TEST_SET, "test_set")):
+                     (schema.CELL_N_LABELLED, "n_labelled"), (schema.CELL_TEST_SET, "test_set"),
+                     (schema.CELL_P_ART, "p_art")):
         if cell.get(key) is not None:
             tags[tag] = f"{cell[key]:g}" if isinstance(cell[key], float) else str(cell[key])
     return tags
