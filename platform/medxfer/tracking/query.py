@@ -24,8 +24,8 @@ within a second of start-up; the public functions return DataFrames built from t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -727,27 +727,56 @@ def _histories_client(uri: str, run_ids: list[str], metrics: tuple[str, ...]) ->
         return [r for rows in pool.map(one, jobs) for r in rows]
 
 
-# --- studies -----------------------------------------------------------------------------------
+# --- runs with files: analyses and studies --------------------------------------------------------
+
+def kind_runs(tracking_uri: str | None, prefix: str, kind: str) -> list[dict]:
+    """The active runs tagged ``medxfer.kind=<kind>`` in the ``<prefix>/*`` experiments (e.g.
+    ``analysis`` runs, ``study`` parent runs): dicts with ``experiment`` (name without the
+    prefix), ``run_id``, ``start_time`` (ms) and ``analysis`` (the ``medxfer.analysis`` tag or
+    None), sorted by experiment and start."""
+    uri = resolve_tracking_uri(tracking_uri)
+    experiments = _experiments(uri, prefix)
+    if not experiments:
+        return []
+    fields = _Fields(tags=(schema.KIND, schema.ANALYSIS), required=(schema.KIND,))
+    records = _runs(uri, list(experiments.values()), fields,
+                    [f"tags.`{schema.KIND}` = '{kind}'"])
+    names = {i: n.split("/", 1)[1] for n, i in experiments.items()}
+    out = [{"experiment": names[r["experiment_id"]], "run_id": r["run_id"],
+            "start_time": int(r["start_time"] or 0), "analysis": r[f"tags.{schema.ANALYSIS}"]}
+           for r in records if r[f"tags.{schema.KIND}"] == kind]
+    return sorted(out, key=lambda r: (r["experiment"], r["start_time"], r["run_id"]))
+
+
+def run_files(tracking_uri: str | None, run_id: str, dest, *,
+              suffixes: tuple[str, ...] = (".png", ".csv"),
+              only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Download the top-level artifact files of ``run_id`` ending in ``suffixes`` (and named in
+    ``only``, if given) into folder ``dest``, from the store given (not MLflow's process-wide
+    one); returns ``{file name: local path}``."""
+    from mlflow import MlflowClient
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    out = {}
+    bar = os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # a bar per small file
+    try:
+        for info in client.list_artifacts(run_id):
+            if info.is_dir or not info.path.endswith(suffixes):
+                continue
+            if only is None or info.path in only:
+                out[info.path] = client.download_artifacts(run_id, info.path, str(dest))
+    finally:
+        if bar is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = bar
+    return out
+
 
 STUDY_TABLE = "study_table.csv"
-
-
-@contextmanager
-def _no_progress_bar():
-    """MLflow draws a progress bar for every download; a report reading one small table per
-    study prints none."""
-    import os
-
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    old = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
 
 
 def study_tables(tracking_uri: str | None = None, names: list[str] | None = None
@@ -761,27 +790,16 @@ def study_tables(tracking_uri: str | None = None, names: list[str] | None = None
 
     import pandas as pd
 
-    uri = resolve_tracking_uri(tracking_uri)
-    found = _experiments(uri, "study")
-    wanted = {n: i for n, i in sorted(found.items())
-              if names is None or n.split("/", 1)[1] in names}
-    if not wanted:
-        return []
-    fields = _Fields(tags=(schema.KIND, schema.STUDY), required=(schema.KIND,))
-    runs = [r for r in _runs(uri, list(wanted.values()), fields,
-                             [f"tags.`{schema.KIND}` = '{schema.KIND_STUDY}'"])
-            if r[f"tags.{schema.KIND}"] == schema.KIND_STUDY]
-    by_id = {i: n for n, i in wanted.items()}
-    runs.sort(key=lambda r: (by_id[r["experiment_id"]], -int(r["start_time"] or 0)))
+    runs = [r for r in kind_runs(tracking_uri, "study", schema.KIND_STUDY)
+            if names is None or r["experiment"] in names]
+    runs.sort(key=lambda r: (r["experiment"], -r["start_time"]))
     out = []
-    client = _client(uri)
     for r in runs:
-        table = None
-        if any(a.path == STUDY_TABLE for a in client.list_artifacts(r["run_id"])):
-            with tempfile.TemporaryDirectory(prefix="medxfer-study-") as tmp, \
-                    _no_progress_bar():
-                path = client.download_artifacts(r["run_id"], STUDY_TABLE, tmp)
-                table = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
-        out.append({"experiment": by_id[r["experiment_id"]], "study": r[f"tags.{schema.STUDY}"],
+        with tempfile.TemporaryDirectory(prefix="medxfer-study-") as tmp:
+            files = run_files(tracking_uri, r["run_id"], tmp, suffixes=(".csv",),
+                              only=(STUDY_TABLE,))
+            table = (pd.read_csv(files[STUDY_TABLE], index_col=0, dtype=str,
+                                 keep_default_na=False) if STUDY_TABLE in files else None)
+        out.append({"experiment": f"study/{r['experiment']}", "study": r["experiment"],
                     "run_id": r["run_id"], "start_time": r["start_time"], "table": table})
     return out
