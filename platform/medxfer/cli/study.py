@@ -24,21 +24,26 @@ def run_and_report(config: "Path | Study", *, name: str | None = None,
     (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
     ``(StudyResult, StudySummary)``.
 
-    The YAML's paths and the tracking store are checked first
+    A ``synthesize:`` section's data is written first when its folder is absent; the YAML's
+    paths and the tracking store are checked then
     (:func:`medxfer.tune.preflight.check_study_paths`, no heavy import), then the protocol
     against the data (:func:`medxfer.tune.study_preflight.preflight`), both before Ray starts or
     anything is written."""
     from medxfer.config import read_yaml
     from medxfer.tune.preflight import check_study_paths
+    from medxfer.tune.study_config import Study, ensure_declared_data, load_study
 
-    check_study_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri)
+    given = config if isinstance(config, Study) else None
+    raw = given.raw if given else read_yaml(config)
+    source = given.source if given else str(config)
+    ensure_declared_data(raw, source)  # a synthesize: section's data, before paths are checked
+    check_study_paths(raw, source=source, cli_tracking_uri=tracking_uri)
     from mlflow import MlflowClient
 
     from medxfer.reports.study import record_summary, summarize
     from medxfer.tune.study import run_study
-    from medxfer.tune.study_config import Study, load_study
 
-    study = config if isinstance(config, Study) else load_study(config)
+    study = given or load_study(config)
     result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
                        resume=resume, num_cpus=num_cpus, verbose=verbose)
     client = MlflowClient(tracking_uri=result.tracking_uri)

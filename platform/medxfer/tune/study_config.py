@@ -145,6 +145,17 @@ def study_from_dict(raw: Any, *, source: str = "study", path: Path | None = None
     return Study(path, str(name), rows, protocol, search, raw, synth)
 
 
+def ensure_declared_data(raw: Any, source: str = "study",
+                         base_dir: str | Path | None = None) -> None:
+    """Write the data a study's ``synthesize:`` section declares, when its folder is absent
+    (:func:`medxfer.data.synth_studies.ensure_synthetic`); nothing without the section."""
+    from medxfer.data.synth_studies import ensure_synthetic
+
+    spec = _synth(raw.get("synthesize"), source, base_dir) if isinstance(raw, dict) else None
+    if spec is not None:
+        ensure_synthetic(spec, source=source)
+
+
 def _synth(raw: Any, source: str, base_dir: str | Path | None) -> SynthSpec | None:
     """The ``synthesize:`` section, its ``out`` absolute against ``base_dir`` (or the working
     directory) like the data paths."""
