@@ -70,6 +70,10 @@ class Parts:
             the split is smaller than one batch.
         on_epoch: called with the 1-based epoch before it trains (schedules inside a method).
         optimizer: default: ``train.optimizer`` over the model's trainable parameters.
+        train_loader: ``train_loader(session, batch_size)`` builds the training loader instead
+            of the default shuffled one (e.g. a patient-grouped batch sampler); it shards across
+            ranks itself and is re-seeded per epoch by ``start_epoch`` (its DataLoader's
+            generator or its sampler's ``set_epoch``).
     """
 
     model: nn.Module
@@ -85,6 +89,7 @@ class Parts:
     drop_last: bool = False
     on_epoch: Callable[[int], None] | None = None
     optimizer: torch.optim.Optimizer | None = None
+    train_loader: Callable[[Session, int], Iterable] | None = None
 
 
 def _better(a: float | None, b: float | None, mode: str) -> bool:
@@ -173,9 +178,9 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
         m.to(session.device)
     model = session.prepare_model(parts.model)
     bs = parts.batch_size or t.batch_size
-    train = session.prepare_loader(make_loader(
-        parts.train_set, t, shuffle=True, batch_size=bs,
-        drop_last=parts.drop_last and len(parts.train_set) > bs))
+    train = parts.train_loader(session, bs) if parts.train_loader is not None else \
+        session.prepare_loader(make_loader(parts.train_set, t, shuffle=True, batch_size=bs,
+                                           drop_last=parts.drop_last and len(parts.train_set) > bs))
     val = _eval_loader(session, parts.val_set, t, bs)
 
     def report(metrics: dict[str, float], files: dict[str, Any] | None = None) -> None:
