@@ -5,8 +5,8 @@ the selected configuration's test AUC is within 0.005 of the ground truth (inf: 
 within --budget; a trial on a configuration with no logged metrics counts as a failed trial).
 
     PYTHONPATH=platform python benchmarks/replay_searchers.py --seeds 5
-    PYTHONPATH=platform python benchmarks/replay_searchers.py --tracking-uri sqlite:////abs/mlruns.db \
-        --benchmark dataset --benchmark architecture
+    PYTHONPATH=platform python benchmarks/replay_searchers.py \\
+        --tracking-uri sqlite:////abs/mlruns.db --benchmark dataset --benchmark architecture
 
 Without --tracking-uri the published benchmark (../shared/benchmark/medmnist-transfer) is
 imported into a temporary sqlite store first (~20-40 s).
@@ -25,6 +25,20 @@ sys.path.insert(0, str(REPO / "platform"))
 
 from medxfer.tune.replay import replay, summarize  # noqa: E402
 from medxfer.tune.searchers import list_searchers  # noqa: E402
+
+
+def _progress(bench: str):
+    """Progress on stderr (stdout keeps the tables): a line per searcher change and at most one
+    every 10 s, with the (pair, seed) replays done so far."""
+    last = {"t": 0.0, "searcher": None}
+
+    def report(searcher: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if searcher != last["searcher"] or now - last["t"] > 10 or done == total:
+            last.update(t=now, searcher=searcher)
+            print(f"[{time.strftime('%H:%M:%S')}] {bench}: {searcher} {done}/{total} replays",
+                  file=sys.stderr, flush=True)
+    return report
 
 
 def main(argv=None) -> int:
@@ -47,14 +61,16 @@ def main(argv=None) -> int:
 
         tmp = tempfile.mkdtemp(prefix="replay-")
         uri = f"sqlite:///{tmp}/mlruns.db"
+        print(f"importing {args.shared} into {uri} ...", file=sys.stderr, flush=True)
         res = import_benchmark(args.shared, name="medmnist-transfer", tracking_uri=uri)
-        print(f"imported {res.runs_in_files} runs in {res.seconds:.0f} s into {uri}", flush=True)
+        print(f"imported {res.runs_in_files} runs in {res.seconds:.0f} s into {uri}",
+              file=sys.stderr, flush=True)
     searchers = args.searcher or list_searchers()
     frames = []
     for bench in args.benchmark or ["dataset"]:
         t0 = time.perf_counter()
         res = replay(uri, args.name, searchers=searchers, benchmark=bench, budget=args.budget,
-                     seeds=args.seeds)
+                     seeds=args.seeds, progress=_progress(bench))
         res.insert(0, "benchmark", bench)
         frames.append(res)
         table = summarize(res)

@@ -13,6 +13,7 @@ Goal (issue 3): fast path >= 0.95x the plain loop.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -93,13 +94,14 @@ def main() -> None:
         fn()
         dt = time.perf_counter() - t0
         times[label] = min(times.get(label, float("inf")), dt)
+        print(f"[{time.strftime('%H:%M:%S')}] {label}: {dt:.1f} s", file=sys.stderr, flush=True)
 
     plain_loop(config(1).model_copy(update={"train": cfg.train.model_copy(
         update={"epochs": 1})}))  # warm-up: imports, allocator, page cache
     for i in range(args.repeats):  # alternate, keep the best of each (a busy machine)
         timed("plain PyTorch loop", lambda: plain_loop(cfg))
         timed("fast path (run_local)",
-              lambda: run_local(cfg, storage_dir=tmp / f"fast{i}", keep=2))
+              lambda i=i: run_local(cfg, storage_dir=tmp / f"fast{i}", keep=2))
     if not args.skip_trainer:
         import ray
 
@@ -108,8 +110,8 @@ def main() -> None:
         try:
             for workers in (1, 2):
                 timed(f"TorchTrainer, {workers} worker(s)",
-                      lambda: fit_trainer(config(workers), name=f"bench{workers}",
-                                          storage_path=tmp / "ray"))
+                      lambda workers=workers: fit_trainer(config(workers), name=f"bench{workers}",
+                                                          storage_path=tmp / "ray"))
         finally:
             ray.shutdown()
     base = times["plain PyTorch loop"]

@@ -3,7 +3,8 @@
 * ``tracking_uri``: a fresh absolute sqlite MLflow store per test.
 * ``ray_runtime``: ONE local Ray runtime for the whole session (``num_cpus=2``), shut down at the
   end. Tests that need a runtime of their own (multi-node, killed driver) run it in a subprocess.
-* ``shared_dir`` / ``benchmark_dir``: ``../shared`` beside the checkout (skips when absent).
+* ``shared_dir`` / ``benchmark_dir``: ``../shared`` beside the checkout. Absent: the tests that
+  need it skip on a developer's machine, but fail under CI (``CI`` set), where it must exist.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     return uri
 
 
+def _missing(what: str) -> None:
+    """Skip locally, fail under CI: CI runs on a clean clone with ../shared beside it."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{what} (CI is set: ../shared must be beside the checkout)")
+    pytest.skip(what)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip(f"shared directory not found at {SHARED}")
+        _missing(f"shared directory not found at {SHARED}")
     return SHARED
 
 
@@ -35,7 +43,7 @@ def shared_dir() -> Path:
 def benchmark_dir(shared_dir) -> Path:
     d = shared_dir / "benchmark" / "medmnist-transfer"
     if not d.is_dir():
-        pytest.skip(f"benchmark not found at {d}")
+        _missing(f"benchmark not found at {d}")
     return d
 
 

@@ -78,8 +78,9 @@ def cluster_and_server(workdir: str | os.PathLike, *, num_nodes: int = 2,
 
     Yields ``(cluster, server, started)``; on exit ``started`` holds ``[pid, create_time]`` of
     every process the context started (Ray's processes, trial workers, the server and its
-    watchdog) so the caller can report them. On exit: driver disconnects, nodes are removed, the server stops, and any process
-    still alive among ``started`` is stopped by PID (never ``ray stop``).
+    watchdog) so the caller can report them. On exit: driver disconnects, nodes are removed, the
+    server stops, and any process still alive among ``started`` is stopped by PID (never
+    ``ray stop``).
 
     The MLflow server starts in a thread while the Ray nodes come up (each takes 10-20 s here).
     All addresses are 127.0.0.1; Ray's temp dir is private to this run (``RAY_TMPDIR``), so the
@@ -239,8 +240,9 @@ def run_in_subprocess(entry: str, args: dict, *, timeout: float = 240.0) -> dict
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         out, err = proc.communicate()
-        raise AssertionError(f"{entry} did not finish within {timeout:.0f} s:\n"
-                             f"stdout tail:\n{out[-4000:]}\nstderr tail:\n{err[-6000:]}")
+        raise AssertionError(
+            f"{entry} did not finish within {timeout:.0f} s:\n"
+            f"stdout tail:\n{out[-4000:]}\nstderr tail:\n{err[-6000:]}") from None
     finally:
         if proc.poll() is None:
             _kill_group(proc)

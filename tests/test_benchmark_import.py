@@ -45,7 +45,8 @@ def test_round_trip_matches_public_client(export_dir, tmp_path, monkeypatch):
             log_run_with_client(ref_client, ref_exp, r)
 
     mlflow.set_tracking_uri(bulk_uri)
-    bulk = {r.data.tags[schema.ORIGIN_RUN_ID]: _comparable(r) for r in _runs(bulk_uri, "benchmark/b")}
+    bulk = {r.data.tags[schema.ORIGIN_RUN_ID]: _comparable(r)
+            for r in _runs(bulk_uri, "benchmark/b")}
     mlflow.set_tracking_uri(ref_uri)
     ref = {r.data.tags[schema.ORIGIN_RUN_ID]: _comparable(r) for r in _runs(ref_uri, "benchmark/b")}
     assert len(bulk) == 7
@@ -138,7 +139,8 @@ def test_interrupted_import_completes_on_rerun(export_dir, tracking_uri, kill_af
 # ----------------------------------------------------------------------------- bad input
 def _bad(tmp_path, rows, header=None, name="fined_bad.csv"):
     d = tmp_path / "badbench"
-    write_export(d / "fined_ok.csv", [run_row("imagenet", "bloodmnist", val_loss=0.1, test_auc=0.9)])
+    write_export(d / "fined_ok.csv",
+                 [run_row("imagenet", "bloodmnist", val_loss=0.1, test_auc=0.9)])
     write_export(d / name, rows, header)
     return d
 

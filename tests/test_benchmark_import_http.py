@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from benchmark_csvs import comparable as _comparable
-from benchmark_csvs import run_row, write_export
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -124,3 +123,22 @@ def test_http_interrupted_runs_are_replaced(mlflow_server, export_dir, name, sql
     assert dup in deleted or runs[imnet[3].origin_run_id].info.run_id in deleted
     assert _by_origin(active) == sqlite_reference(name)  # the replacement is complete
     assert c.get_run(other.info.run_id).info.lifecycle_stage == "active"
+
+
+def test_http_import_reports_progress_per_run(mlflow_server, export_dir, name):
+    """Through a server a file takes minutes: progress comes per run, not per file; a re-run
+    counts the runs already there at once."""
+    calls = []
+    res = import_benchmark(export_dir, name=name, tracking_uri=mlflow_server.uri,
+                           progress=lambda f, done, total: calls.append((f, done, total)))
+    assert res.written == 7
+    done = [d for _, d, _ in calls]
+    assert done == sorted(done) and set(done) == set(range(1, 8))  # every run, in order
+    assert {t for _, _, t in calls} == {7}
+    assert {d: f for f, d, _ in calls}[3] == "fined_blood.csv"
+    assert {d: f for f, d, _ in calls}[4] == "fined_blood_imnet.csv"
+    calls.clear()
+    import_benchmark(export_dir, name=name, tracking_uri=mlflow_server.uri,
+                     progress=lambda f, done, total: calls.append((f, done, total)))
+    assert [d for _, d, _ in calls] == [3, 7]
+

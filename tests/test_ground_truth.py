@@ -112,10 +112,67 @@ def test_bad_options(store, capsys):
 
 def test_pattern_spans_several_experiments(store, tmp_path):
     d = tmp_path / "more"
-    write_export(d / "fined_oct.csv", [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
+    write_export(d / "fined_oct.csv",
+                 [run_row("imagenet", "octmnist", val_loss=0.1, test_auc=0.66)])
     import_benchmark(d, name="mini2", tracking_uri=store)
     gt = ground_truth(store, "benchmark/mini*")
     assert gt.loc["imagenet", "octmnist"] == pytest.approx(0.66)
     assert gt.loc["imagenet", "bloodmnist"] == pytest.approx(0.88)
     with pytest.raises(ValueError, match="no experiment matches"):
         ground_truth(store, "benchmark/zzz*")
+
+
+# --- the CSV verb answers without pandas; its text is the DataFrame renderer's, byte for byte ---
+
+def test_cli_csv_is_render_of_the_frame(store, capsys):
+    """The verb's CSV equals ``render(ground_truth(...), "csv")`` (NaN cells, both tables,
+    --percent, the max mode), and it is written without importing pandas, SQLAlchemy or MLflow
+    (what keeps it within a second on the full benchmark)."""
+    import subprocess
+    import sys
+
+    from medxfer.reports.tables import render
+
+    cases = [([], {}), (["--benchmark", "architecture"], {"benchmark": "architecture"}),
+             (["--mode", "max"], {"mode": "max"})]
+    for args, kw in cases:
+        for percent in (False, True):
+            argv = ["benchmark", "ground-truth", "--format", "csv", *args]
+            assert main(argv + (["--percent"] if percent else [])) == 0
+            frame = ground_truth(store, **kw) * (100 if percent else 1)
+            assert capsys.readouterr().out == render(frame, "csv")
+    code = ("import sys\nfrom medxfer.cli import main\n"
+            "assert main(['benchmark', 'ground-truth', '--format', 'csv']) == 0\n"
+            "print(sorted(m for m in ('pandas', 'sqlalchemy', 'mlflow', 'numpy') "
+            "if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.startswith("source,bloodmnist,dermamnist\n")
+    assert out.splitlines()[-1] == "[]"
+
+
+def test_render_csv_rows_matches_pandas_to_csv():
+    """Quoting, float precision and empty cells as pandas writes them."""
+    from medxfer.reports.tables import render, render_csv_rows
+
+    index = ["a,b", 'q"uote', "plain", "x"]
+    columns = ["c1", "c 2", "c,3"]
+    cells = [[0.1, 1e-05, float("nan")], [1e16, -0.0, 123456789.123456789],
+             [2 / 3, 0.0001, 1.5e-300], [float("inf"), 1.0, 0.30000000000000004]]
+    frame = pd.DataFrame(cells, index=pd.Index(index, name="source"), columns=columns)
+    rows = [[label, *row] for label, row in zip(index, cells, strict=True)]
+    assert render_csv_rows(["source", *columns], rows) == render(frame, "csv")
+
+
+@pytest.mark.parametrize("benchmark", ["dataset", "architecture"])
+def test_cli_csv_on_the_full_benchmark(benchmark_store, benchmark, capsys):
+    """The published benchmark (28,205 runs): the verb's CSV is the frame's CSV, byte for byte."""
+    from medxfer.reports.tables import render
+
+    uri, _ = benchmark_store
+    argv = ["benchmark", "ground-truth", "--benchmark", benchmark, "--format", "csv",
+            "--tracking-uri", uri]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out == render(ground_truth(uri, benchmark=benchmark), "csv")
+    assert len(out.splitlines()) == {"dataset": 16, "architecture": 10}[benchmark]

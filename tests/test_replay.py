@@ -253,7 +253,7 @@ def test_cli(tiny, capsys):
 
 def test_replay_rejects_unknown_searcher_naming_the_option(tiny):
     with pytest.raises(MedxferInputError, match=r"^--searcher: unknown searcher 'nope'; valid "
-                                                r"names: grid, hyperopt, prior, random"):
+                                                r"names: grid, hyperopt, joint, prior, random"):
         replay(tiny, searchers=["grid", "nope"])
 
 

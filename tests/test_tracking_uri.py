@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 
@@ -9,7 +8,8 @@ def test_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
     assert resolve_tracking_uri("sqlite:///cli.db", "sqlite:///cfg.db", base=tmp_path) == \
         f"sqlite:///{tmp_path / 'cli.db'}"
-    assert resolve_tracking_uri(None, "sqlite:///cfg.db", base=tmp_path) == f"sqlite:///{tmp_path / 'cfg.db'}"
+    assert resolve_tracking_uri(None, "sqlite:///cfg.db", base=tmp_path) == \
+        f"sqlite:///{tmp_path / 'cfg.db'}"
     assert resolve_tracking_uri(None, None, base=tmp_path) == f"sqlite:///{tmp_path / 'env.db'}"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert resolve_tracking_uri(base=tmp_path) == f"sqlite:///{tmp_path / 'mlruns.db'}"

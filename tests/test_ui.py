@@ -42,7 +42,8 @@ def test_ui_serves_the_store_on_loopback(tracking_uri):
                                    text=True).stdout
         assert listening.strip() and all("127.0.0.1:" in line for line in listening.splitlines())
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

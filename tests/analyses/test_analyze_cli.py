@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 
 import pytest
-import torch
 
 from medxfer.cli import main
 

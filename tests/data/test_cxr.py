@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pydicom
 import pytest
 import torch
 from PIL import Image

@@ -19,7 +19,8 @@ def test_multicrop_counts_sizes_and_assignment_views():
     assert [v.shape[-1] for v in views] == [32, 32, 16, 16, 16, 16] == mc.view_sizes
     assert mc.crops_for_assign == [0, 1] and mc.n_views == 6
     swav = MultiCrop((2, 4), (32, 16), ((0.5, 1.0), (0.1, 0.3)))
-    assert [v.shape for v in swav(torch.rand(3, 40, 40), g)] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 4
+    assert ([v.shape for v in swav(torch.rand(3, 40, 40), g)]
+            == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 4)
     with pytest.raises(ValueError, match="crops_for_assign"):
         MultiCrop((2, 4), (32, 16), ((0.5, 1.0), (0.1, 0.3)), crops_for_assign=[6])
 
@@ -78,6 +79,7 @@ def test_energy_reference_cli_file_and_transform(small_synth, tmp_path, capsys):
     assert not (tmp_path / "x.json").exists()
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(MedxferInputError, match="bad.json"):
-        build_transform([{"name": "energy_reference_normalize", "reference": str(tmp_path / "bad.json")}])
+        build_transform([{"name": "energy_reference_normalize",
+                          "reference": str(tmp_path / "bad.json")}])
     help_text = CliRunner().invoke(app, ["data", "energy-reference", "--help"]).output
     assert "Example: medxfer data energy-reference" in help_text

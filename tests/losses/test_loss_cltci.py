@@ -25,12 +25,14 @@ def test_simclr_variant_matches_eq2():
     f = torch.randn(5, 2, 4, generator=g, dtype=torch.float64)
     pids = torch.tensor([7, 3, 7, 9, 3])
     rows = torch.cat([f[:, 0], f[:, 1]])
-    assert float(CLTCILoss(0.1)(f, pids)) == pytest.approx(_slow_cltci(rows, pids.repeat(2), 0.1), rel=1e-9)
+    assert float(CLTCILoss(0.1)(f, pids)) == pytest.approx(_slow_cltci(rows, pids.repeat(2), 0.1),
+                                                           rel=1e-9)
 
 
 def test_moco_variant_matches_slow():
     g = torch.Generator().manual_seed(1)
-    q, k = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(3, 4, generator=g, dtype=torch.float64)
+    q = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    k = torch.randn(3, 4, generator=g, dtype=torch.float64)
     qk, qi = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.tensor([1, 2, 1, 4, 5])
     pids = torch.tensor([1, 3, 5])
     nz = torch.nn.functional.normalize
@@ -77,7 +79,8 @@ def test_moco_loss_enqueues_after_use_and_queue_positives_matter():
 def test_moco_gradient_reaches_query_only():
     q = torch.randn(3, 4, requires_grad=True)
     k = torch.randn(3, 4, requires_grad=True)
-    cltci_moco_loss(q, k, torch.tensor([0, 1, 0]), torch.randn(4, 4), torch.tensor([0, 1, 2, 3])).backward()
+    cltci_moco_loss(q, k, torch.tensor([0, 1, 0]), torch.randn(4, 4),
+                    torch.tensor([0, 1, 2, 3])).backward()
     assert torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0
     assert k.grad is None
 

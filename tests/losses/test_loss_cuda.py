@@ -24,4 +24,5 @@ def test_losses_match_cpu():
         to_cuda = [([t.cuda() for t in v] if isinstance(v, list) else v.cuda()) for v in args]
         assert torch.allclose(fn(*args), fn.cuda()(*to_cuda).cpu(), atol=1e-4), type(fn).__name__
     cpu = cltci_moco_loss(z0, z1, y, z1[:4], y[:4])
-    assert torch.allclose(cpu, cltci_moco_loss(z0.cuda(), z1.cuda(), y.cuda(), z1[:4].cuda(), y[:4].cuda()).cpu(), atol=1e-4)
+    gpu = cltci_moco_loss(z0.cuda(), z1.cuda(), y.cuda(), z1[:4].cuda(), y[:4].cuda())
+    assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)

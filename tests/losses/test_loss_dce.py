@@ -36,7 +36,8 @@ def test_adaptive_target_peaks_at_third_centre():
     x = _piecewise_image()
     # Probe the target as a function of intensity: append a ramp to the band image.
     ramp = torch.linspace(-1, 1, 201)
-    t = adaptive_target(torch.cat([x.flatten(), ramp]).view(1, 1, 1, -1), strength=2.5).flatten()[64:]
+    probe = torch.cat([x.flatten(), ramp]).view(1, 1, 1, -1)
+    t = adaptive_target(probe, strength=2.5).flatten()[64:]
     c = kmeans_1d(torch.cat([x.flatten(), ramp])[None], 5)[0]
     assert float(ramp[t.argmax()]) == pytest.approx(float(c[2]), abs=0.011)
     assert float(t.max()) == pytest.approx(2.5, rel=1e-3)
@@ -44,7 +45,8 @@ def test_adaptive_target_peaks_at_third_centre():
     # As a distance (default) it is the Gaussian's width: exp(-0.2^2 / (2 * 0.2^2)) at the 0.3
     # band; read as a variance: exp(-0.2^2 / (2 * 0.2)).
     tb = adaptive_target(x, strength=2.0).flatten()
-    assert float(tb[30]) == pytest.approx(2.0) and float(tb[45]) == pytest.approx(2.0 * math.exp(-0.5), rel=1e-5)
+    assert float(tb[30]) == pytest.approx(2.0)
+    assert float(tb[45]) == pytest.approx(2.0 * math.exp(-0.5), rel=1e-5)
     tv = adaptive_target(x, strength=2.0, theta_mode="variance").flatten()
     assert float(tv[45]) == pytest.approx(2.0 * math.exp(-0.04 / 0.4), rel=1e-5)
     with pytest.raises(ValueError, match="theta_mode"):
@@ -79,7 +81,9 @@ def _slow_lcl(x, y):
                     for dr, ds in ((-1, 0), (1, 0), (0, -1), (0, 1)):
                         rr, ss = r + dr, s + ds
                         if 0 <= rr < h and 0 <= ss < w:
-                            count += (float(y[bi, ci, r, s]) > float(y[bi, ci, rr, ss])) != (float(x[bi, ci, r, s]) > float(x[bi, ci, rr, ss]))
+                            y_up = float(y[bi, ci, r, s]) > float(y[bi, ci, rr, ss])
+                            x_up = float(x[bi, ci, r, s]) > float(x[bi, ci, rr, ss])
+                            count += y_up != x_up
     return count / (4 * b * c * h * w)
 
 
@@ -110,7 +114,7 @@ def _slow_rcl(x, y, k):
     total = 0.0
     for bi in range(b):
         for ci in range(c):
-            def flat(t):
+            def flat(t, bi=bi, ci=ci):
                 return [[float(t[bi, ci, r * k + i, s * k + j]) for i in range(k) for j in range(k)]
                         for r in range(h // k) for s in range(w // k)]
             fx, fy = flat(x), flat(y)
@@ -126,7 +130,8 @@ def _slow_rcl(x, y, k):
 
 def test_region_conflict_matches_slow():
     g = torch.Generator().manual_seed(3)
-    x, y = torch.rand(2, 2, 4, 6, generator=g, dtype=torch.float64), torch.rand(2, 2, 4, 6, generator=g, dtype=torch.float64)
+    x = torch.rand(2, 2, 4, 6, generator=g, dtype=torch.float64)
+    y = torch.rand(2, 2, 4, 6, generator=g, dtype=torch.float64)
     assert float(region_conflict_loss(x, y, 2)) == pytest.approx(_slow_rcl(x, y, 2), rel=1e-9)
     assert float(region_conflict_loss(x, x, 2)) == 0.0
 

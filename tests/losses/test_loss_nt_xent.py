@@ -29,7 +29,8 @@ def _slow_nt_xent(z0, z1, tau):
 @pytest.mark.parametrize("n,d,tau", [(1, 3, 0.5), (4, 8, 0.1), (5, 1, 1.0)])
 def test_matches_slow_loop(n, d, tau):
     g = torch.Generator().manual_seed(n * 10 + d)
-    z0, z1 = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g, dtype=torch.float64)
+    z0 = torch.randn(n, d, generator=g, dtype=torch.float64)
+    z1 = torch.randn(n, d, generator=g, dtype=torch.float64)
     assert float(NTXentLoss(tau)(z0, z1)) == pytest.approx(_slow_nt_xent(z0, z1, tau), rel=1e-9)
 
 

@@ -26,8 +26,8 @@ def test_loss_is_mean_cross_entropy():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(8, 4, generator=g, dtype=torch.float64)
     labels = torch.arange(4).repeat(2)
-    slow = sum(-math.log(math.exp(float(l[y])) / sum(math.exp(float(v)) for v in l))
-               for l, y in zip(logits, labels)) / 8
+    slow = sum(-math.log(math.exp(float(row[y])) / sum(math.exp(float(v)) for v in row))
+               for row, y in zip(logits, labels)) / 8
     assert float(RotationLoss()(logits, labels)) == pytest.approx(slow, rel=1e-9)
     with pytest.raises(ValueError, match=r"\(n, 4\)"):
         RotationLoss()(logits[:, :3], labels)

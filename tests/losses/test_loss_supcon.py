@@ -11,7 +11,8 @@ from medxfer.losses import SupConLoss, supcon_loss
 def _slow_supcon(features, labels, tau, multilabel):
     """L_out^sup averaged over anchors with |P(i)| > 0; z normalised."""
     b, v, _ = features.shape
-    items = [(torch.nn.functional.normalize(features[s, k], dim=0), s) for k in range(v) for s in range(b)]
+    items = [(torch.nn.functional.normalize(features[s, k], dim=0), s)
+             for k in range(v) for s in range(b)]
 
     def positive(si, sp):
         if si == sp:
@@ -29,7 +30,8 @@ def _slow_supcon(features, labels, tau, multilabel):
         if not p_idx:
             continue
         den = sum(math.exp(float(zi @ items[a][0]) / tau) for a in a_idx)
-        losses.append(-sum(math.log(math.exp(float(zi @ items[p][0]) / tau) / den) for p in p_idx) / len(p_idx))
+        losses.append(-sum(math.log(math.exp(float(zi @ items[p][0]) / tau) / den)
+                           for p in p_idx) / len(p_idx))
     return sum(losses) / len(losses)
 
 
@@ -56,7 +58,8 @@ def test_no_labels_two_views_is_nt_xent():
     from medxfer.losses import nt_xent_loss
     g = torch.Generator().manual_seed(4)
     z0, z1 = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
-    assert torch.allclose(supcon_loss(torch.stack([z0, z1], 1), None, 0.3), nt_xent_loss(z0, z1, 0.3), atol=1e-6)
+    assert torch.allclose(supcon_loss(torch.stack([z0, z1], 1), None, 0.3),
+                          nt_xent_loss(z0, z1, 0.3), atol=1e-6)
 
 
 def test_base_temperature_scales_and_view_swap_symmetry():

@@ -1,4 +1,5 @@
-"""SwAV (seed 001): Sinkhorn marginals, swapped prediction vs eq. 1, per-modality prototypes, hybrid."""
+"""SwAV (seed 001): Sinkhorn marginals, eq. 1 swapped prediction, per-modality prototypes,
+hybrid loss."""
 
 import math
 
@@ -12,7 +13,8 @@ from medxfer.models import SwaVPrototypes
 
 def _slow_sinkhorn(scores, eps, n_iters):
     """SwAV's Algorithm: Q = exp(C^T Z / eps), alternate row (1/K) and column (1/B) sums."""
-    q = [[math.exp(float(scores[b, k]) / eps) for b in range(scores.shape[0])] for k in range(scores.shape[1])]
+    q = [[math.exp(float(scores[b, k]) / eps) for b in range(scores.shape[0])]
+         for k in range(scores.shape[1])]
     kk, bb = len(q), len(q[0])
     for _ in range(n_iters):
         for k in range(kk):
@@ -28,7 +30,8 @@ def _slow_sinkhorn(scores, eps, n_iters):
 @pytest.mark.parametrize("b,k", [(8, 4), (6, 12), (16, 16)])
 def test_sinkhorn_equipartition_marginals(b, k):
     g = torch.Generator().manual_seed(b + k)
-    scores = F.normalize(torch.randn(b, 5, generator=g), dim=1) @ F.normalize(torch.randn(k, 5, generator=g), dim=1).T
+    scores = (F.normalize(torch.randn(b, 5, generator=g), dim=1)
+              @ F.normalize(torch.randn(k, 5, generator=g), dim=1).T)
     q = sinkhorn(scores, epsilon=0.05, n_iters=1000)  # Table I uses 3: approximate marginals
     assert q.shape == (b, k) and (q >= 0).all()
     assert torch.allclose(q.sum(dim=1), torch.ones(b), atol=1e-3)  # each sample: one unit
@@ -45,14 +48,17 @@ def test_sinkhorn_matches_slow_and_has_no_grad():
 
 def test_swapped_prediction_matches_eq1():
     g = torch.Generator().manual_seed(1)
-    s1, s2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    s1 = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    s2 = torch.randn(6, 4, generator=g, dtype=torch.float64)
     tau, eps = 0.1, 0.05
     q1, q2 = _slow_sinkhorn(s1, eps, 3), _slow_sinkhorn(s2, eps, 3)
     expected = 0.0
     for n in range(6):
-        def log_p(s, i):
-            return float(s[n, i]) / tau - math.log(sum(math.exp(float(s[n, j]) / tau) for j in range(4)))
-        expected += -sum(float(q2[n, i]) * log_p(s1, i) for i in range(4)) - sum(float(q1[n, i]) * log_p(s2, i) for i in range(4))
+        def log_p(s, i, n=n):
+            return (float(s[n, i]) / tau
+                    - math.log(sum(math.exp(float(s[n, j]) / tau) for j in range(4))))
+        expected += (-sum(float(q2[n, i]) * log_p(s1, i) for i in range(4))
+                     - sum(float(q1[n, i]) * log_p(s2, i) for i in range(4)))
     assert float(SwaVLoss(tau, eps, 3)([s1, s2])) == pytest.approx(expected / 6, rel=1e-8)
     # Symmetric in the views.
     assert float(SwaVLoss(tau, eps, 3)([s2, s1])) == pytest.approx(expected / 6, rel=1e-8)
@@ -60,12 +66,14 @@ def test_swapped_prediction_matches_eq1():
 
 def test_multimodality_codes_use_equipartition_per_modality():
     g = torch.Generator().manual_seed(2)
-    s1, s2 = torch.randn(8, 4, generator=g, dtype=torch.float64), torch.randn(8, 4, generator=g, dtype=torch.float64)
+    s1 = torch.randn(8, 4, generator=g, dtype=torch.float64)
+    s2 = torch.randn(8, 4, generator=g, dtype=torch.float64)
     per = swav_loss_per_sample([s1, s2], 0.1, 0.05, 3, n_modalities=2)
     first = swav_loss_per_sample([s1[:4], s2[:4]], 0.1, 0.05, 3)
     second = swav_loss_per_sample([s1[4:], s2[4:]], 0.1, 0.05, 3)
     assert torch.allclose(per, torch.cat([first, second]))
-    assert not torch.allclose(per, swav_loss_per_sample([s1, s2], 0.1, 0.05, 3))  # joint codes differ
+    # Joint codes differ.
+    assert not torch.allclose(per, swav_loss_per_sample([s1, s2], 0.1, 0.05, 3))
     with pytest.raises(ValueError, match="multiple of n_modalities"):
         swav_loss_per_sample([s1[:7], s2[:7]], n_modalities=2)
 
@@ -107,7 +115,8 @@ def test_hybrid_reduces_to_each_term():
     assert logits.grad[3:].abs().sum() == 0 and logits.grad[:3].abs().sum() > 0  # unlabelled rows
     y = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1], [0, 0, 1], [1, 0, 0]])
     bce = F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum") / 6
-    assert torch.allclose(SwaVHybridLoss(alpha=0.0, beta=1.0, multilabel=True)(s, logits=logits, labels=y), bce)
+    hybrid = SwaVHybridLoss(alpha=0.0, beta=1.0, multilabel=True)
+    assert torch.allclose(hybrid(s, logits=logits, labels=y), bce)
 
 
 def test_table1_defaults_and_validation():
@@ -137,4 +146,5 @@ def test_sinkhorn_gathers_the_global_batch_over_two_workers(tmp_path):
     mp.spawn(_sinkhorn_worker, args=(str(tmp_path / "store"), scores, str(out)), nprocs=2)
     codes = torch.cat([torch.load(f"{out}.{r}") for r in range(2)])
     assert torch.allclose(codes, sinkhorn(scores, 0.05, 3), atol=1e-10)
-    assert not torch.allclose(torch.cat([sinkhorn(scores[:3], 0.05, 3), sinkhorn(scores[3:], 0.05, 3)]), codes)
+    apart = torch.cat([sinkhorn(scores[:3], 0.05, 3), sinkhorn(scores[3:], 0.05, 3)])
+    assert not torch.allclose(apart, codes)

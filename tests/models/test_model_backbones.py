@@ -51,7 +51,8 @@ def test_every_local_backbone_matches_its_record(name):
 def test_backbone_registry_names():
     with pytest.raises(ValueError, match="already registered"):
         register_backbone(BackboneInfo("tiny_cnn", TinyCNN, 128))
-    with pytest.raises(ValueError, match=r"unknown local backbone .tiny.; valid: tiny_cnn, vit_tiny_p4, xrv_densenet121 \(or a"):
+    with pytest.raises(ValueError, match=r"unknown local backbone .tiny.; valid: tiny_cnn, "
+                                         r"vit_tiny_p4, xrv_densenet121 \(or a"):
         backbone_info("tiny")
 
 
@@ -91,7 +92,8 @@ def test_source_classifier_ignored_and_rgb_conv_adapted(tmp_path):
     torch.save(rgb.state_dict(), path)
     gray = create_backbone("resnet10t", in_chans=1, weights=path)
     first = "conv1.0.weight"  # resnet10t has a deep stem
-    assert torch.allclose(gray.state_dict()[first], rgb.state_dict()[first].sum(dim=1, keepdim=True))
+    assert torch.allclose(gray.state_dict()[first],
+                          rgb.state_dict()[first].sum(dim=1, keepdim=True))
 
 
 def test_missing_weight_file_names_path(tmp_path):
@@ -132,8 +134,10 @@ def test_classifier_checkpoint_loads_with_and_without_head(tmp_path):
     torch.save({"state_dict": src.state_dict()}, path)
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
-        assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, num_classes=3, weights=path).eval()(x), src(x))
-        assert torch.allclose(create_backbone("tiny_cnn", in_chans=1, weights=path).eval()(x), src.forward_features(x))
+        tuned = create_backbone("tiny_cnn", in_chans=1, num_classes=3, weights=path).eval()
+        assert torch.allclose(tuned(x), src(x))
+        features = create_backbone("tiny_cnn", in_chans=1, weights=path).eval()
+        assert torch.allclose(features(x), src.forward_features(x))
     # Another class count is a new task: the backbone loads, the head starts fresh.
     other = create_backbone("tiny_cnn", in_chans=1, num_classes=4, weights=path).eval()
     with torch.no_grad():

@@ -30,7 +30,8 @@ def test_lars_step_matches_the_trust_ratio_by_hand():
     p.grad = torch.tensor([0.0, 1.0])  # |g| = 1
     build_lars([p], lr=0.5, weight_decay=0.1, trust_coefficient=0.001).step()
     ratio = 0.001 * 5 / (1 + 0.1 * 5)
-    expected = torch.tensor([3.0, 4.0]) - 0.5 * ratio * (torch.tensor([0.0, 1.0]) + 0.1 * torch.tensor([3.0, 4.0]))
+    expected = (torch.tensor([3.0, 4.0])
+                - 0.5 * ratio * (torch.tensor([0.0, 1.0]) + 0.1 * torch.tensor([3.0, 4.0])))
     assert torch.allclose(p.detach(), expected)
 
 

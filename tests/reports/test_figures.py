@@ -42,8 +42,8 @@ def _hidden_ticks(fig) -> set[int]:
     """Ids of tick labels outside their axis' view limits: they exist but are not drawn."""
     out = set()
     for ax in fig.axes:
-        for axis, (lo, hi), k in ((ax.xaxis, sorted(ax.get_xlim()), 0),
-                                  (ax.yaxis, sorted(ax.get_ylim()), 1)):
+        for axis, (lo, hi) in ((ax.xaxis, sorted(ax.get_xlim())),
+                               (ax.yaxis, sorted(ax.get_ylim()))):
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 at = tick.get_loc()
                 if not lo - 1e-9 * abs(hi - lo) <= at <= hi + 1e-9 * abs(hi - lo):

@@ -187,7 +187,7 @@ def test_hand_checked_answers(stores):
     trials = query.sweep_trials(http, ["s1"], metrics=("val_loss",))
     assert trials["value"].notna().all()
     path = trials[trials.source.eq("pathmnist")]
-    assert list(zip(path.step, path.value)) == [(1, 0.95), (2, 0.5)]
+    assert list(zip(path.step, path.value, strict=True)) == [(1, 0.95), (2, 0.5)]
     assert trials.run_id.nunique() == 4  # four live trials; parent, deleted and untagged out
 
 

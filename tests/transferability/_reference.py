@@ -1,12 +1,18 @@
 """Slow, direct transcriptions of the spec's prose (shared/specs/transferability-metrics.md).
 
 Written independently of medxfer's fast implementations, loop by loop as the spec describes
-the reference code, so the tests can compare the two. Also used by benchmarks/metrics_speed.py.
+the reference code, so the tests can compare the two.
+
+``spec_reference`` is ``benchmarks/metrics_reference.py``: the spec's reference computation of
+every metric (the thesis code's library calls), which medxfer's metrics must equal and which
+``benchmarks/metrics_speed.py`` times them against.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +22,17 @@ from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NeighborhoodComponentsAnalysis
+
+
+def _load_spec_reference():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "metrics_reference.py"
+    spec = importlib.util.spec_from_file_location("metrics_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+spec_reference = _load_spec_reference()
 
 
 # --- LogME (spec "LogME") -----------------------------------------------------------------
@@ -218,7 +235,7 @@ def triplet_loss_slow(emb, labels, margin=0.05):
     for a, p, q in itertools.product(range(n), repeat=3):
         if a != p and labels[a] == labels[p] and labels[q] != labels[a]:
             losses.append(torch.relu((e[a] - e[p]).norm() - (e[a] - e[q]).norm() + margin))
-    positive = [l for l in losses if l > 0]
+    positive = [loss for loss in losses if loss > 0]
     return torch.stack(positive).mean() if positive else (emb * 0).sum()
 
 

@@ -48,7 +48,8 @@ def test_tau_by_hand_leaves_out_source_equal_target():
 def test_tau_extremes_and_missing_sources():
     truth = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6})
     assert target_tau(pd.Series({"a": 4.0, "b": 3, "c": 2, "d": 1}), truth, "t") == pytest.approx(1)
-    assert target_tau(pd.Series({"a": 1.0, "b": 2, "c": 3, "d": 4}), truth, "t") == pytest.approx(-1)
+    assert (target_tau(pd.Series({"a": 1.0, "b": 2, "c": 3, "d": 4}), truth, "t")
+            == pytest.approx(-1))
     # sources absent or NaN on one side are left out: only a, b remain
     s = pd.Series({"a": 2.0, "b": 1.0, "c": math.nan, "zz": 7.0})
     assert target_tau(s, truth, "t") == pytest.approx(1)

@@ -11,7 +11,7 @@ from torch.utils.data import TensorDataset
 from medxfer.transferability import get_metric
 from medxfer.transferability.fu import fu_loader
 
-from ._reference import fu_slow, triplet_loss_slow
+from ._reference import fu_slow, spec_reference, triplet_loss_slow
 
 fu = get_metric("fu")
 
@@ -81,3 +81,12 @@ def test_explicit_layers_and_no_triplet_error():
     one_class = TensorDataset(data.tensors[0], torch.zeros(26, dtype=torch.long))
     with pytest.raises(ValueError, match="no valid triplet"):
         fu(model, fu_loader(one_class), progress=False)
+
+
+def test_equals_spec_reference_computation():
+    # The reference backpropagates into every parameter; FU asks autograd for the two weights.
+    g = torch.Generator().manual_seed(2)
+    model = _tiny_resnet()
+    data = TensorDataset(torch.randn(18, 3, 16, 16, generator=g), torch.tensor([0, 0, 1] * 6))
+    expected = spec_reference.fu_reference(model, fu_loader(data), "conv1", "layer1.0.conv1")
+    assert fu(model, fu_loader(data), progress=False) == pytest.approx(expected, rel=1e-6)

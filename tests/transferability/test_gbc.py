@@ -4,7 +4,7 @@ import pytest
 from medxfer.transferability import get_metric
 
 from ._data import blobs
-from ._reference import gbc_slow
+from ._reference import gbc_slow, spec_reference
 
 gbc = get_metric("gbc")
 
@@ -35,3 +35,9 @@ def test_invariances_and_any_labels():
     perm = np.random.default_rng(0).permutation(len(y))
     assert gbc(x[perm], y[perm]) == pytest.approx(base, rel=1e-4)  # float32 PCA rounding
     assert gbc(x, np.array([10, 3, 7])[y]) == pytest.approx(base, rel=1e-12)  # gaps allowed
+
+
+@pytest.mark.parametrize("n,d", [(200, 32), (30, 100)])
+def test_equals_spec_reference_computation(n, d):
+    x, y = blobs(n=n, d=d, c=4, sep=0.3)
+    assert abs(gbc(x, y) - spec_reference.gbc_reference(x, y)) <= 1e-6

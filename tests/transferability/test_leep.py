@@ -4,7 +4,7 @@ import torch
 
 from medxfer.transferability import get_metric
 
-from ._reference import leep_slow
+from ._reference import leep_slow, spec_reference
 
 leep = get_metric("leep")
 
@@ -53,3 +53,9 @@ def test_requires_logits_and_matching_features():
         leep(np.zeros((60, 3)), y)
     with pytest.raises(ValueError, match="features have 59 rows"):
         leep(np.zeros((59, 3)), y, source_logits=logits)
+
+
+def test_equals_spec_reference_computation():
+    logits, y = _logits(n=200, z=50, c=4)
+    assert abs(leep(None, y, source_logits=logits)
+               - spec_reference.leep_reference(logits, y)) <= 1e-6

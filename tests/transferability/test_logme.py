@@ -4,7 +4,7 @@ import pytest
 from medxfer.transferability import get_metric
 
 from ._data import blobs
-from ._reference import logme_slow
+from ._reference import logme_slow, spec_reference
 
 logme = get_metric("logme")
 
@@ -67,3 +67,10 @@ def test_rank_deficient_duplicated_columns_match_reference():
     x, y = blobs(n=200, d=30, c=3)
     x[:, 10:20] = x[:, :10]  # exact duplicates: rank 20
     assert logme(x, y) == pytest.approx(logme_slow(x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("n,d", [(200, 32), (40, 64)])
+def test_equals_spec_reference_computation(n, d):
+    # eigh of the smaller Gram matrix instead of the reference's SVD: equal to 1e-6.
+    x, y = blobs(n=n, d=d, c=4, sep=0.5)
+    assert abs(logme(x, y) - spec_reference.logme_reference(x, y)) <= 1e-6

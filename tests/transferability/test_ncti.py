@@ -4,7 +4,7 @@ import pytest
 from medxfer.transferability import NCTITerms, get_metric, ncti_combine
 
 from ._data import blobs
-from ._reference import ncti_slow
+from ._reference import ncti_slow, spec_reference
 
 ncti = get_metric("ncti")
 
@@ -37,3 +37,10 @@ def test_combine_conventions_by_hand():
                                [1.0, 0.0, np.nan])
     with pytest.raises(ValueError, match="convention"):
         ncti_combine(seli, ncc, vc, convention="sum")
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0])
+def test_equals_spec_reference_computation(scale):
+    x, y = blobs(n=200, d=80, c=4, sep=0.3, scale=scale)
+    np.testing.assert_allclose(ncti(x, y), spec_reference.ncti_reference(x, y), rtol=0,
+                               atol=1e-6)

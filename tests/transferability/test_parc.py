@@ -4,7 +4,7 @@ import pytest
 from medxfer.transferability import get_metric
 
 from ._data import blobs
-from ._reference import parc_slow
+from ._reference import parc_slow, spec_reference
 
 parc = get_metric("parc")
 
@@ -54,3 +54,22 @@ def test_pca_needs_enough_dimensions():
     x, y = blobs(n=80, d=16, c=2)
     with pytest.raises(ValueError, match="needs D >= 32"):
         parc(x, y)
+
+
+@pytest.mark.parametrize("n,c", [(200, 4), (90, 7)])
+def test_equals_spec_reference_computation(n, c):
+    x, y = blobs(n=n, d=48, c=c, sep=0.3)
+    assert abs(parc(x, y) - spec_reference.parc_reference(x, y)) <= 1e-6
+
+
+def test_average_ranks_equal_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    from medxfer.transferability.parc import average_ranks
+
+    rng = np.random.default_rng(0)
+    cases = [rng.random(500), rng.integers(0, 6, 500).astype(float),
+             np.round(rng.normal(size=500), 1), np.array([0.0, -0.0, 2.0, 2.0, 1.0])]
+    for v in cases:
+        np.testing.assert_array_equal(average_ranks(v), rankdata(v))
+        np.testing.assert_array_equal(average_ranks(v, few_values=True), rankdata(v))

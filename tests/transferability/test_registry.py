@@ -51,7 +51,8 @@ def _call(name, x, y, logits):
         model.layer2 = model.layer3 = model.layer4 = nn.Identity()
         model.fc = nn.Linear(64, 3)
         g = torch.Generator().manual_seed(0)
-        data = TensorDataset(torch.randn(18, 3, 32, 32, generator=g), torch.arange(18) % 2)  # batches of 3 hold triplets
+        # Batches of 3 hold triplets.
+        data = TensorDataset(torch.randn(18, 3, 32, 32, generator=g), torch.arange(18) % 2)
         return info.fn(model, fu_loader(data), progress=False)
     kwargs = {"source_logits": logits}
     if not info.deterministic:

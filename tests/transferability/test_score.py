@@ -204,3 +204,39 @@ def test_bad_inputs(setup, tmp_path, capsys):
     assert _score(zoo, data, uri) == 2
     err = capsys.readouterr().err
     assert "[0].normalization" in err and str(zoo) in err
+
+
+def test_one_feature_pass_and_one_gradient_pass_per_source(setup, monkeypatch):
+    """Every metric reads the features of one forward pass; FU adds one gradient pass.
+
+    A forward hook on the real source model records the batches it sees: extraction runs
+    under inference mode (grad off), FU with grad on. Asking for all nine metrics must not
+    add forward passes.
+    """
+    from medxfer.transferability import scoring
+
+    tmp, data, _ = setup
+    zoo = _zoo(tmp, "- name: synthderm\n  architecture: tiny_cnn\n  weights: weights/synthderm.pt\n"
+                    "  num_classes: 4\n  normalization: half\n", name="one.yaml")
+    seen = []
+    real_load = scoring.load_source_model
+
+    def load_and_count(zoo_, source):
+        model = real_load(zoo_, source)
+        model.register_forward_hook(lambda _m, inputs, _out: seen.append(
+            (torch.is_grad_enabled(), inputs[0].shape[0])))
+        return model
+
+    monkeypatch.setattr(scoring, "load_source_model", load_and_count)
+    n = len(load_target(data, TARGET, 28, n_train_per_class=N, n_val_per_class=None)["train"])
+    for metrics in (["logme", "leep"], list_metrics()):
+        seen.clear()
+        scoring.score_zoo(zoo, data, TARGET, metrics=metrics, n_per_class=N, log=False,
+                          progress=False, random_state=0)
+        feature_pass = [b for grad, b in seen if not grad]
+        gradient_pass = [b for grad, b in seen if grad]
+        assert len(feature_pass) == math.ceil(n / 32) and sum(feature_pass) == n
+        if "fu" in metrics:  # fu_loader: batches of floor(n/6), the last partial one kept
+            assert len(gradient_pass) == math.ceil(n / (n // 6)) and sum(gradient_pass) == n
+        else:
+            assert gradient_pass == []

@@ -4,7 +4,7 @@ import pytest
 from medxfer.transferability import get_metric
 
 from ._data import blobs
-from ._reference import sfda_slow
+from ._reference import sfda_slow, spec_reference
 
 sfda = get_metric("sfda")
 
@@ -37,3 +37,8 @@ def test_invariances():
     assert sfda(x[perm], y[perm]) == pytest.approx(base, rel=1e-9)
     assert sfda(x, np.array([3, 1, 0, 2])[y]) == pytest.approx(base, rel=1e-9)
     assert 0 <= base <= 1
+
+
+def test_equals_spec_reference_computation():
+    x, y = blobs(n=200, d=32, c=4, sep=0.4, scale=0.2)
+    assert abs(sfda(x, y) - spec_reference.sfda_reference(x, y)) <= 1e-6

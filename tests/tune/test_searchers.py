@@ -23,7 +23,7 @@ from medxfer.tune.searchers import (
 )
 from medxfer.tune.warmstart import WarmStartPrior
 
-EXPECTED = {"grid", "random", "shuffled", "hyperopt", "prior", "warmstart"}
+EXPECTED = {"grid", "random", "shuffled", "hyperopt", "prior", "warmstart", "joint"}
 FINITE = {"a": Leaf(choice=[1, 2, 3]), "b": Leaf(choice=["x", "y"])}
 SPACE = set(itertools.product([1, 2, 3], ["x", "y"]))
 # The logged task's losses, best first: (3, y), (3, x), (2, y), (2, x), (1, y), (1, x).
@@ -69,7 +69,7 @@ def test_every_searcher_is_registered_and_classified():
         assert info.name == name and info.description
         assert info.tune_space in ("domains", "grid", "choices")
         assert info.needs_finite_space == (info.tune_space != "domains")
-    assert {n for n in EXPECTED if SEARCHERS[n].uses_prior} == {"prior", "warmstart"}
+    assert {n for n in EXPECTED if SEARCHERS[n].uses_prior} == {"prior", "warmstart", "joint"}
     assert {n for n in EXPECTED if not SEARCHERS[n].needs_finite_space} == {"random",
                                                                              "hyperopt"}
     assert {n for n in EXPECTED if SEARCHERS[n].points_to_evaluate} == {"random", "hyperopt"}
@@ -86,7 +86,7 @@ def test_unknown_name_names_the_field_and_lists_valid_names(field):
     with pytest.raises(MedxferInputError) as exc:
         searcher_info("bayes", field=field)
     assert str(exc.value) == (f"{field}: unknown searcher 'bayes'; valid names: grid, hyperopt, "
-                              "prior, random, shuffled, warmstart")
+                              "joint, prior, random, shuffled, warmstart")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -139,7 +139,7 @@ def test_grid_leaves_where_the_searcher_cannot_search_them():
                                                                                       3, 3]
 
 
-@pytest.mark.parametrize("name", ["prior", "warmstart"])
+@pytest.mark.parametrize("name", ["prior", "warmstart", "joint"])
 def test_a_searcher_that_uses_a_prior_needs_one(name):
     with pytest.raises(MedxferInputError, match=rf"searcher '{name}' needs a prior"):
         build_searcher(name, FINITE, SearchRequest(num_samples=6))

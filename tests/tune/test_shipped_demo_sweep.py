@@ -29,3 +29,5 @@ def test_demo_yaml_smoke_sweep_runs_the_method(tmp_path, tracking_uri, ray_runti
         assert run.data.tags["medxfer.method"] == "finetune"
         assert run.data.tags["medxfer.target"] == "synthpneumonia"
         assert "test_auc" in run.data.metrics and "lr" in run.data.params
+        # subsample: thesis keeps min(100, 20) images per class: 2 classes x 20, as before
+        assert run.data.params["n_train"] == "40" and "n_train" not in run.data.metrics

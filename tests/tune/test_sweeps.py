@@ -25,7 +25,11 @@ pytestmark = pytest.mark.timeout(300)
 METRICS = ("train_loss", "val_loss", "val_auc", "test_auc")
 
 
-def _sweep(tmp_path, uri, name, search, toy=Toy(n=192), **over):
+# One default trainable for every sweep (a call in the default would be built once anyway).
+_TOY = Toy(n=192)
+
+
+def _sweep(tmp_path, uri, name, search, toy=_TOY, **over):
     exp = experiment_from_dict(experiment(search, **over))
     return run_sweep(exp, name=name, tracking_uri=uri, trainable=toy, verbose=0,
                      storage_path=str(tmp_path / "ray_results"))

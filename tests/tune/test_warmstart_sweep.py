@@ -79,7 +79,8 @@ def _search(**over):
     (_search(points_to_evaluate=[{"train.lr": 0.1}]),
      "search.points_to_evaluate: not used by algorithm warmstart"),
     ({"algorithm": "grid", "space": SPACE, "warmstart": {"benchmark": "tiny"}},
-     "search.warmstart: only used by the searchers with a prior (prior, warmstart), not grid"),
+     "search.warmstart: only used by the searchers with a prior (joint, prior, warmstart), not "
+     "grid"),
 ])
 def test_warmstart_errors_name_yaml_paths(search, message):
     with pytest.raises(MedxferInputError) as exc:

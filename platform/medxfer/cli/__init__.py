@@ -1,7 +1,8 @@
 """``medxfer <verb>``: one Typer app; thin, every verb calls into the modules.
 
-Verb groups live beside the code they drive (``<package>/cli.py`` defines a ``typer.Typer``) and
-are registered in ``_GROUPS`` / ``_COMMANDS`` below. Heavy imports (torch, ray, mlflow) happen
+Every verb lives in this package (the top layer: it may import every other layer, and nothing
+imports it): a module per verb or verb group (``benchmark.py`` defines a ``typer.Typer``), each
+registered in ``_GROUPS`` / ``_COMMANDS`` below. Heavy imports (torch, ray, mlflow) happen
 inside the commands so that ``medxfer --help`` stays fast.
 
 Bad input raises :class:`medxfer.errors.MedxferInputError` (or ``ValueError`` from config
@@ -14,6 +15,7 @@ import importlib
 import sys
 import typer
 
+from medxfer.cli.common import TrackingUriOption  # noqa: F401  (re-exported)
 from medxfer.errors import MedxferInputError
 
 app = typer.Typer(
@@ -25,8 +27,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-from medxfer.cli.common import TrackingUriOption  # noqa: F401  (re-exported)
-
 # (module, attribute, group name): sub-apps, e.g. `medxfer benchmark import`.
 _GROUPS: list[tuple[str, str, str]] = [
     ("medxfer.cli.benchmark", "benchmark_app", "benchmark"),
@@ -37,8 +37,9 @@ _GROUPS: list[tuple[str, str, str]] = [
 # (module, attribute): single verbs, e.g. `medxfer ui`.
 _COMMANDS: list[tuple[str, str]] = [
     ("medxfer.cli.benchmark", "ui"),
-    ("medxfer.demo", "demo"),
+    ("medxfer.cli.demo", "demo"),
     ("medxfer.cli.sweep", "sweep"),
+    ("medxfer.cli.study", "study"),
     ("medxfer.cli.train", "train"),
     ("medxfer.cli.report", "report"),
 ]

@@ -1,4 +1,4 @@
-"""``medxfer benchmark ...``, ``medxfer ui`` and ``medxfer demo``."""
+"""``medxfer benchmark ...`` and ``medxfer ui``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 benchmark_app = typer.Typer(
@@ -77,15 +77,16 @@ def ground_truth_cmd(
     Example: medxfer benchmark ground-truth --benchmark architecture --output gt.md --percent
     """
     from medxfer.errors import MedxferInputError
-    from medxfer.reports.tables import output_format, render, write_or_print
-    from medxfer.tracking.query import ground_truth
+    from medxfer.reports.tables import output_format, render, render_csv_rows, write_or_print
+    from medxfer.tracking.query import ground_truth_table
 
     fmt = output_format(fmt, output)
     _check_benchmark(benchmark)
     try:
-        with options_named(name=("--name", name), mode="--mode"):
-            table = ground_truth(tracking_uri, name, benchmark=benchmark, metric=metric,
-                                 select_by=select_by, mode=mode)
+        with options_named(name=("--name", name), mode="--mode"), \
+                server_read_status(tracking_uri, "the runs"):
+            table = ground_truth_table(tracking_uri, name, benchmark=benchmark, metric=metric,
+                                       select_by=select_by, mode=mode)
     except ValueError as exc:
         if isinstance(exc, MedxferInputError):
             raise
@@ -93,8 +94,14 @@ def ground_truth_cmd(
     if table.empty:
         raise _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode)
     if percent:
-        table = table * 100
-    write_or_print(render(table, fmt, number=".2f" if percent else ".4f"), output, typer.echo)
+        table = table.scaled(100)
+    if fmt == "csv":  # no pandas: the CSV verb answers in about half a second
+        text = render_csv_rows([table.index_name, *table.columns],
+                               ([row, *cells] for row, cells in zip(table.index, table.cells,
+                                                                          strict=True)))
+    else:
+        text = render(table.frame(), fmt, number=".2f" if percent else ".4f")
+    write_or_print(text, output, typer.echo)
 
 
 def _check_benchmark(benchmark: str) -> None:
@@ -110,13 +117,13 @@ def _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode):
     """The error for an empty ground truth, naming the option that selected nothing: a
     --metric or --select-by that no run logs, else --benchmark (no run tagged for it)."""
     from medxfer.errors import MedxferInputError
-    from medxfer.tracking.query import ground_truth, resolve_experiment
+    from medxfer.tracking.query import ground_truth_table, resolve_experiment
 
     experiment = resolve_experiment(tracking_uri, name)
     for option, value in (("--metric", metric), ("--select-by", select_by)):
         other = select_by if option == "--metric" else metric
-        if not ground_truth(tracking_uri, name, benchmark=benchmark, metric=other,
-                            select_by=other, mode=mode).empty:
+        if not ground_truth_table(tracking_uri, name, benchmark=benchmark, metric=other,
+                                  select_by=other, mode=mode).empty:
             return MedxferInputError(f"{option} {value!r}: no run of {experiment}'s {benchmark} "
                                      f"table logs this metric (e.g. {other!r} is logged)")
     return MedxferInputError(f"--benchmark {benchmark}: {experiment} has no runs for the "
@@ -147,13 +154,27 @@ def ui(
 
 @benchmark_app.command("replay")
 def replay_cmd(
-    searcher: Annotated[list[str], typer.Option(
+    searcher: Annotated[Optional[list[str]], typer.Option(
         "--searcher", help="Searcher registry name, repeatable (medxfer.tune.searchers: "
-                           "e.g. grid, warmstart; an unknown name lists them all).")],
+                           "e.g. grid, warmstart; an unknown name lists them all).")] = None,
     name: NameOption = None,
     benchmark: BenchmarkOption = "dataset",
     budget: Annotated[int, typer.Option(help="Most trials per (pair, seed).")] = 120,
-    seeds: Annotated[int, typer.Option(help="Seeds 0..K-1 per pair.")] = 1,
+    seeds: Annotated[Optional[int], typer.Option(
+        help="Seeds 0..K-1 per pair (default 1; with --joint 5).")] = None,
+    joint: Annotated[bool, typer.Option(
+        "--joint", help="Choose source and configuration together: procedures all, random, "
+                        "ranked and joint per target, scored by regret (needs --scores).")]
+    = False,
+    scores: Annotated[Optional[Path], typer.Option(
+        help="--joint: folder of <metric>_*.csv transferability scores (source, target...).")]
+    = None,
+    score_metric: Annotated[Optional[list[str]], typer.Option(
+        "--score-metric", help="--joint: metric(s) of --scores to rank sources by (repeatable; "
+                               "default: the thesis' ranked metrics present, combined).")]
+    = None,
+    budgets: Annotated[str, typer.Option(help="--joint: trainings per target.")]
+    = "10,20,30,50,200",
     tolerance: Annotated[float, typer.Option(
         help="Reached when the selected configuration's test AUC is this close to the ground "
              "truth.")] = 0.005,
@@ -169,7 +190,14 @@ def replay_cmd(
     of the ground truth; summary = median, p90 and mean over pairs and seeds (inf: not reached
     within --budget). Searchers with a prior leave the replayed target's runs out of it.
 
-    Example: medxfer benchmark replay --searcher warmstart --searcher hyperopt --budget 120 --seeds 5
+    With --joint: per target of --scores, the regret (oracle test AUC minus the kept model's)
+    of all, random, ranked and joint at each of --budgets, mean over targets and seeds, and
+    the targets within --tolerance (csv: procedure,budget,mean_regret,targets_within).
+
+    \b
+    Examples: medxfer benchmark replay --searcher warmstart --searcher hyperopt \\
+        --budget 120 --seeds 5
+    medxfer benchmark replay --joint --scores scores/ --budgets 10,20,30,50,200 --seeds 5
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -181,6 +209,19 @@ def replay_cmd(
     _check_benchmark(benchmark)
     if not 0 <= tolerance < 1:
         raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1")
+    if joint:
+        from medxfer.cli.replay_joint import replay_joint_cmd
+
+        return replay_joint_cmd(tracking_uri, name, benchmark=benchmark, scores=scores,
+                                metrics=score_metric, budgets=budgets,
+                                seeds=5 if seeds is None else seeds, tolerance=tolerance,
+                                fmt=fmt, output=output)
+    if not searcher:
+        raise MedxferInputError("--searcher: give a searcher name (repeatable), or --joint "
+                                "--scores DIR")
+    if scores is not None:
+        raise MedxferInputError("--scores: only read with --joint")
+    seeds = 1 if seeds is None else seeds
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("replaying", total=None)

@@ -34,6 +34,16 @@ def synth(
     modalities: Annotated[Optional[str], typer.Option(
         help="Comma-separated flags (default: all; see `medxfer data synth --list`).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the modalities and exit.")] = False,
+    hospitals: Annotated[int, typer.Option(
+        help="Also write this many shifted hospitals <flag>_h1.. of each modality (OOD test "
+             "sets of a study).")] = 0,
+    shift: Annotated[float, typer.Option(
+        help="Acquisition shift of the hospitals, 0..1 (grows with the hospital number).")]
+    = 0.5,
+    cxr_patients: Annotated[int, typer.Option(
+        help="Also write a synthetic chest X-ray manifest <out>/<cxr-name>.csv with this many "
+             "patients (PNG and DICOM, 14 labels, patient ids, sites).")] = 0,
+    cxr_name: Annotated[str, typer.Option(help="Name of the CXR manifest.")] = "cxr",
 ) -> None:
     """Write synthetic modalities as MedMNIST .npz files (+ .json metadata) that the loader reads.
 
@@ -41,6 +51,10 @@ def synth(
     with --text, burned-in text; see medxfer.data.synth for which modalities share features.
     synthlesion (only a randomly placed lesion carries the label) also gets lesion masks,
     <flag>_boxes.csv (split,index,x,y,w,h) and patient attributes.
+
+    --hospitals N writes N shifted copies of each modality (new patients, a contrast, blur
+    and noise shift growing with --shift), --cxr-patients N a CXR manifest with DICOM and PNG
+    images; see medxfer.data.synth_studies.
 
     Example: medxfer data synth --out data/synth --n-per-class 100 --text
     """
@@ -63,6 +77,21 @@ def synth(
                        modalities=flags,
                        progress=lambda it: track(list(it), description="synthesising"))
     typer.echo(f"wrote {len(paths)} modalities to {out}: {', '.join(p.name for p in paths)}")
+    if hospitals or cxr_patients:
+        from medxfer.data.synth_studies import synthesize_cxr_manifest, synthesize_hospitals
+
+        for flag in flags or list(MODALITIES):
+            if hospitals:
+                written = synthesize_hospitals(out, flag, hospitals=hospitals, shift=shift,
+                                               size=size, n_per_class=n_per_class, seed=seed,
+                                               n_sites=sites)
+                typer.echo(f"wrote {len(written)} hospitals of {flag}: "
+                           f"{', '.join(p.name for p in written)}")
+        if cxr_patients:
+            csv_path = synthesize_cxr_manifest(out, cxr_name, patients=cxr_patients,
+                                               size=max(size, 32), seed=seed, n_sites=sites,
+                                               shift=shift if hospitals else 0.0)
+            typer.echo(f"wrote the CXR manifest {csv_path}")
 
 
 @data_app.command()
@@ -149,7 +178,9 @@ def energy_reference_cmd(
     {name: energy_reference_normalize, reference: FILE} (or the medical_ssl preset's
     energy_reference option) samples the reference energy from mean +- std.
 
-    Example: medxfer data energy-reference --root data/synth --flag synthchest --size 28 --n-images 1000 --out data/synth/energy_ref.json
+    \b
+    Example: medxfer data energy-reference --root data/synth --flag synthchest --size 28 \\
+        --n-images 1000 --out data/synth/energy_ref.json
     """
     from rich.progress import track
 

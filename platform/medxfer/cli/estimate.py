@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 estimate_app = typer.Typer(
@@ -37,7 +37,8 @@ def evaluate(
         "--ground-truth", help="CSV (source, then one test-AUC column per target), or the NAME "
                                "of the benchmark held in MLflow.")],
     benchmark: Annotated[Benchmark, typer.Option(
-        help="Which benchmark table: rows are source datasets or architectures.")] = Benchmark.dataset,
+        help="Which benchmark table: rows are source datasets or architectures.")]
+    = Benchmark.dataset,
     invert: Annotated[Optional[str], typer.Option(
         help="Comma-separated metrics scored as 1 - score; lp_fu means thesis eq. 6.8. "
              "Table 6.3: parc,ncti,leep,nleep,lp_fu.")] = None,
@@ -50,12 +51,15 @@ def evaluate(
              "(FILE_ranks, FILE_average_ranks, FILE_tests); its extension sets the format.")]
     = None,
     figures: Annotated[Optional[Path], typer.Option(
-        help="Directory for PNG figures: scores vs ground truth, critical-difference diagram.")] = None,
+        help="Directory for PNG figures: scores vs ground truth, critical-difference diagram.")]
+    = None,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Evaluate transferability scores against ground truth, target by target.
 
-    Weighted Kendall's tau (scipy.stats.weightedtau) per target and metric, leaving out source == target; per-target ranks (undefined tau ranks last), average ranks, the Friedman test and the Nemenyi critical difference (thesis Tables 6.2 / 6.3).
+    Weighted Kendall's tau (scipy.stats.weightedtau) per target and metric, leaving out
+    source == target; per-target ranks (undefined tau ranks last), average ranks, the Friedman
+    test and the Nemenyi critical difference (thesis Tables 6.2 / 6.3).
 
     \b
     Example:
@@ -96,7 +100,8 @@ def evaluate(
         from medxfer.tracking.query import ground_truth as query_ground_truth
 
         uri = uri or resolve_tracking_uri(tracking_uri)
-        with options_named(name="--ground-truth"):
+        with options_named(name="--ground-truth"), \
+                server_read_status(uri, "the ground truth"):
             truth = query_ground_truth(uri, name=ground_truth, benchmark=benchmark.value,
                                        metric="test_auc", select_by="val_loss", mode="min")
     scores_io.check_overlap(score_tables, truth, scores_from=scores, ground_truth_from=ground_truth)

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption, server_read_status
 from medxfer.errors import MedxferInputError
 
 FormatOption = Annotated[Optional[str], typer.Option(
@@ -96,7 +96,8 @@ def report(
         raise MedxferInputError(f"--mode {mode!r}: expected min or max")
     inverted = tuple(parse_metric_names(invert, "--invert"))
     try:
-        with options_named(name=("--name", name), mode="--mode", sweep="--sweep"):
+        with options_named(name=("--name", name), mode="--mode", sweep="--sweep"), \
+                server_read_status(tracking_uri, "the runs"):
             res = write_report(output, tracking_uri=tracking_uri, name=name, estimates=estimates,
                                benchmark=benchmark.value, sweeps=sweep or None, invert=inverted,
                                select_by=select_by, mode=mode)

@@ -152,7 +152,7 @@ def remove_text_cmd(
         except _Unreadable as exc:
             if fail_on_error:
                 typer.secho(f"error: {path}: {exc}", err=True, fg="red")
-                raise typer.Exit(code=2)
+                raise typer.Exit(code=2) from exc
             skipped.append((str(path), str(exc)))
 
     report = output_dir / "text_boxes.csv"

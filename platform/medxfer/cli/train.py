@@ -24,20 +24,29 @@ def _mlflow_callback(uri: str, run_id: str):
     """A Ray Train UserCallback that logs rank 0's reports to the run (in the controller)."""
     from ray.train import UserCallback
 
+    from medxfer.config import REPORT_PARAMS
+
+    data_params = tuple(REPORT_PARAMS)
+
     class MlflowReport(UserCallback):
         # Pickled by value into the Train controller; imports only mlflow there (the same
-        # rule as medxfer.tracking.runs.metrics_to_log: step = epoch, numbers only).
+        # rule as medxfer.tracking.runs.log_report: step = epoch, numbers only, the data
+        # params as params).
         def after_report(self, run_context, metrics, checkpoint):
             import time
 
             from mlflow import MlflowClient
-            from mlflow.entities import Metric
+            from mlflow.entities import Metric, Param
 
             m, now = metrics[0], int(time.time() * 1000)
             step = int(m.get("epoch", 0))
-            batch = [Metric(k, float(v), now, step) for k, v in m.items()
-                     if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
-            MlflowClient(tracking_uri=uri).log_batch(run_id, metrics=batch)
+            numbers = {k: v for k, v in m.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            batch = [Metric(k, float(v), now, step) for k, v in numbers.items()
+                     if k != "epoch" and k not in data_params]
+            params = [Param(k, str(int(v)) if float(v).is_integer() else str(v))
+                      for k, v in numbers.items() if k in data_params]
+            MlflowClient(tracking_uri=uri).log_batch(run_id, metrics=batch, params=params)
 
     return MlflowReport()
 

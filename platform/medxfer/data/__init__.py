@@ -13,7 +13,12 @@ Public API (imported lazily so that ``medxfer --help`` does not pay for torch):
 * :func:`build_transform`, :func:`list_transforms`, :func:`transform_info`, :func:`preset`,
   :class:`TwoViews`
   (``medxfer.data.transforms``);
-* :func:`synthesize`, :data:`MODALITIES` (``medxfer.data.synth``);
+* :func:`load_source`, :class:`Source`, :class:`SourceDataset` (``medxfer.data.sources``): one
+  dataset interface over ``.npz`` and manifests;
+* :func:`select_cell`, :func:`select_transfer`, :class:`Selection` (``medxfer.data.protocol``):
+  a study cell's rows;
+* :func:`synthesize`, :data:`MODALITIES` (``medxfer.data.synth``); :func:`synthesize_hospitals`,
+  :func:`synthesize_cxr_manifest` (``medxfer.data.synth_studies``);
 * :func:`list_confounders`, :func:`confounder_transform` (``medxfer.data.confounders``),
   :func:`confound`, :class:`ConfoundedDataset` (``medxfer.data.shortcut_sets``): shortcut studies.
 """
@@ -35,6 +40,9 @@ _EXPORTS = {
                    "Compose", "register_transform", "reference_energies", "transform_info",
                    "TransformInfo"),
     "synth": ("synthesize", "MODALITIES"),
+    "sources": ("load_source", "Source", "SourceDataset"),
+    "protocol": ("select_cell", "select_transfer", "Selection"),
+    "synth_studies": ("synthesize_hospitals", "synthesize_cxr_manifest"),
     "confounders": ("list_confounders", "confounder_info", "confounder_transform"),
     "shortcut_sets": ("confound", "Confounding", "ConfoundedDataset"),
 }

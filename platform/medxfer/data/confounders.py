@@ -40,7 +40,6 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from medxfer.data.transforms import Transform, register_transform
 from medxfer.errors import MedxferInputError

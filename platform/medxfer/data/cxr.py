@@ -14,8 +14,9 @@ Two ways in, one :class:`Manifest` out, one torch ``Dataset`` over it:
     :data:`CHEXPERT_LABELS`; blank means 0, CheXpert's ``-1`` (uncertain) follows
     ``uncertain=`` (``"error"``, ``"zero"`` or ``"one"``, the U-Zeros / U-Ones policies).
 
-  Optional columns: ``patient_id``, ``site``, ``age``. Unknown extra columns are ignored in the
-  ``label``/``labels`` forms.
+  Optional columns: ``patient_id``, ``site``, ``age`` and ``split`` (``train``/``val``/``test``;
+  patient, site and split columns may have other names: ``patient_column=`` ...). Unknown
+  extra columns are ignored in the ``label``/``labels`` forms.
 
 The manifest is validated up front: a missing column names the CSV and the expected columns; a
 missing file, an unknown label name, a label out of range or a bad value names the CSV, the line
@@ -78,7 +79,9 @@ LABEL_SETS = {"cxr14": CXR14_LABELS, "chexpert": CHEXPERT_LABELS}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 #: Columns with a meaning; in the one-hot form every other column is a label.
-RESERVED_COLUMNS = ("path", "label", "labels", "patient_id", "site", "age")
+RESERVED_COLUMNS = ("path", "label", "labels", "patient_id", "site", "age", "split")
+#: Values of a split column.
+SPLIT_NAMES = ("train", "val", "test")
 NO_FINDING = ("", "No Finding", "no finding", "none")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -94,6 +97,7 @@ class Manifest:
         multilabel: the label form.
         patients, sites: ``(N,)`` string arrays, or ``None`` when the manifest has no column.
         ages: ``(N,)`` float (NaN where blank), or ``None``.
+        splits: ``(N,)`` ``train``/``val``/``test`` from a split column, or ``None``.
         source: the CSV or folder it came from.
         lines: CSV line of each row (``None`` for folders).
         skipped: ``[(path, reason)]`` rows dropped (``on_missing="skip"``).
@@ -106,6 +110,7 @@ class Manifest:
     patients: np.ndarray | None = None
     sites: np.ndarray | None = None
     ages: np.ndarray | None = None
+    splits: np.ndarray | None = None
     source: str = ""
     lines: np.ndarray | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -123,10 +128,14 @@ class Manifest:
     def subset(self, indices: Sequence[int] | np.ndarray) -> "Manifest":
         """The rows ``indices`` (e.g. one side of a split), same label names."""
         idx = np.asarray(indices, dtype=np.int64)
-        pick = (lambda a: None if a is None else a[idx])
+
+        def pick(a):
+            return None if a is None else a[idx]
+
         return replace(self, paths=[self.paths[i] for i in idx], labels=self.labels[idx],
                        patients=pick(self.patients), sites=pick(self.sites),
-                       ages=pick(self.ages), lines=pick(self.lines), skipped=list(self.skipped))
+                       ages=pick(self.ages), splits=pick(self.splits), lines=pick(self.lines),
+                       skipped=list(self.skipped))
 
     def label_counts(self) -> dict[str, int]:
         """Images per class (single-label) or positives per label (multi-label)."""
@@ -159,7 +168,9 @@ def _resolve(csv_dir: Path, root: Path | None, value: str) -> Path:
 def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | str | None = None,
                   on_missing: str = "raise", uncertain: str = "error",
                   root: str | os.PathLike | None = None,
-                  check_files: bool = True) -> Manifest:
+                  check_files: bool = True, patient_column: str | None = None,
+                  site_column: str | None = None,
+                  split_column: str | None = None) -> Manifest:
     """Read and validate a CSV manifest (columns: module docstring).
 
     Args:
@@ -174,6 +185,9 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
         uncertain: CheXpert ``-1`` in one-hot columns: ``"error"``, ``"zero"`` or ``"one"``.
         root: base of relative paths (default: the CSV's folder).
         check_files: check that files exist (off: faster for huge manifests on slow storage).
+        patient_column, site_column, split_column: the columns of patient ids, sites and
+            splits (None: ``patient_id``, ``site``, ``split`` when the CSV has them). A column
+            named here must exist; none of them is a label column.
 
     Raises:
         MedxferInputError: naming the CSV and, where it applies, line and column.
@@ -209,6 +223,14 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
     if "path" not in header:
         raise MedxferInputError(f"no 'path' column (found {header}); {expected}", path=src,
                                 field="path")
+    meta = {}
+    for role, given, default in (("patient", patient_column, "patient_id"),
+                                 ("site", site_column, "site"), ("split", split_column, "split")):
+        if given is not None and given not in header:
+            raise MedxferInputError(f"no {role} column {given!r} (found {header})", path=src,
+                                    field=given)
+        meta[role] = given if given is not None else (default if default in header else None)
+    reserved = set(RESERVED_COLUMNS) | {c for c in meta.values() if c}
     if "label" in header and "labels" in header:
         raise MedxferInputError(f"both 'label' and 'labels' columns; {expected}", path=src)
     if "label" in header:
@@ -218,7 +240,7 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
     else:
         form = "onehot"
         if names is None:
-            names = tuple(h for h in header if h not in RESERVED_COLUMNS)
+            names = tuple(h for h in header if h not in reserved)
             if not names:
                 raise MedxferInputError(f"no label columns (found {header}); {expected}",
                                         path=src)
@@ -291,8 +313,8 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
         multilabel = True
 
     # metadata columns
-    def column(name: str) -> np.ndarray | None:
-        if name not in header:
+    def column(name: str | None) -> np.ndarray | None:
+        if name is None:
             return None
         vals = []
         for line, r in rows:
@@ -301,7 +323,12 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
             vals.append(r[name])
         return np.asarray(vals, dtype=str)
 
-    patients, sites = column("patient_id"), column("site")
+    patients, sites, splits = column(meta["patient"]), column(meta["site"]), column(meta["split"])
+    if splits is not None:
+        for k, (line, _) in enumerate(rows):
+            if splits[k] not in SPLIT_NAMES:
+                raise MedxferInputError(f"split {splits[k]!r} is not one of {list(SPLIT_NAMES)}",
+                                        path=src, line=line, field=meta["split"])
     ages = None
     if "age" in header:
         ages = np.empty(len(rows))
@@ -331,9 +358,12 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
     if skipped:
         log.warning("%s: skipped %d missing image(s)", src, len(skipped))
     keep_a = np.asarray(keep, dtype=np.int64)
-    pick = (lambda a: None if a is None else a[keep_a])
+
+    def pick(a):
+        return None if a is None else a[keep_a]
+
     return Manifest(paths, labels[keep_a], tuple(names), multilabel, pick(patients),
-                    pick(sites), pick(ages), src,
+                    pick(sites), pick(ages), pick(splits), src,
                     np.asarray([line for line, _ in rows], np.int64)[keep_a], skipped)
 
 
@@ -613,7 +643,10 @@ class CXRDataset(Dataset):
             log.warning("skipping unreadable image: %s", exc)
 
     def image(self, i: int) -> torch.Tensor:
-        """Item ``i``'s image ``(C, H, W)`` in [0, 1] before ``transform`` (raises on a bad file)."""
+        """Item ``i``'s image ``(C, H, W)`` in [0, 1] before ``transform``.
+
+        Raises on a bad file.
+        """
         arr = read_image(self.manifest.paths[i], dicom_window=self.dicom_window)
         return to_tensor(arr, channels=self.channels, size=self.size)
 

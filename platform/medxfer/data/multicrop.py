@@ -164,7 +164,8 @@ class MultiCrop:
         return cls(**spec)
 
 
-def seed001_multicrop(large: int = 224, small: int = 92, *, n_crops: Sequence[int] = SEED001_N_CROPS,
+def seed001_multicrop(large: int = 224, small: int = 92, *,
+                      n_crops: Sequence[int] = SEED001_N_CROPS,
                       transform: Callable | list | dict | None = None,
                       reference_size: float | None = None) -> MultiCrop:
     """Seed 001's multi-crop: ``n_crops`` of ``large`` and ``small`` px, each rescaled by

@@ -59,7 +59,8 @@ class JointAffine:
 
     def __init__(self, degrees: float = 10.0, translate: float = 0.1,
                  scale: Sequence[float] = (0.9, 1.1), hflip: float = 0.0):
-        lo, hi = (float(scale), float(scale)) if isinstance(scale, (int, float)) else map(float, scale)
+        lo, hi = ((float(scale), float(scale)) if isinstance(scale, (int, float))
+                  else map(float, scale))
         if lo <= 0 or lo > hi or degrees < 0 or not 0 <= translate < 1 or not 0 <= hflip <= 1:
             raise ValueError(f"need degrees >= 0, 0 <= translate < 1, 0 < scale[0] <= scale[1] "
                              f"and hflip in [0, 1], got {degrees}, {translate}, {scale}, {hflip}")

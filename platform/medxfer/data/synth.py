@@ -263,7 +263,7 @@ def _draw_oct(rng, y, pat, S):
              3: 0.06 * np.sin(2 * np.pi * 2 * xx + rng.random() * 7)}[int(y)]
     img = np.full((S, S), 0.08, np.float32)
     top = 0.36 + pat["dy"] + shift
-    for k, (off, amp) in enumerate(((0, 0.75), (0.08, 0.35), (0.15, 0.6), (0.24, 0.45))):
+    for off, amp in ((0, 0.75), (0.08, 0.35), (0.15, 0.6), (0.24, 0.45)):
         d = (yy - top - off * pat["scale"]) * S
         img = img + amp * np.exp(-(d ** 2) / (2 * (0.025 * S) ** 2))
     img = img * rng.gamma(4.0, 0.25, (S, S)).astype(np.float32)  # speckle

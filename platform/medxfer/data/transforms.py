@@ -474,7 +474,7 @@ def build_transform(spec: list | dict | str | os.PathLike) -> Compose:
 
 def preset_spec(name: str, size: int = 224) -> list[dict]:
     """The pipeline of a paper as a spec list (edit it, then :func:`build_transform`)."""
-    presets = {
+    pipelines = {
         # seed 000 App. B
         "scc": [{"name": "random_resized_crop", "size": size, "scale": [0.6, 1.0]},
                 {"name": "random_rotation", "degrees": 15},
@@ -487,10 +487,10 @@ def preset_spec(name: str, size: int = 224) -> list[dict]:
                         {"name": "random_crop", "size": size}],
         "eval_scc": [{"name": "resize", "size": size}, {"name": "xrv_scale"}],
     }
-    if name not in presets:
-        raise MedxferInputError(f"unknown preset {name!r}; valid: {sorted(presets)}",
+    if name not in pipelines:
+        raise MedxferInputError(f"unknown preset {name!r}; valid: {sorted(pipelines)}",
                                 field="preset")
-    return presets[name]
+    return pipelines[name]
 
 
 def preset(name: str, size: int = 224) -> Compose:

@@ -3,7 +3,8 @@
 Seed 003 (``003_4aa9fa56a835f729.txt``) sec. III-A, eq. 1-2:
 
     L = sum_{i=1}^{2N} L_i,
-    L_i = -1/|Omega_i^+| sum_{j in Omega_i^+} log( e^{sim(z_i,z_j)/tau} / sum_{k=1}^{2N} 1[i != k] e^{sim(z_i,z_k)/tau} )
+    L_i = -1/|Omega_i^+| sum_{j in Omega_i^+}
+          log( e^{sim(z_i,z_j)/tau} / sum_{k=1}^{2N} 1[i != k] e^{sim(z_i,z_k)/tau} )
 
 Omega_i^+: the other view of the same image *and* every view of other images of the same
 patient. sim is the cosine similarity. We average over anchors instead of summing (a

@@ -11,7 +11,7 @@ Seed 000 (``000_3dd3de5c534b555f.txt``) sec. 3.1. X is the input image normalise
   exact count: :func:`local_conflict_fraction` (metric, no gradient);
   training surrogate: :func:`local_conflict_loss` (sigmoid-relaxed Y comparison)
 * eq. 6-8 L_rcl = ||G_FX - G_FY||^2 / (4 N^2 M^2), FX the k x k squares of X flattened to rows,
-  G_F = F F^T                                                               (:func:`region_conflict_loss`)
+  G_F = F F^T                                                         (:func:`region_conflict_loss`)
 
 Interpretation choices (the seed is ambiguous; see each function):
 
@@ -160,7 +160,8 @@ def local_conflict_fraction(original: Tensor, enhanced: Tensor) -> Tensor:
         Scalar fraction in [0, 1).
     """
     flips = sum(((yi > yj) ^ (xi > xj)).sum()
-                for (xi, xj), (yi, yj) in zip(_neighbour_pairs(original), _neighbour_pairs(enhanced)))
+                for (xi, xj), (yi, yj) in zip(_neighbour_pairs(original),
+                                              _neighbour_pairs(enhanced)))
     return flips.double() / (4 * original.numel())
 
 
@@ -266,7 +267,8 @@ class DCELoss(nn.Module):
             "lcl": local_conflict_loss(image, y, self.sharpness),
             "rcl": region_conflict_loss(image, y, self.kernel_size),
         }
-        out["total"] = self.w_adapt * out["adapt"] + self.w_lcl * out["lcl"] + self.w_rcl * out["rcl"]
+        out["total"] = (self.w_adapt * out["adapt"] + self.w_lcl * out["lcl"]
+                        + self.w_rcl * out["rcl"])
         out["lcl_exact"] = local_conflict_fraction(image, y)
         out["enhanced"] = y
         return out

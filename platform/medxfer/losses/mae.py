@@ -17,7 +17,6 @@ by seed 000 (``000_3dd3de5c534b555f.txt`` sec. 4, Table 2: MAE and DCE+MAE).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from medxfer.patch_layout import (MASK_RATIO, mask_from_indices, patchify,

@@ -27,7 +27,8 @@ class MemoryBank(nn.Module):
     def __init__(self, size: int, dim: int):
         super().__init__()
         if size < 1 or dim < 1:
-            raise ValueError(f"MemoryBank needs size >= 1 and dim >= 1, got size={size}, dim={dim}.")
+            raise ValueError(f"MemoryBank needs size >= 1 and dim >= 1, "
+                             f"got size={size}, dim={dim}.")
         self.size = int(size)
         self.dim = int(dim)
         self.register_buffer("keys", torch.zeros(self.size, self.dim))

@@ -25,7 +25,8 @@ from torch import Tensor
 from medxfer.losses.cltci import momentum_update
 from medxfer.losses.nt_xent import NTXentLoss, nt_xent_loss
 
-#: Key-encoder momentum m of MoCo (eq. 2); seed 003: "the momentum update follows the original MoCo".
+#: Key-encoder momentum m of MoCo (eq. 2); seed 003: "the momentum update follows the
+#: original MoCo".
 MOMENTUM = 0.999
 #: MoCo v2's temperature (MoCo v1: 0.07); seed 003 sec. IV uses 0.1 for its own runs.
 TEMPERATURE = 0.2

@@ -2,7 +2,8 @@
 
 Seed 002 (``002_d7fb762c9e967338.txt``):
 
-    L_out^sup = sum_{i in I} -1/|P(i)| sum_{p in P(i)} log( exp(z_i.z_p/tau) / sum_{a in A(i)} exp(z_i.z_a/tau) )
+    L_out^sup = sum_{i in I} -1/|P(i)| sum_{p in P(i)}
+                log( exp(z_i.z_p/tau) / sum_{a in A(i)} exp(z_i.z_a/tau) )
 
 I: every view of every sample (the anchors); A(i) = I without i; P(i) = the members of A(i)
 with a positive relation to i: same class for class indices; for multi-hot labels, *sharing
@@ -83,7 +84,8 @@ def supcon_loss(features: Tensor, labels: Tensor | None = None, temperature: flo
     if features.ndim == 2:
         features = features[:, None, :]
     if features.ndim != 3:
-        raise ValueError(f"features must have shape (B, V, D) or (B, D), got {tuple(features.shape)}.")
+        raise ValueError(f"features must have shape (B, V, D) or (B, D), "
+                         f"got {tuple(features.shape)}.")
     b, v, _ = features.shape
     if labels is not None and labels.shape[0] != b:
         raise ValueError(f"labels has {labels.shape[0]} rows but features has {b} samples.")
@@ -93,12 +95,14 @@ def supcon_loss(features: Tensor, labels: Tensor | None = None, temperature: flo
     sample = torch.arange(b, device=z.device).repeat(v)
     pos = sample[:, None] == sample[None, :]
     if labels is not None:
-        lab = labels.to(z.device).repeat(v) if labels.ndim == 1 else labels.to(z.device).repeat(v, 1)
+        lab = (labels.to(z.device).repeat(v) if labels.ndim == 1
+               else labels.to(z.device).repeat(v, 1))
         pos = pos | label_positive_mask(lab, lab)
     not_self = ~torch.eye(v * b, dtype=torch.bool, device=z.device)
     per_anchor, has_pos = masked_contrastive_loss(z @ z.T / temperature, pos & not_self, not_self)
     if not bool(has_pos.any()):
-        raise ValueError("No anchor has a positive: use >= 2 views or labels shared by >= 2 samples.")
+        raise ValueError("No anchor has a positive: "
+                         "use >= 2 views or labels shared by >= 2 samples.")
     return per_anchor[has_pos].mean() * (temperature / base_temperature)
 
 

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from medxfer.config import ExperimentConfig, TrainConfig
+from medxfer.config import DataConfig, ExperimentConfig, TrainConfig
 from medxfer.errors import MedxferInputError
 from medxfer.methods.session import to_device
+
+if TYPE_CHECKING:
+    from medxfer.data.medmnist import DatasetInfo
 
 
 # ------------------------------------------------------------------------------------ data
 
 class WithPatients(Dataset):
-    """Items ``(x, y, patient_id)`` from a ``MedMNISTDataset`` (patient -1 when unknown)."""
+    """Items ``(x, y, patient_id)`` of a dataset with ``patients`` (patient -1 when unknown)."""
 
     def __init__(self, base):
         self.base = base
@@ -39,28 +43,79 @@ class WithPatients(Dataset):
         return x, y, torch.as_tensor(int(self.patients[i]))
 
 
-def load_datasets(cfg: ExperimentConfig, *, train_transform: Callable | None = None,
-                  eval_transform: Callable | None = None) -> dict:
-    """``{"train", "val", "test"}`` of the target (``medxfer.data.load_target``).
+@dataclass
+class MethodData:
+    """The datasets of one run: a cell's selection (:mod:`medxfer.data.protocol`) as datasets.
 
-    Transforms from ``data.transforms``/``data.eval_transforms`` override the arguments.
+    Attributes:
+        train: what the method trains on (self-supervised methods: every training image).
+        val: model selection.
+        labelled: the training images whose labels may be used (a label fraction or count of
+            ``train``; ``train`` itself otherwise): supervised training and linear probes.
+        test_sets: ``{"test": the source's test part, "<name>_test": an OOD set's test part}``
+            (empty in a search cell: its trials never see a test image); the loop scores the
+            selected model on each (metrics ``test_*``, ``<name>_test_*``).
+        info: the source's task and labels.
+        params: ``n_labelled`` and ``selection_crc`` (run params, with the loop's ``n_train``).
+
+    ``data["train"]``, ``["val"]``, ``["labelled"]``, ``["test"]`` index it like a dict.
     """
-    from medxfer.data import build_transform, load_target
 
-    d = cfg.data
-    if d.transforms is not None:
-        train_transform = build_transform(d.transforms)
-    if d.eval_transforms is not None:
-        eval_transform = build_transform(d.eval_transforms)
-    return load_target(d.root, d.flag, d.size, n_train_per_class=d.n_train_per_class,
-                       n_val_per_class=d.n_val_per_class, seed=d.seed,
-                       transform=train_transform, eval_transform=eval_transform,
-                       as_rgb=d.as_rgb)
+    train: Dataset
+    val: Dataset
+    labelled: Dataset
+    test_sets: dict[str, Dataset]
+    info: DatasetInfo
+    params: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Dataset:
+        if key in ("train", "val", "labelled"):
+            return getattr(self, key)
+        return self.test_sets[key]
+
+
+def load_datasets(cfg: ExperimentConfig, *, train_transform: Callable | None = None,
+                  eval_transform: Callable | None = None, data: DataConfig | None = None
+                  ) -> MethodData:
+    """The run's datasets from ``data`` (default ``cfg.data``), ``cfg.protocol`` and
+    ``cfg.cell`` (:mod:`medxfer.data.protocol`); any source (``.npz`` or manifest).
+
+    Transforms from ``data.transforms``/``data.eval_transforms`` override the arguments;
+    ``train_transform`` goes to ``train``/``labelled``, ``eval_transform`` to val and the test
+    sets (an OOD set's own ``eval_transforms`` win for it).
+    """
+    from medxfer.data import build_transform
+    from medxfer.data.protocol import select_cell, select_transfer
+    from medxfer.data.sources import load_source
+
+    d = data or cfg.data
+    train_t = build_transform(d.transforms) if d.transforms is not None else train_transform
+    eval_t = build_transform(d.eval_transforms) if d.eval_transforms is not None \
+        else eval_transform
+    source, protocol, cell = load_source(d), cfg.protocol, cfg.cell
+    others = {}
+    if cell is not None and cell.phase == "transfer":
+        sel = select_transfer(source, protocol, cell)
+    else:
+        if protocol is not None and (cell is None or cell.phase == "train"):
+            others = {n: load_source(t.resolve(d)) for n, t in protocol.test_sets.items()}
+        sel = select_cell(source, d, protocol, cell, others)
+    tests = {} if sel.test is None else {"test": source.dataset(sel.test, eval_t)}
+    for name, rows in sel.test_sets.items():
+        own = protocol.test_sets[name].eval_transforms
+        tests[f"{name}_test"] = others[name].dataset(
+            rows, build_transform(own) if own is not None else eval_t)
+    return MethodData(source.dataset(sel.train, train_t), source.dataset(sel.val, eval_t),
+                      source.dataset(sel.labelled, train_t), tests, source.info,
+                      {"n_labelled": float(len(sel.labelled)),
+                       "selection_crc": float(sel.crc())})
 
 
 def in_chans(cfg: ExperimentConfig, dataset) -> int:
     """``model.in_chans``, else the dataset's channels; a mismatch is an input error."""
-    have = dataset.n_channels
+    have = getattr(dataset, "n_channels", None)
+    if have is None:  # a wrapper (two views, patients): the dataset it wraps
+        have = dataset.base.n_channels
     if cfg.model.in_chans is not None and cfg.model.in_chans != have:
         raise MedxferInputError(f"model.in_chans is {cfg.model.in_chans} but {cfg.data.flag} "
                                 f"images have {have} channels (set data.as_rgb: true for 3)",

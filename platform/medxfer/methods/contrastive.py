@@ -5,18 +5,21 @@ A method supplies a :class:`ContrastiveParts` (the network, other modules to che
 ``loss(net, batch, train)`` function); :func:`run` turns it into the training loop's
 :class:`~medxfer.methods.loop.Parts`, identically for all of them:
 
-* data: the target's train/val splits, each item the views of one image (default two,
+* data: the run's train/val datasets (:func:`medxfer.methods.common.load_datasets`: any
+  source, a study cell's selection), each item the views of one image (default two,
   :class:`medxfer.data.transforms.TwoViews` of ``data.transforms``, default: the seed 000
   App. B crop 0.6-1.0 + rotation up to 15 degrees + a horizontal flip; a method may ask for one
   view, a jigsaw, multi-crop, ...), its label and its patient id
-  (:class:`medxfer.methods.common.WithPatients`); a method may bring its own loader (patient-
-  grouped batches) and optimizer (LARS);
+  (:class:`medxfer.methods.common.WithPatients`). Pretraining uses every training image,
+  unlabelled; a method that needs labels (``labelled_only``: supcon) only the labelled ones;
+  a method may bring its own loader (patient-grouped batches) and optimizer (LARS);
 * per epoch (:mod:`medxfer.methods.loop`, step = epoch): ``train_loss``, ``val_loss`` (the same
   loss on augmented val views, no update), ``lr``; a checkpoint every epoch; early stopping and
   selection as configured (defaults: ``val_loss``, min);
 * final step: the selected epoch's ``train_loss``/``val_loss``, ``selected_epoch``, and, with
-  ``probe_epochs > 0``, a linear probe on the frozen selected encoder (:mod:`.probe`):
-  ``val_auc, val_acc, ..., test_auc, ...``, ``probe_val_loss``, ``probe_test_loss``. The final
+  ``probe_epochs > 0``, a linear probe on the frozen selected encoder (:mod:`.probe`) trained
+  on the labelled images: ``val_auc, val_acc, ..., test_auc, ...`` (and ``<set>_test_*`` for
+  a study's OOD sets), ``probe_val_loss``, ``probe_test_loss``. The final
   checkpoint holds ``encoder.pt``: the encoder without the projection head (seed 000 sec. 3.2:
   "the transformation head is discarded"), a plain state dict that ``finetune`` loads through
   ``model.weights``.
@@ -101,6 +104,8 @@ class ContrastiveParts:
         train_loader: ``train_loader(train_set, session, batch_size)`` builds the training
             loader (e.g. patient-grouped batches), see :class:`~medxfer.methods.loop.Parts`.
         optimizer: replaces ``train.optimizer`` (e.g. LARS).
+        labelled_only: pretrain on the labelled training images only (a loss that reads
+            labels, under a study's label fraction).
     """
 
     net: nn.Module
@@ -115,6 +120,7 @@ class ContrastiveParts:
     after_step: Callable[[nn.Module], None] | None = None
     train_loader: Callable[[Any, Any, int], Any] | None = None
     optimizer: torch.optim.Optimizer | None = None
+    labelled_only: bool = False
 
 
 def default_transforms(size: int) -> list[dict]:
@@ -142,19 +148,31 @@ def pipeline(cfg: ExperimentConfig, default: list[dict] | None = None) -> Callab
     return build_transform(cfg.data.transforms or default or default_transforms(cfg.data.size))
 
 
-def view_splits(cfg: ExperimentConfig, item_transform: Callable | None,
-                flag: str | None = None) -> dict:
-    """``{"train", "val", "test"}`` of ``flag`` (default ``data.flag``), every image passed
-    through ``item_transform`` (None: ``data.eval_transforms``), items ``(x, y, patient)``."""
-    from medxfer.data import build_transform, load_target
+def view_data(cfg: ExperimentConfig, item_transform: Callable | None,
+              flag: str | None = None):
+    """The run's datasets (:func:`~medxfer.methods.common.load_datasets`: any source, a study
+    cell's selection), every image passed through ``item_transform`` (None:
+    ``data.eval_transforms``); with ``flag``, that ``.npz`` flag under ``data.root`` on its own
+    splits instead (another modality). A :class:`~medxfer.methods.common.MethodData`."""
+    from medxfer.data import build_transform
+    from medxfer.methods.common import load_datasets
 
     d = cfg.data
     if item_transform is None and d.eval_transforms:
         item_transform = build_transform(d.eval_transforms)
-    splits = load_target(d.root, flag or d.flag, d.size, n_train_per_class=d.n_train_per_class,
-                         n_val_per_class=d.n_val_per_class, seed=d.seed, as_rgb=d.as_rgb,
-                         transform=item_transform, eval_transform=item_transform)
-    return {k: WithPatients(v) for k, v in splits.items()}
+    data = d.model_copy(update={"transforms": None, "eval_transforms": None})
+    if flag is not None and flag != d.flag:
+        data = data.model_copy(update={"flag": flag})
+        cfg = cfg.model_copy(update={"protocol": None, "cell": None})
+    return load_datasets(cfg, data=data, train_transform=item_transform,
+                         eval_transform=item_transform)
+
+
+def view_splits(cfg: ExperimentConfig, item_transform: Callable | None,
+                flag: str | None = None) -> dict:
+    """:func:`view_data` as ``{"train", "val", "labelled"}``, items ``(x, y, patient)``."""
+    data = view_data(cfg, item_transform, flag)
+    return {k: WithPatients(data[k]) for k in ("train", "val", "labelled")}
 
 
 def _epoch(parts: ContrastiveParts, net: nn.Module, loader, opt, device) -> dict[str, float]:
@@ -181,20 +199,25 @@ def _epoch(parts: ContrastiveParts, net: nn.Module, loader, opt, device) -> dict
     return {"loss": float(total) / max(n, 1)}
 
 
-def _probe(opts, plain: dict, info, batch_size: int, seed: int,
+def _probe(opts, plain, batch_size: int, seed: int,
            device) -> Callable[[nn.Module], dict[str, float]] | None:
-    """The final step's linear probe on the selected encoder (None without ``probe_epochs``)."""
+    """The final step's linear probe on the selected encoder (None without ``probe_epochs``):
+    trained on the labelled images, scored on val and every test set."""
     if getattr(opts, "probe_epochs", 0) <= 0:
         return None
+    info = plain.info
+    sets = {"train": WithPatients(plain.labelled), "val": WithPatients(plain.val),
+            **{k: WithPatients(v) for k, v in plain.test_sets.items()}}
 
     def final_metrics(selected: nn.Module) -> dict[str, float]:
         from medxfer.methods.probe import linear_probe
 
-        probe = linear_probe(selected.encoder, plain, task=info.task, n_classes=info.n_classes,
+        probe = linear_probe(selected.encoder, sets, task=info.task, n_classes=info.n_classes,
                              multilabel=info.multilabel, epochs=opts.probe_epochs,
                              lr=opts.probe_lr, batch_size=batch_size, seed=seed, device=device)
         probe["probe_val_loss"] = probe.pop("val_loss")
-        probe["probe_test_loss"] = probe.pop("test_loss")
+        if "test_loss" in probe:
+            probe["probe_test_loss"] = probe.pop("test_loss")
         return probe
 
     return final_metrics
@@ -209,22 +232,22 @@ def run(config: dict[str, Any],
         from medxfer.data import TwoViews
 
         device = get_session().device
-        plain = view_splits(cfg, None)
-        info = plain["train"].base.info
-        c = build_parts(cfg, opts, in_chans(cfg, plain["train"].base))
+        plain = view_data(cfg, None)
+        c = build_parts(cfg, opts, in_chans(cfg, plain.train))
         if c.train_set is None or c.val_set is None:
-            views = view_splits(cfg, (c.views or TwoViews)(pipeline(cfg)))
-        train_set = views["train"] if c.train_set is None else c.train_set
+            views = view_data(cfg, (c.views or TwoViews)(pipeline(cfg)))
+            pretrain = views.labelled if c.labelled_only else views.train
+        train_set = WithPatients(pretrain) if c.train_set is None else c.train_set
         loader = None if c.train_loader is None else \
             (lambda session, bs: c.train_loader(train_set, session, bs))
         return Parts(
             model=c.net, name="net", extra=c.extra, train_set=train_set,
-            val_set=views["val"] if c.val_set is None else c.val_set,
+            val_set=WithPatients(views.val) if c.val_set is None else c.val_set,
             batch_size=c.batch_size, drop_last=True, on_epoch=c.on_epoch,
             train_loader=loader, optimizer=c.optimizer,
             run_epoch=lambda net, loader, opt: _epoch(c, net, loader, opt, device),
-            final_metrics=_probe(opts, plain, info, cfg.train.batch_size, cfg.train.seed,
-                                 device),
+            final_metrics=_probe(opts, plain, cfg.train.batch_size, cfg.train.seed, device),
+            data_params=plain.params,
             artifacts=lambda selected: {"encoder.pt": clone_state(selected.encoder)})
 
     train_loop(config, build)

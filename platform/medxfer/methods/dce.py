@@ -175,13 +175,14 @@ def run_epoch(unet: nn.Module, criterion, loader, opt, device) -> dict[str, floa
 
 
 def _datasets(cfg, opts: DCEOptions) -> tuple[dict[str, Normalised], Any]:
+    """The unlabelled train and val images, normalised (and text-removed), and the run's data."""
     detector = None
     if opts.text_removal != "none":
         from medxfer.data.text_removal import get_detector
 
         detector = get_detector(opts.text_removal, opts.text_model_dir)
     data = load_datasets(cfg)
-    return {k: Normalised(v, detector) for k, v in data.items()}, data["train"]
+    return {k: Normalised(data[k], detector) for k in ("train", "val")}, data
 
 
 def build_parts(cfg, opts: DCEOptions) -> Parts:
@@ -190,8 +191,8 @@ def build_parts(cfg, opts: DCEOptions) -> Parts:
     from medxfer.models import ShallowUNet
 
     device = get_session().device
-    data, base = _datasets(cfg, opts)
-    chans = in_chans(cfg, base)
+    data, loaded = _datasets(cfg, opts)
+    chans = in_chans(cfg, loaded.train)
     if cfg.data.size % 2 ** opts.depth:
         raise MedxferInputError(f"data.size {cfg.data.size} is not divisible by 2**depth "
                                 f"({2 ** opts.depth}); lower method_config.depth",
@@ -200,7 +201,7 @@ def build_parts(cfg, opts: DCEOptions) -> Parts:
     criterion = DCELoss(opts.w_adapt, opts.w_lcl, opts.w_rcl, opts.strength, opts.x_shift,
                         opts.y_shift, opts.kernel_size, opts.sharpness, opts.theta_mode)
     return Parts(model=unet, name="unet", train_set=data["train"], val_set=data["val"],
-                 drop_last=True,
+                 drop_last=True, data_params=loaded.params,
                  run_epoch=lambda net, loader, opt: run_epoch(net, criterion, loader, opt,
                                                               device),
                  artifacts=lambda selected: {WEIGHTS_FILE: save_dce(selected, opts)})

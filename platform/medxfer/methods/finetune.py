@@ -9,9 +9,11 @@ App. B adds Adam and LambdaLR with a multiplicative factor ``lambda_lr`` per epo
 trains; the backbone, BatchNorm statistics included, stays as loaded).
 
 Multi-class/binary targets use cross-entropy, multi-label targets (ChestMNIST, ``synthchest``)
-BCE-with-logits. Reports per epoch (step = epoch, 1-based): ``train_loss, val_loss, val_auc,
-val_acc, val_f1_micro, val_f1_macro, val_map, lr``; then one final step (``epochs run + 1``)
-with the selected epoch's val metrics and the ``test_*`` metrics of its weights, plus
+BCE-with-logits. It trains on the labelled training images of its data (a study's label
+fraction or count, else the whole training split). Reports per epoch (step = epoch, 1-based):
+``train_loss, val_loss, val_auc, val_acc, val_f1_micro, val_f1_macro, val_map, lr``; then one
+final step (``epochs run + 1``) with the selected epoch's val metrics and the ``test_*`` (and
+``<set>_test_*`` for a study's OOD sets) metrics of its weights, plus
 ``selected_epoch`` (DESIGN.md: the last step is the selected model). The final checkpoint holds
 ``model.pt``, the selected weights (keys ``backbone.*``/``head.*``; loadable by
 ``create_backbone(..., weights=...)``).
@@ -65,13 +67,14 @@ def train_epoch(model: nn.Module, loader, opt: torch.optim.Optimizer, loss_fn, d
 
 
 def build_parts(cfg, opts: FinetuneOptions) -> Parts:
-    """The classifier (``model.backbone`` + a linear head), its CE/BCE epoch step and the
-    test split as the final step's ``test_*``."""
+    """The classifier (``model.backbone`` + a linear head), its CE/BCE epoch step on the
+    labelled training images, and the test sets (the source's test part, ``test_*``, and any
+    OOD set's, ``<set>_test_*``) scored in the final step."""
     from medxfer.models import create_backbone
 
     device = get_session().device
     data = load_datasets(cfg)
-    info = data["train"].info
+    info = data.info
     model = create_backbone(cfg.model.backbone, in_chans=in_chans(cfg, data["train"]),
                             weights=cfg.model.weights, num_classes=info.n_classes)
     if opts.freeze_backbone:
@@ -83,8 +86,8 @@ def build_parts(cfg, opts: FinetuneOptions) -> Parts:
             return evaluate(net, loader, device, info.task, loss_fn, "")
         return {"loss": train_epoch(net, loader, opt, loss_fn, device, opts.freeze_backbone)}
 
-    return Parts(model=model, run_epoch=run_epoch, train_set=data["train"],
-                 val_set=data["val"], test_sets={"test": data["test"]},
+    return Parts(model=model, run_epoch=run_epoch, train_set=data.labelled,
+                 val_set=data.val, test_sets=data.test_sets, data_params=data.params,
                  artifacts=lambda selected: {"model.pt": clone_state(selected)})
 
 

@@ -10,7 +10,9 @@ the rest identically for all of them:
 * per epoch (step = epoch, 1-based): ``run_epoch`` over the training split (its metrics
   averaged over workers, prefixed ``train_``), BatchNorm buffers synchronised, ``run_epoch``
   over the validation split without updates (prefixed ``val_``), the scheduler stepped; the
-  report holds ``epoch``, ``lr`` and those metrics, with a checkpoint;
+  report holds ``epoch``, ``lr`` and those metrics, with a checkpoint, and the data the run
+  used: ``n_train``, ``n_val`` (images of the two splits) and the method's ``data_params``
+  (:data:`medxfer.config.REPORT_PARAMS`: run params, not metrics);
 * early stopping after ``train.patience`` epochs without improvement of
   ``train.early_stopping_metric`` and selection of the epoch with the best ``train.select_by``
   (seed ``004_43f54b618356cecf.txt`` sec. 6.4.2: stop on validation AUC, select by the lowest
@@ -63,7 +65,8 @@ class Parts:
         extra: other modules to checkpoint (momentum encoder, queue); moved to the device,
             not selected.
         test_sets: ``{name: dataset}`` the selected model is scored on by ``run_epoch`` in the
-            final step (metrics prefixed ``<name>_``).
+            final step (metrics prefixed ``<name>_``): the source's ``test`` and any number of
+            other sources' (``<set>_test``, zero-shot).
         final_metrics: ``final_metrics(selected_model) -> metrics`` added to the final step.
         batch_size: loader batch size (default ``train.batch_size``).
         drop_last: drop the last incomplete training batch (BatchNorm needs > 1 sample), unless
@@ -74,6 +77,8 @@ class Parts:
             of the default shuffled one (e.g. a patient-grouped batch sampler); it shards across
             ranks itself and is re-seeded per epoch by ``start_epoch`` (its DataLoader's
             generator or its sampler's ``set_epoch``).
+        data_params: reported with every step beside ``n_train``/``n_val``
+            (e.g. ``MethodData.params``: ``n_labelled``, ``selection_crc``).
     """
 
     model: nn.Module
@@ -90,6 +95,7 @@ class Parts:
     on_epoch: Callable[[int], None] | None = None
     optimizer: torch.optim.Optimizer | None = None
     train_loader: Callable[[Session, int], Iterable] | None = None
+    data_params: dict[str, float] = field(default_factory=dict)
 
 
 def _better(a: float | None, b: float | None, mode: str) -> bool:
@@ -182,6 +188,8 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
         session.prepare_loader(make_loader(parts.train_set, t, shuffle=True, batch_size=bs,
                                            drop_last=parts.drop_last and len(parts.train_set) > bs))
     val = _eval_loader(session, parts.val_set, t, bs)
+    data = {"n_train": float(len(parts.train_set)), "n_val": float(len(parts.val_set)),
+            **parts.data_params}
 
     def report(metrics: dict[str, float], files: dict[str, Any] | None = None) -> None:
         checkpoint.report(session, metrics, modules={parts.name: model, **parts.extra},
@@ -200,7 +208,7 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
         validated = parts.run_epoch(unwrap(model), val, None)
         sched.step()
         metrics = {"epoch": epoch, "lr": lr, **_prefixed(trained, "train_"),
-                   **_prefixed(validated, "val_")}
+                   **_prefixed(validated, "val_"), **data}
         if progress.update(metrics, t):
             best = {parts.name: checkpoint.clone_state(model)}
         report(metrics)

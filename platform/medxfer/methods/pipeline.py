@@ -8,7 +8,8 @@ stage marker (``Pipeline.stage_file``) plus the artifacts of the finished stages
 ``Pipeline.carry_dir``), so a restart resumes inside the right stage with what it needs. Epoch
 counters in checkpoints (``state.pt`` progress) are global too, shifted back on resume. A
 stage's own final step (its selected model) is kept as the next stage's input, not reported;
-the last stage's final step is the trial's last step (DESIGN.md: the selected model).
+the last stage's final step is the trial's last step (DESIGN.md: the selected model). The run's
+data params (``n_train``, ... :data:`medxfer.config.REPORT_PARAMS`) are the last stage's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from medxfer.config import REPORT_PARAMS
 from medxfer.methods.registry import get_method
 from medxfer.methods.session import Session, get_session, use_session
 
@@ -87,6 +89,9 @@ class StageSession:
             share(self.carry, name)
             return
         out = dict(metrics, epoch=int(metrics["epoch"]) + self.offset, stage=self.index)
+        if not self.last:  # the run's data params are those of the last stage
+            for key in REPORT_PARAMS:
+                out.pop(key, None)
         if final:
             out["selected_epoch"] = int(metrics["selected_epoch"]) + self.offset
         if checkpoint_dir is not None:

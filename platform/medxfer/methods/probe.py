@@ -36,16 +36,17 @@ def linear_probe(encoder: nn.Module, datasets: dict, *, task: str, n_classes: in
                  multilabel: bool, epochs: int = 30, lr: float = 1e-2,
                  weight_decay: float = 0.0, batch_size: int = 64, seed: int = 0,
                  device: torch.device | str = "cpu") -> dict[str, float]:
-    """Train and score a linear probe; returns ``val_*`` and ``test_*`` metrics.
+    """Train and score a linear probe; returns ``<set>_*`` metrics of every set but train.
 
     Args:
         encoder: frozen backbone, (B, C, H, W) -> (B, d).
-        datasets: ``{"train", "val", "test"}`` with untransformed (eval) images.
+        datasets: ``{"train", "val", ...}`` with untransformed (eval) images; every other key
+            is a test set (``"test"``, or ``"<name>_test"`` for a study's OOD set).
         task, n_classes, multilabel: from the dataset's ``info``.
 
     Returns:
-        ``val_loss, val_auc, ..., test_loss, test_auc, ...`` of the selected probe epoch and
-        ``probe_epoch``.
+        ``val_loss, val_auc, ..., test_loss, test_auc, ...`` (one block per set) of the
+        selected probe epoch and ``probe_epoch``.
     """
     from medxfer.evaluation.metrics import classification_metrics
 
@@ -70,7 +71,7 @@ def linear_probe(encoder: nn.Module, datasets: dict, *, task: str, n_classes: in
     head.load_state_dict(best)
     out: dict[str, float] = {"probe_epoch": best_epoch}
     with torch.no_grad():
-        for split in ("val", "test"):
+        for split in (k for k in data if k != "train"):
             x, y = data[split]
             logits = head(x)
             score = torch.sigmoid(logits) if multilabel else logits.softmax(1)

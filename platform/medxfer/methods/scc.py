@@ -26,7 +26,9 @@ step over ``train.epochs`` (``dce_epochs`` + ``simclr_epochs`` + fine-tuning epo
 rest), every report carrying ``stage`` (0 dce, 1 simclr, 2 finetune), every checkpoint the stage
 marker (``scc_stage.json``) plus the finished stages' artifacts (``scc/dce.pt``,
 ``scc/encoder.pt``); the fine-tuning's final step is the trial's last step: the selected
-model's val and test metrics (DESIGN.md), with ``model.pt``.
+model's val and test metrics (DESIGN.md), with ``model.pt``. The run's data params
+(``n_train``, ...) are the fine-tuning stage's (its labelled images under a study's label
+fraction); the two pretraining stages train on every training image.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def build_parts(cfg, opts: SupConOptions, chans: int) -> ContrastiveParts:
         features = torch.stack([z[: len(v1)], z[len(v1):]], dim=1)  # (B, 2, D)
         return criterion(features, y)
 
-    return ContrastiveParts(net=build_net(cfg, opts, chans), loss=loss)
+    # the loss reads labels: under a study's label fraction only labelled images pretrain
+    return ContrastiveParts(net=build_net(cfg, opts, chans), loss=loss, labelled_only=True)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ Seed ``001_a9715376ac5cbd5d.txt`` sec. III, composed from parts:
   laid out modality-major and part m is scored against its own prototypes C_m and gets its own
   Sinkhorn codes.
 * eq. 5-7 hybrid: with ``labelled_fraction > 0`` a linear projector g on the encoder features
-  predicts the labels of the labelled part of ``data.flag`` (a fixed seeded subset):
+  predicts the labels of the labelled part of ``data.flag`` (a fixed seeded subset; in a
+  study cell with a label fraction or count, that cell's nested labelled rows instead):
   loss = (1/N) sum_k [alpha L_ss(x_k) + 1[k labelled] beta L_sup(g(x_k), y_k)].
 * multi-crop (SwAV's form of eq. 1): every image gives ``sum(crops)`` views; codes are
   computed on the ``crops_for_assign`` views only (the large crops) and every other view
@@ -51,6 +52,7 @@ from torch.utils.data import Dataset
 
 from medxfer.errors import MedxferInputError
 from medxfer.methods import contrastive
+from medxfer.methods.common import WithPatients
 from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, SSLNet
 from medxfer.methods.registry import Method, register_method
 from medxfer.methods.session import get_session, unwrap
@@ -261,20 +263,25 @@ def swapped_prediction(scores: list[Tensor], codes: list[Tensor], temperature: f
     return total
 
 
-def _sources(cfg, opts: SwaVOptions) -> tuple[list[dict], Any]:
-    """Multi-crop datasets per modality ({"train", "val"}, modality 0 = ``data.flag``)."""
+def _sources(cfg, opts: SwaVOptions) -> tuple[list, Any]:
+    """Multi-crop data per modality (:class:`~medxfer.methods.common.MethodData`; modality 0:
+    the run's data, a study cell's selection; the others: ``data.root``'s ``modalities`` on
+    their own splits), and modality 0's."""
+    d = cfg.data
     views = multicrop_views(cfg, opts)
-    out, chans = [], None
-    for flag in [cfg.data.flag, *opts.modalities]:
-        splits = contrastive.view_splits(cfg, views, flag)
-        c = splits["train"].base.n_channels
-        if chans is not None and c != chans:
-            raise MedxferInputError(f"swav modality {flag!r} has {c} channels, "
-                                    f"{cfg.data.flag!r} has {chans}; set data.as_rgb: true to "
-                                    "pool them", field="method_config.modalities")
-        chans = c
-        out.append(splits)
-    return out, out[0]["train"].base.info
+    first = contrastive.view_data(cfg, views)
+    if opts.modalities and d.root is None:
+        raise MedxferInputError("swav modalities are .npz flags under data.root; this data is a "
+                                "manifest", field="method_config.modalities")
+    out, chans = [first], first.train.n_channels
+    for flag in opts.modalities:
+        m = contrastive.view_data(cfg, views, flag)
+        if m.train.n_channels != chans:
+            raise MedxferInputError(f"swav modality {flag!r} has {m.train.n_channels} channels, "
+                                    f"{d.flag!r} has {chans}; set data.as_rgb: true to pool "
+                                    "them", field="method_config.modalities")
+        out.append(m)
+    return out, first
 
 
 def build_optimizer(net: nn.Module, opts: SwaVOptions, t) -> torch.optim.Optimizer:
@@ -297,8 +304,11 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
         raise MedxferInputError(f"train.batch_size ({t.batch_size}) must be a multiple of the "
                                 f"number of modalities ({n_mod}): each batch holds equal parts",
                                 field="train.batch_size")
-    sources, info = _sources(cfg, opts)
-    hybrid = opts.labelled_fraction > 0 and opts.beta > 0
+    sources, first = _sources(cfg, opts)
+    info = first.info
+    study_labels = cfg.cell is not None and (cfg.cell.fraction is not None
+                                             or cfg.cell.n_labelled is not None)
+    hybrid = (opts.labelled_fraction > 0 or study_labels) and opts.beta > 0
     criterion = SwaVHybridLoss(opts.alpha, opts.beta, multilabel=info.multilabel,
                                temperature=opts.temperature, epsilon=opts.epsilon,
                                sinkhorn_iterations=opts.sinkhorn_iterations, n_modalities=n_mod)
@@ -333,11 +343,14 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
             queue.push([z[a] for a in assign])
         return total / len(z[0])
 
-    n0 = len(sources[0]["train"])
-    train_set = ModalityGroups([s["train"] for s in sources],
-                               labelled_mask(n0, opts.labelled_fraction, t.seed))
-    val_set = ModalityGroups([s["val"] for s in sources],
-                             labelled_mask(len(sources[0]["val"]), opts.labelled_fraction, t.seed))
+    if study_labels:  # a study's label fraction / count decides which labels L_sup sees
+        labelled = np.isin(first.train.rows, first.labelled.rows)
+        val_labelled = np.ones(len(first.val), dtype=bool)
+    else:
+        labelled = labelled_mask(len(first.train), opts.labelled_fraction, t.seed)
+        val_labelled = labelled_mask(len(first.val), opts.labelled_fraction, t.seed)
+    train_set = ModalityGroups([WithPatients(s.train) for s in sources], labelled)
+    val_set = ModalityGroups([WithPatients(s.val) for s in sources], val_labelled)
     bs = t.batch_size // n_mod
     optimizer = build_optimizer(net, opts, t)
     schedule = IterationSchedule(opts, t.lr, t.epochs, iters_per_epoch(

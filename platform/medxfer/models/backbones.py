@@ -40,9 +40,12 @@ class TinyCNN(nn.Module):
         super().__init__()
         c = [width, 2 * width, 4 * width]
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, c[0], 3, padding=1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[0], c[1], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c[1]), nn.ReLU(inplace=True),
-            nn.Conv2d(c[1], c[2], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c[2]), nn.ReLU(inplace=True),
+            nn.Conv2d(in_chans, c[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(c[0]), nn.ReLU(inplace=True),
+            nn.Conv2d(c[0], c[1], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c[1]), nn.ReLU(inplace=True),
+            nn.Conv2d(c[1], c[2], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c[2]), nn.ReLU(inplace=True),
         )
         self.embed_dim = c[2]
 
@@ -140,7 +143,8 @@ def _torchvision_backbone(arch: str, in_chans: int) -> tuple[nn.Module, list[str
     if arch not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(f"unknown torchvision classification model {arch!r}; valid: "
                          f"{', '.join(torchvision.models.list_models(module=torchvision.models))}.")
-    kwargs = {"aux_logits": False, "init_weights": True} if arch in ("googlenet", "inception_v3") else {}
+    kwargs = ({"aux_logits": False, "init_weights": True}
+              if arch in ("googlenet", "inception_v3") else {})
     model = torchvision.models.get_model(arch, weights=None, **kwargs)
     if in_chans != 3:
         parent, attr, conv = _first_conv(model)
@@ -286,8 +290,9 @@ def _load_state(model: nn.Module, state: dict[str, Tensor], path: Path,
     state = {k: v for k, v in state.items() if k not in set(ignore_keys)}
     own = model.state_dict()
     for key, value in list(state.items()):  # 3-channel conv -> in_chans (sum / repeat)
-        if key in own and value.ndim == 4 and own[key].ndim == 4 and value.shape[1] != own[key].shape[1] \
-                and value.shape[0] == own[key].shape[0] and value.shape[2:] == own[key].shape[2:]:
+        if (key in own and value.ndim == 4 and own[key].ndim == 4
+                and value.shape[1] != own[key].shape[1]
+                and value.shape[0] == own[key].shape[0] and value.shape[2:] == own[key].shape[2:]):
             from timm.models import adapt_input_conv
             state[key] = adapt_input_conv(own[key].shape[1], value)
     missing = [k for k in own if k not in state]

@@ -63,8 +63,8 @@ def convert_release_weights(src: str | os.PathLike, dst: str | os.PathLike) -> P
     """Write the state dict of a TorchXRayVision release file (a pickled model) to ``dst``.
 
     The result loads with ``create_backbone("xrv_densenet121", weights=dst)``: ``features.*``
-    and ``classifier.*`` are kept, the operating-point buffer is dropped. Unpickling runs code from the file: use it only
-    on files from a source you trust.
+    and ``classifier.*`` are kept, the operating-point buffer is dropped. Unpickling runs code
+    from the file: use it only on files from a source you trust.
 
     Raises:
         MedxferInputError: ``src`` missing or not a TorchXRayVision DenseNet.

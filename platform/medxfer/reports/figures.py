@@ -143,7 +143,8 @@ def best_so_far_figure(curves: pd.DataFrame, sweep: str, *, metric: str):
         for line, g in data[data["target"] == target].groupby("line", sort=True):
             every = line == ALL_SOURCES  # drawn under the sources, so no source line hides
             ax.step(g["trial"], g["best"], where="post", marker="o", ms=3,
-                    lw=3.0 if every else 1.4, alpha=0.45 if every else 1.0, zorder=1 if every else 2,
+                    lw=3.0 if every else 1.4, alpha=0.45 if every else 1.0,
+                    zorder=1 if every else 2,
                     color="black" if every else colour[line], label=line or "(untagged)")
         ax.set_title(target or "(untagged)")
         ax.set_xlabel("trial")

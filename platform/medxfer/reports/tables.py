@@ -9,8 +9,10 @@ list ``FORMATS`` without loading it.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +65,29 @@ def render(frame: pd.DataFrame, fmt: str = "table", *, number: str = ".4f",
     numeric = [_is_numeric(body[c]) for c in body.columns]
     cells = [[_cell(v, number) for v in row] for row in body.itertuples(index=False)]
     return (_markdown if fmt == "markdown" else _latex)(header, numeric, cells, title)
+
+
+def render_csv_rows(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """The text :func:`render` writes in ``csv`` for a frame of text labels and float cells,
+    from plain rows, without pandas (the ground-truth verb answers without importing it).
+
+    Same rules as pandas' ``to_csv`` there: minimal quoting, ``\n`` line ends, floats at full
+    precision (shortest round-trip repr), NaN and None as empty cells.
+    """
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    return buf.getvalue()
+
+
+def _csv_cell(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(v) if isinstance(v, float) else v
 
 
 def output_format(fmt: str | None, output: str | Path | None, *,

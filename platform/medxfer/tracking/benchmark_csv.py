@@ -141,7 +141,8 @@ def parse_file(path: str | Path, *, timezone: str = DEFAULT_TIMEZONE) -> Benchma
                     continue
                 if len(row) != len(header):
                     raise MedxferInputError(
-                        f"expected {len(header)} cells, found {len(row)}", path=str(path), line=line)
+                        f"expected {len(header)} cells, found {len(row)}",
+                        path=str(path), line=line)
                 runs.append(_parse_row(path, line, header, row, get, param_idx, metric_idx,
                                        col, kind, tz, seen))
         except csv.Error as exc:

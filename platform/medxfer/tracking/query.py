@@ -10,9 +10,13 @@ reads exactly the needed tags, params and latest metrics (~0.3 s for the 28,205-
 on a tracking server (``http(s)://``) the documented REST endpoint ``runs/search`` is paged with
 the largest ``max_results`` the server accepts, narrowed by a filter on the server, and only the
 needed fields of its JSON are kept (no ``Run`` objects). Which runs belong to a table (the
-benchmark/kind rule, :func:`_in_table`) is decided once, in pandas, on either reader's output;
+benchmark/kind rule, :func:`_in_table`) is decided once, on either reader's records;
 the server filter only narrows what travels. Every reader talks to the store it is given, never
 to MLflow's process-wide tracking URI, and a read never creates a store.
+
+The ground truth is computed without pandas or SQLAlchemy (plain records; sqlite through the
+standard library, opened read-only), so ``medxfer benchmark ground-truth --format csv`` answers
+within a second of start-up; the public functions return DataFrames built from those records.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
 from medxfer.tracking.uri import is_sql_uri, resolve_tracking_uri, sqlite_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODES = ("min", "max")
 
@@ -68,6 +74,9 @@ def _client(uri: str):
 # --- SQL stores ----------------------------------------------------------------------------------
 
 _ENGINES: dict = {}
+#: Memory-map a sqlite store for reading (the join below visits ~170k index entries for the
+#: benchmark; mapped pages skip a copy per page). Read-only connections only; no file change.
+_SQLITE_MMAP_BYTES = 1 << 30
 
 
 def _engine(uri: str):
@@ -80,15 +89,57 @@ def _engine(uri: str):
     return _ENGINES[uri]
 
 
-def _sql_rows(uri: str, query, binds: dict) -> list[tuple]:
-    """Rows of ``query``; a database that is not an MLflow store is bad input, not a crash."""
+def _expand(query: str, binds: dict) -> tuple[str, dict]:
+    """``IN :name`` with a list value -> ``IN (:name_0, :name_1, ...)`` (``IN (NULL)`` for an
+    empty list): one spelling of a query for the standard library's sqlite3 and SQLAlchemy."""
+    import re
+
+    out = {}
+    for name, value in binds.items():
+        if not isinstance(value, (list, tuple)):
+            out[name] = value
+            continue
+        keys = [f"{name}_{i}" for i in range(len(value))]
+        out.update(zip(keys, value, strict=True))
+        inner = ", ".join(f":{k}" for k in keys) or "NULL"
+        query = re.sub(rf":{name}\b", f"({inner})", query)
+    return query, out
+
+
+def _sql_rows(uri: str, query: str, binds: dict) -> list[tuple]:
+    """Rows of ``query`` (``:name`` binds; a list value expands an ``IN``). A database that is
+    not an MLflow store is bad input, not a crash.
+
+    A plain ``sqlite:///PATH`` store is read with the standard library, read-only (no engine,
+    no SQLAlchemy import: a third of the ground-truth verb's time); other stores through
+    SQLAlchemy.
+    """
+    query, binds = _expand(query, binds)
+    db = sqlite_path(uri)
+    if db is not None and "?" not in uri:
+        return _sqlite_rows(uri, db, query, binds)
     import sqlalchemy as sa
 
     try:
         with _engine(uri).connect() as conn:
-            return [tuple(r) for r in conn.execute(query, binds).all()]
+            return [tuple(r) for r in conn.execute(sa.text(query), binds).all()]
     except sa.exc.DBAPIError as exc:
         raise MedxferInputError(f"cannot read MLflow's tables: {exc.orig}", path=uri) from None
+
+
+def _sqlite_rows(uri: str, db, query: str, binds: dict) -> list[tuple]:
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
+        try:
+            conn.execute(f"PRAGMA mmap_size = {_SQLITE_MMAP_BYTES}")
+            return conn.execute(query, binds).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise MedxferInputError(f"cannot read MLflow's tables: {exc}", path=uri) from None
 
 
 def _store_absent(uri: str) -> bool:
@@ -103,13 +154,11 @@ def _experiments(uri: str, kind: str) -> dict[str, str]:
     """``{full name: experiment id}`` of the active ``kind/*`` experiments."""
     prefix = f"{kind}/"
     if is_sql_uri(uri):
-        import sqlalchemy as sa
-
         if _store_absent(uri):
             return {}
-        rows = _sql_rows(uri, sa.text(
-            "SELECT name, experiment_id FROM experiments "
-            "WHERE lifecycle_stage = 'active' AND name LIKE :p"), {"p": prefix + "%"})
+        rows = _sql_rows(uri, "SELECT name, experiment_id FROM experiments "
+                              "WHERE lifecycle_stage = 'active' AND name LIKE :p",
+                         {"p": prefix + "%"})
         return {n: str(i) for n, i in rows if n.startswith(prefix)}
     c, found, token = _client(uri), {}, None
     while True:
@@ -138,9 +187,9 @@ def resolve_experiment(tracking_uri: str | None, name: str | None,
         if "/" in name:
             prefix = name.split("/", 1)[0]
             if prefix not in schema.EXPERIMENT_PREFIXES:
+                valid = ", ".join(p + "/<name>" for p in schema.EXPERIMENT_PREFIXES)
                 raise MedxferInputError(f"experiment {name!r}: expected '<name>' or one of "
-                                        f"{', '.join(p + '/<name>' for p in schema.EXPERIMENT_PREFIXES)}",
-                                        field="name")
+                                        f"{valid}", field="name")
             return name
         return schema.experiment_name(kind, name)
     names = list_experiments(tracking_uri, kind)
@@ -192,30 +241,52 @@ class _Fields:
                 + [f"params.{k}" for k in self.params] + [f"metrics.{k}" for k in self.metrics])
 
 
-def _runs(uri: str, exp_ids: list[str], fields: _Fields, server_filters: list[str]) -> pd.DataFrame:
-    """The active runs of ``exp_ids`` with ``fields``: one row per run, columns
+Record = dict  # one run: ``_Fields.columns()`` -> value
+
+
+def _runs(uri: str, exp_ids: list[str], fields: _Fields, server_filters: list[str]
+          ) -> list[Record]:
+    """The active runs of ``exp_ids`` with ``fields``: one record per run, keys
     ``fields.columns()`` (tags/params: str or None; metrics: float, NaN if absent or NaN;
-    ``start_time``: ms). ``server_filters`` (MLflow search syntax, OR-ed) narrow what a tracking
-    server sends; they must keep every run the caller's own filter keeps.
+    ``experiment_id``: str; ``start_time``: ms). ``server_filters`` (MLflow search syntax,
+    OR-ed) narrow what a tracking server sends; they must keep every run the caller's own
+    filter keeps.
     """
     if is_sql_uri(uri):
-        records = _runs_sql(uri, exp_ids, fields)
+        rows = _runs_sql(uri, exp_ids, fields)
     elif _is_server_uri(uri):
-        records = _runs_rest(uri, exp_ids, fields, server_filters)
+        rows = _runs_rest(uri, exp_ids, fields, server_filters)
     else:  # other MLflow stores (file:): the public client
-        records = _runs_client(uri, exp_ids, fields)
-    df = pd.DataFrame(records, columns=fields.columns())
-    df = df.dropna(subset=[f"tags.{k}" for k in fields.required])
-    df["experiment_id"] = df["experiment_id"].astype(str)
-    df["start_time"] = pd.to_numeric(df["start_time"])
-    for k in fields.metrics:
+        rows = _runs_client(uri, exp_ids, fields)
+    cols = fields.columns()
+    required = [f"tags.{k}" for k in fields.required]
+    metrics = [f"metrics.{k}" for k in fields.metrics]
+    records = []
+    for row in rows:
+        rec = dict(zip(cols, row, strict=True))
+        if any(rec[c] is None for c in required):
+            continue
+        rec["experiment_id"] = str(rec["experiment_id"])
+        for c in metrics:
+            rec[c] = math.nan if rec[c] is None else float(rec[c])
+        records.append(rec)
+    return records
+
+
+def _frame(records: list[Record], columns: list[str], metrics: tuple[str, ...] = ()
+           ) -> pd.DataFrame:
+    """``records`` as a DataFrame with ``columns`` (``start_time`` numeric, metrics float)."""
+    import pandas as pd
+
+    df = pd.DataFrame(records, columns=columns)
+    if "start_time" in df:
+        df["start_time"] = pd.to_numeric(df["start_time"])
+    for k in metrics:
         df[f"metrics.{k}"] = pd.to_numeric(df[f"metrics.{k}"]).astype(float)
-    return df.reset_index(drop=True)
+    return df
 
 
 def _runs_sql(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple]:
-    import sqlalchemy as sa
-
     binds: dict = {"exp_ids": [int(i) for i in exp_ids]}
     cols, joins = [], []
     for i, k in enumerate(fields.tags):
@@ -232,11 +303,11 @@ def _runs_sql(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple]:
         cols.append(f"CASE WHEN m{i}.is_nan THEN NULL ELSE m{i}.value END")
         joins.append(f"LEFT JOIN latest_metrics m{i} ON m{i}.run_uuid = r.run_uuid "
                      f"AND m{i}.key = :m{i}")
-    query = sa.text(f"""
+    query = f"""
         SELECT r.run_uuid, r.experiment_id, r.start_time{"".join(", " + c for c in cols)}
         FROM runs r {" ".join(joins)}
         WHERE r.experiment_id IN :exp_ids AND r.lifecycle_stage = 'active'
-    """).bindparams(sa.bindparam("exp_ids", expanding=True))
+    """
     return _sql_rows(uri, query, binds)
 
 
@@ -314,7 +385,7 @@ def _runs_client(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple]:
 _TABLE_TAGS = (schema.BENCHMARK, schema.SOURCE, schema.KIND)
 
 
-def _in_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+def _in_table(runs: list[Record], benchmark: str) -> list[Record]:
     """The runs of a benchmark table (the one place this rule is written).
 
     A run belongs to the dataset table if tagged dataset (or untagged: sweeps that feed no named
@@ -322,12 +393,18 @@ def _in_table(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
     dataset-benchmark run from ImageNet (that is ResNet18/ImageNet: the architecture table's
     ``resnet`` row). A sweep's parent run (``medxfer.kind=sweep``) is never a table run.
     """
-    bench = runs[f"tags.{schema.BENCHMARK}"].fillna(schema.BENCHMARK_DATASET)
-    keep = bench.eq(benchmark)
-    if benchmark == schema.BENCHMARK_ARCHITECTURE:
-        keep |= bench.eq(schema.BENCHMARK_DATASET) & runs[f"tags.{schema.SOURCE}"].eq("imagenet")
-    keep &= runs[f"tags.{schema.KIND}"].fillna("").ne(schema.KIND_SWEEP)
-    return runs[keep]
+    bench_col, src_col = f"tags.{schema.BENCHMARK}", f"tags.{schema.SOURCE}"
+    kind_col = f"tags.{schema.KIND}"
+
+    def keep(run: Record) -> bool:
+        bench = run[bench_col]
+        bench = schema.BENCHMARK_DATASET if bench is None else bench
+        ok = bench == benchmark or (benchmark == schema.BENCHMARK_ARCHITECTURE
+                                    and bench == schema.BENCHMARK_DATASET
+                                    and run[src_col] == "imagenet")
+        return ok and run[kind_col] != schema.KIND_SWEEP
+
+    return [r for r in runs if keep(r)]
 
 
 def _table_server_filters(benchmark: str) -> list[str]:
@@ -340,19 +417,21 @@ def _table_server_filters(benchmark: str) -> list[str]:
     return [f"{bench} = '{schema.BENCHMARK_DATASET}'", f"{bench} IS NULL"]
 
 
-def _architecture_targets_only(runs: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+def _architecture_targets_only(runs: list[Record], benchmark: str) -> list[Record]:
     """The architecture table's targets are those of the architecture benchmark; the dataset
     benchmark only lends its ImageNet/ResNet18 runs for them."""
-    own = runs[f"tags.{schema.BENCHMARK}"].eq(benchmark)
-    if benchmark == schema.BENCHMARK_ARCHITECTURE and own.any():
-        runs = runs[runs["target"].isin(set(runs.loc[own, "target"]))]
-    return runs
+    if benchmark != schema.BENCHMARK_ARCHITECTURE:
+        return runs
+    bench_col = f"tags.{schema.BENCHMARK}"
+    own = {r["target"] for r in runs if r[bench_col] == benchmark}
+    return [r for r in runs if r["target"] in own] if own else runs
 
 
 def _table_runs(uri: str, exp_ids: list[str], benchmark: str, *, params: tuple[str, ...] = (),
-                metrics: tuple[str, ...] = (), need_metrics: bool = False) -> pd.DataFrame:
-    """The runs of one benchmark table: ``run_id``, ``row`` (flag), ``target``, the table tags
-    (``tags.<key>``), ``params.<key>`` and ``metrics.<key>``.
+                metrics: tuple[str, ...] = (), need_metrics: bool = False
+                ) -> tuple[list[Record], list[str]]:
+    """The runs of one benchmark table and their columns: ``run_id``, ``row`` (flag),
+    ``target``, the table tags (``tags.<key>``), ``params.<key>`` and ``metrics.<key>``.
 
     ``need_metrics``: only runs that have every metric matter to the caller, so the server may
     leave the others out (the caller drops NaN values either way).
@@ -365,10 +444,40 @@ def _table_runs(uri: str, exp_ids: list[str], benchmark: str, *, params: tuple[s
         has = " AND ".join(f"metrics.`{m}` >= {_ANY_VALUE}" for m in metrics)
         filters = [f"{f} AND {has}" for f in filters]
     runs = _in_table(_runs(uri, exp_ids, fields, filters), benchmark)
-    return runs.assign(row=runs[f"tags.{row_tag}"], target=runs[f"tags.{schema.TARGET}"])
+    for r in runs:
+        r["row"], r["target"] = r[f"tags.{row_tag}"], r[f"tags.{schema.TARGET}"]
+    return runs, [*fields.columns(), "row", "target"]
 
 
 # --- ground truth --------------------------------------------------------------------------------
+
+SELECTED_COLS = ["row", "target", "run_id", "select_by", "value", "n_runs"]
+
+
+def _selection(tracking_uri: str | None, name: str | None, sel: Selection,
+               kind: str) -> list[tuple]:
+    """:func:`selected_runs` as tuples (``SELECTED_COLS``), sorted by row and target."""
+    uri = resolve_tracking_uri(tracking_uri)
+    experiment = resolve_experiment(uri, name, kind)
+    exp_ids = _experiment_ids(uri, experiment)
+    keys = tuple(dict.fromkeys((sel.select_by, sel.metric)))
+    runs, _ = _table_runs(uri, exp_ids, sel.benchmark, metrics=keys, need_metrics=True)
+    by_col, value_col = f"metrics.{sel.select_by}", f"metrics.{sel.metric}"
+    runs = [r for r in runs if not (math.isnan(r[by_col]) or math.isnan(r[value_col]))]
+    sign = 1.0 if sel.mode == "min" else -1.0
+    best: dict[tuple[str, str], tuple] = {}
+    n: dict[tuple[str, str], int] = {}
+    for r in _architecture_targets_only(runs, sel.benchmark):
+        by, value = r[by_col], r[value_col]
+        pair = (r["row"], r["target"])
+        n[pair] = n.get(pair, 0) + 1
+        # Ties at the best value: the smaller run id, so the answer is deterministic.
+        rank = (sign * by, r["run_id"])
+        if pair not in best or rank < best[pair][0]:
+            best[pair] = (rank, r["run_id"], by, value)
+    return [(*pair, rid, by, value, n[pair])
+            for pair, (_, rid, by, value) in sorted(best.items())]
+
 
 def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
                   benchmark: str = schema.BENCHMARK_DATASET, metric: str = "test_auc",
@@ -380,26 +489,54 @@ def selected_runs(tracking_uri: str | None = None, name: str | None = None, *,
     ``value`` (the metric of the selected run), ``n_runs`` (runs of that pair with both metrics).
     Ties at the best ``select_by`` are broken by run id, so the answer is deterministic.
     """
+    import pandas as pd
+
     sel = Selection(benchmark, metric, select_by, mode)
-    uri = resolve_tracking_uri(tracking_uri)
-    experiment = resolve_experiment(uri, name, kind)
-    exp_ids = _experiment_ids(uri, experiment)
-    keys = tuple(dict.fromkeys((sel.select_by, sel.metric)))
-    runs = _table_runs(uri, exp_ids, sel.benchmark, metrics=keys, need_metrics=True)
-    runs = runs.dropna(subset=[f"metrics.{k}" for k in keys])
-    runs = _architecture_targets_only(runs, sel.benchmark)
-    cand = pd.DataFrame({"row": runs["row"], "target": runs["target"], "run_id": runs["run_id"],
-                         "select_by": runs[f"metrics.{sel.select_by}"],
-                         "value": runs[f"metrics.{sel.metric}"]})
-    cols = ["row", "target", "run_id", "select_by", "value", "n_runs"]
-    if cand.empty:
-        return pd.DataFrame(columns=cols)
-    cand = cand.sort_values(["row", "target", "select_by", "run_id"],
-                            ascending=[True, True, mode == "min", True])
-    n = cand.groupby(["row", "target"]).size().rename("n_runs")
-    best = cand.drop_duplicates(["row", "target"], keep="first").set_index(
-        ["row", "target"]).join(n).reset_index()
-    return best[cols].reset_index(drop=True)
+    rows = _selection(tracking_uri, name, sel, kind)
+    if not rows:
+        return pd.DataFrame(columns=SELECTED_COLS)
+    return pd.DataFrame(rows, columns=SELECTED_COLS)
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A ground-truth table without pandas: ``cells[i][j]`` is the metric for ``index[i]``
+    (source or arch) and ``columns[j]`` (target), NaN where a pair has no run."""
+
+    index: tuple[str, ...]
+    columns: tuple[str, ...]
+    cells: tuple[tuple[float, ...], ...]
+    index_name: str = "source"  # CSV layout: first column `source` (archs too)
+
+    @property
+    def empty(self) -> bool:
+        return not self.index
+
+    def scaled(self, factor: float) -> GroundTruth:
+        cells = tuple(tuple(v * factor for v in row) for row in self.cells)
+        return GroundTruth(self.index, self.columns, cells, self.index_name)
+
+    def frame(self) -> pd.DataFrame:
+        """The table as a float DataFrame (index named ``index_name``)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.cells), index=pd.Index(list(self.index),
+                                                             name=self.index_name),
+                            columns=pd.Index(list(self.columns)), dtype=float)
+
+
+def ground_truth_table(tracking_uri: str | None = None, name: str | None = None, *,
+                       benchmark: str = schema.BENCHMARK_DATASET, metric: str = "test_auc",
+                       select_by: str = "val_loss", mode: str = "min",
+                       kind: str = "benchmark") -> GroundTruth:
+    """:func:`ground_truth` without pandas (what the CLI prints as CSV)."""
+    sel = Selection(benchmark, metric, select_by, mode)
+    values = {(row, target): value
+              for row, target, _, _, value, _ in _selection(tracking_uri, name, sel, kind)}
+    index = tuple(sorted({row for row, _ in values}))
+    columns = tuple(sorted({target for _, target in values}))
+    cells = tuple(tuple(values.get((row, t), math.nan) for t in columns) for row in index)
+    return GroundTruth(index, columns, cells)
 
 
 def ground_truth(tracking_uri: str | None = None, name: str | None = None, *,
@@ -410,13 +547,8 @@ def ground_truth(tracking_uri: str | None = None, name: str | None = None, *,
 
     A pair with no run is NaN. Rows and columns are sorted by flag name.
     """
-    long = selected_runs(tracking_uri, name, benchmark=benchmark, metric=metric,
-                         select_by=select_by, mode=mode, kind=kind)
-    table = long.pivot(index="row", columns="target", values="value")
-    table = table.sort_index().sort_index(axis=1)
-    table.index.name = "source"  # CSV layout: first column `source` (archs too)
-    table.columns.name = None
-    return table.astype(float)
+    return ground_truth_table(tracking_uri, name, benchmark=benchmark, metric=metric,
+                              select_by=select_by, mode=mode, kind=kind).frame()
 
 
 # --- the logged grid: one row per run with its params and metrics (benchmark replay) ---------
@@ -438,9 +570,9 @@ def grid_runs(tracking_uri: str | None = None, name: str | None = None, *,
     params, metrics = tuple(dict.fromkeys(params)), tuple(dict.fromkeys(metrics))
     uri = resolve_tracking_uri(tracking_uri)
     experiment = resolve_experiment(uri, name, kind)
-    runs = _table_runs(uri, [_experiment_id(uri, experiment)], benchmark, params=params,
-                       metrics=metrics)
-    runs = _architecture_targets_only(runs, benchmark)
+    records, columns = _table_runs(uri, [_experiment_id(uri, experiment)], benchmark,
+                                   params=params, metrics=metrics)
+    runs = _frame(_architecture_targets_only(records, benchmark), columns, metrics)
     runs = runs.rename(columns={**{f"params.{p}": p for p in params},
                                 **{f"metrics.{m}": m for m in metrics}})
     runs = runs[["run_id", "row", "target", *params, *metrics]]
@@ -469,6 +601,8 @@ def sweep_trials(tracking_uri: str | None = None, names: list[str] | None = None
         parent run is not one. A step logged twice keeps its later value; NaN values are left
         out; sorted by sweep, start, run, key, step.
     """
+    import pandas as pd
+
     uri = resolve_tracking_uri(tracking_uri)
     experiments = _experiments(uri, "sweep")
     if names:
@@ -483,9 +617,10 @@ def sweep_trials(tracking_uri: str | None = None, names: list[str] | None = None
         return pd.DataFrame(columns=TRIAL_COLS)
     fields = _Fields(tags=(schema.KIND, schema.SOURCE, schema.TARGET, schema.ARCH),
                      required=(schema.KIND,))
-    runs = _runs(uri, list(experiments.values()), fields,
-                 [f"tags.`{schema.KIND}` = '{schema.KIND_TRIAL}'"])
-    runs = runs[runs[f"tags.{schema.KIND}"].eq(schema.KIND_TRIAL)]
+    records = _runs(uri, list(experiments.values()), fields,
+                    [f"tags.`{schema.KIND}` = '{schema.KIND_TRIAL}'"])
+    records = [r for r in records if r[f"tags.{schema.KIND}"] == schema.KIND_TRIAL]
+    runs = _frame(records, fields.columns())
     if runs.empty:
         return pd.DataFrame(columns=TRIAL_COLS)
     history = _last_write_per_step(_histories(uri, list(runs["run_id"]), metrics))
@@ -512,6 +647,8 @@ def _last_write_per_step(history: pd.DataFrame) -> pd.DataFrame:
 
 def _histories(uri: str, run_ids: list[str], metrics: tuple[str, ...]) -> pd.DataFrame:
     """Every logged value (all steps) of ``metrics`` for ``run_ids``: ``_HISTORY_COLS``."""
+    import pandas as pd
+
     if is_sql_uri(uri):
         records = _histories_sql(uri, run_ids, metrics)
     else:
@@ -523,12 +660,10 @@ def _histories(uri: str, run_ids: list[str], metrics: tuple[str, ...]) -> pd.Dat
 
 
 def _histories_sql(uri: str, run_ids: list[str], metrics: tuple[str, ...]) -> list[tuple]:
-    import sqlalchemy as sa
-
-    query = sa.text("""
+    query = """
         SELECT run_uuid, key, step, CASE WHEN is_nan THEN NULL ELSE value END, timestamp
         FROM metrics WHERE run_uuid IN :ids AND key IN :keys
-    """).bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("keys", expanding=True))
+    """
     chunk = 5_000  # below every SQL backend's limit on bound parameters
     return [r for i in range(0, len(run_ids), chunk)
             for r in _sql_rows(uri, query, {"ids": run_ids[i:i + chunk], "keys": list(metrics)})]

@@ -4,7 +4,7 @@ Shared by ``medxfer train`` and the sweep code (``medxfer.tune``), so every tria
 the same tags (``medxfer.kind=trial``, source, target, arch, method, benchmark, sweep) and the
 same params (``lr, weight_decay, momentum, batch_size, lambda_lr, epochs`` plus the method's
 own ``method_config``), and its metrics are logged with ``step`` = the reported ``epoch`` (the
-final step is the selected model).
+final step is the selected model); the data a run used (``n_train``, ...) are params.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from medxfer.config import REPORT_PARAMS
 from medxfer.tracking import schema
 
 #: The params every trial run has (DESIGN.md), in this order; then the method's own.
@@ -81,22 +82,37 @@ def trial_params(cfg: Any) -> dict[str, str]:
 
 def metrics_to_log(metrics: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
     """``(step, {name: value})`` of one reported dict: step = its ``epoch``; non-numeric
-    values (Tune's bookkeeping, checkpoint paths) are dropped."""
+    values (Tune's bookkeeping, checkpoint paths) and the data params
+    (:func:`params_to_log`) are dropped."""
     step = int(metrics.get(STEP_KEY, 0))
     out = {}
     for k, v in metrics.items():
-        if k == STEP_KEY or isinstance(v, bool) or not isinstance(v, (int, float)):
+        if k == STEP_KEY or k in REPORT_PARAMS or isinstance(v, bool) \
+                or not isinstance(v, (int, float)):
             continue
         out[k] = float(v)
     return step, out
 
 
+def params_to_log(metrics: Mapping[str, Any]) -> dict[str, str]:
+    """The report's data params (:data:`medxfer.config.REPORT_PARAMS`: ``n_train``, ...) as
+    run params; whole numbers are written without a decimal point."""
+    out = {}
+    for k in REPORT_PARAMS:
+        v = metrics.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = str(int(v)) if float(v).is_integer() else str(v)
+    return out
+
+
 def log_report(client, run_id: str, metrics: Mapping[str, Any]) -> None:
-    """Log one reported dict to ``run_id`` in one ``log_batch`` call, with its step."""
+    """Log one reported dict to ``run_id`` in one ``log_batch`` call: its metrics with its
+    step, and its data params (the same value every step, so re-logging is harmless)."""
     import time
 
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
 
     step, values = metrics_to_log(metrics)
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+    client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()],
+                     params=[Param(k, v) for k, v in params_to_log(metrics).items()])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 # Tags
-KIND = "medxfer.kind"              # trial | import | estimate | sweep | analysis
+KIND = "medxfer.kind"              # trial | import | estimate | sweep | analysis | study | cell
 SOURCE = "medxfer.source"          # source dataset of the pre-trained weights
 TARGET = "medxfer.target"          # target dataset
 ARCH = "medxfer.arch"              # architecture flag ("resnet" = ResNet18)
@@ -30,6 +30,8 @@ KIND_IMPORT = "import"
 KIND_ESTIMATE = "estimate"
 KIND_SWEEP = "sweep"               # the parent run of a sweep
 KIND_ANALYSIS = "analysis"         # a `medxfer analyze` run (experiment analysis/<name>)
+KIND_STUDY = "study"               # the parent run of a study (experiment study/<name>)
+KIND_CELL = "cell"                 # a study's cell: one trained (or fine-tuned) model
 ANALYSIS = "medxfer.analysis"      # analyses: the analysis registry name (saliency, ...)
 
 BENCHMARK_DATASET = "dataset"
@@ -41,24 +43,20 @@ BenchmarkKind = Literal["dataset", "architecture"]
 RUN_NAME = "mlflow.runName"
 PARENT_RUN_ID = "mlflow.parentRunId"
 
-# Raw flags (DESIGN.md: names are the raw flags throughout)
-MEDMNIST_DATASETS = (
-    "bloodmnist", "breastmnist", "chestmnist", "dermamnist", "octmnist", "organamnist",
-    "organcmnist", "organsmnist", "pathmnist", "pneumoniamnist", "retinamnist", "tissuemnist",
-)
-EXTRA_SOURCES = ("imagenet", "radimagenet", "medmnist")
+# Raw architecture flags (DESIGN.md: names are the raw flags throughout)
 ARCHITECTURES = (
     "densenet", "efficientnet", "googlenet", "mnasnet", "mobilenet", "vgg", "convnext",
     "shufflenet", "resnet",
 )
 
-EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability", "analysis")
+EXPERIMENT_PREFIXES = ("benchmark", "sweep", "transferability", "analysis", "study")
 
 
 def experiment_name(kind: str, name: str) -> str:
-    """``benchmark/<name>``, ``sweep/<name>``, ``transferability/<name>`` or ``analysis/<name>``."""
+    """``<kind>/<name>`` for a kind of :data:`EXPERIMENT_PREFIXES` (``sweep/<name>``, ...)."""
     if kind not in EXPERIMENT_PREFIXES:
-        raise ValueError(f"experiment kind {kind!r}: expected one of {', '.join(EXPERIMENT_PREFIXES)}")
+        raise ValueError(f"experiment kind {kind!r}: expected one of "
+                         f"{', '.join(EXPERIMENT_PREFIXES)}")
     if not name or "/" in name:
         raise ValueError(f"experiment name {name!r}: expected a non-empty name without '/'")
     return f"{kind}/{name}"
@@ -80,3 +78,17 @@ SELECTED_STEP = "medxfer.selected_step"    # epoch whose metrics the final step 
 BEST_RUN_ID = "medxfer.best_run_id"        # parent: the selected child run
 BEST_TRIAL_ID = "medxfer.best_trial_id"
 NODE_ID = "medxfer.node_id"                # Ray node id of the process that ran the trial
+
+# Studies (medxfer study): the parent (kind study) and its cells (kind cell) and search trials
+# (kind trial) in experiment study/<name>. A cell's run is keyed by its cell key, so a resumed
+# study reuses it whatever Tune trial runs the cell.
+STUDY = "medxfer.study"                    # study name (parent, cells, search trials)
+CELL_KEY = "medxfer.cell.key"              # the cell's coordinates as one string
+CELL_ROW = "medxfer.cell.row"              # the study's method row (table row)
+CELL_PHASE = "medxfer.cell.phase"          # train | transfer | search
+CELL_FOLD = "medxfer.cell.fold"
+CELL_FRACTION = "medxfer.cell.fraction"
+CELL_N_LABELLED = "medxfer.cell.n_labelled"
+CELL_TEST_SET = "medxfer.cell.test_set"
+CELL_SEED = "medxfer.cell.seed"
+CELL_SEARCH_RUN = "medxfer.cell.search_run_id"  # the search trial whose configuration a cell ran

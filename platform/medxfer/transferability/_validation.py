@@ -11,7 +11,10 @@ import numpy as np
 
 
 def check_features(features, metric: str, *, name: str = "features") -> np.ndarray:
-    """Return ``features`` as a finite 2-d float array (float32 stays float32; no copy if possible)."""
+    """Return ``features`` as a finite 2-d float array.
+
+    float32 stays float32; no copy if possible.
+    """
     x = np.asarray(features)
     if x.ndim != 2:
         raise ValueError(f"{metric}: {name} must be 2-d (N, D); got shape {x.shape}")

@@ -38,7 +38,7 @@ def minmax(table: pd.DataFrame, *, skip_self: bool = False) -> pd.DataFrame:
         A new table in [0, 1]; a column whose present values are all equal becomes NaN (0/0):
         such a column ranks nothing.
     """
-    t = table.astype(float, copy=True)
+    t = table.astype(float).copy()
     if skip_self:
         t = t.mask(_self_mask(t))
     lo, hi = t.min(axis=0, skipna=True), t.max(axis=0, skipna=True)
@@ -104,7 +104,8 @@ def combine(name: str, table, *, invert: bool = False,
     if name not in _NEEDS:
         raise ValueError(f"unknown combination {name!r}; valid: {', '.join(list_combinations())}")
     if convention not in NCTI_CONVENTIONS:
-        raise ValueError(f"convention {convention!r}: expected one of {', '.join(NCTI_CONVENTIONS)}")
+        raise ValueError(f"convention {convention!r}: "
+                         f"expected one of {', '.join(NCTI_CONVENTIONS)}")
     terms = _terms(name, table)
     if name == "lp_fu":
         lp, fu = minmax(terms["lp"]), minmax(terms["fu"])

@@ -63,7 +63,8 @@ def order_metrics(names: Iterable[str]) -> list[str]:
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in METRIC_ORDER]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRIC_ORDER)}")
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(METRIC_ORDER)}")
     return [n for n in METRIC_ORDER if n in names]
 
 
@@ -219,5 +220,7 @@ def evaluate(scores: Mapping[str, pd.DataFrame | Mapping[str, pd.DataFrame]],
     chi2, p = friedman(ranks)
     k, n = ranks.shape[1], ranks.shape[0]
     cd = critical_difference(k, n, alpha) if k >= 2 and n >= 1 else math.nan
-    return Evaluation(taus=taus, ranks=ranks, average_ranks=ranks.mean(axis=0).rename("average_rank"),
-                      friedman_chi2=chi2, friedman_p=p, cd=cd, alpha=alpha, inverted=invert, scores=final)
+    return Evaluation(taus=taus, ranks=ranks,
+                      average_ranks=ranks.mean(axis=0).rename("average_rank"),
+                      friedman_chi2=chi2, friedman_p=p, cd=cd, alpha=alpha, inverted=invert,
+                      scores=final)

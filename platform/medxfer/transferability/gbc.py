@@ -7,7 +7,7 @@ Pandy et al., "Transferability Estimation using Bhattacharyya Class Separability
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import PCA
+from scipy.linalg import svd
 
 from ._validation import check_features, check_labels
 
@@ -20,6 +20,10 @@ def gbc(features, labels, *, source_logits=None, random_state=None,
 
     D_B = 1/8 (mu_i - mu_j)^T S^-1 (mu_i - mu_j) + 1/2 ln(det S / sqrt(det S_i det S_j)),
     S = (S_i + S_j) / 2, with one Gaussian per class fitted on PCA-reduced features.
+
+    The PCA is sklearn's exact one (``PCA(k, svd_solver='full')``: an SVD of the centred
+    features in their own dtype) without its sign convention, to which GBC is indifferent
+    (class means and variances per component); all class pairs are then scored at once.
 
     Args:
         features: Shape (N, D).
@@ -40,20 +44,24 @@ def gbc(features, labels, *, source_logits=None, random_state=None,
     x = check_features(features, "gbc")
     y = check_labels(labels, x.shape[0], "gbc", contiguous=False)
     k = min(n_dims, *x.shape)
-    reduced = PCA(n_components=k, svd_solver="full").fit_transform(x).astype(np.float64)
-    classes = np.unique(y)
-    means = np.stack([reduced[y == c].mean(axis=0) for c in classes])
-    var = np.stack([np.maximum(reduced[y == c].var(axis=0), min_variance) for c in classes])
+    reduced = _pca_scores(x, k).astype(np.float64)
+    classes, codes = np.unique(y, return_inverse=True)
+    means = np.stack([reduced[codes == c].mean(axis=0) for c in range(classes.size)])
+    var = np.stack([np.maximum(reduced[codes == c].var(axis=0), min_variance)
+                    for c in range(classes.size)])
     if gaussian == "spherical":
         var = np.repeat(var.mean(axis=1, keepdims=True), k, axis=1)
-    log_var = np.log(var)
-    total = 0.0
-    for i in range(classes.size):
-        for j in range(classes.size):
-            if i == j:
-                continue
-            avg = (var[i] + var[j]) / 2
-            d_b = (np.sum((means[i] - means[j]) ** 2 / avg) / 8
-                   + 0.5 * (np.sum(np.log(avg)) - 0.5 * (log_var[i].sum() + log_var[j].sum())))
-            total += np.exp(-d_b)
-    return float(-total)
+    log_det = np.log(var).sum(axis=1)  # (C,)
+    avg = (var[:, None, :] + var[None, :, :]) / 2  # (C, C, k): S of every pair
+    gap = means[:, None, :] - means[None, :, :]
+    d_b = (np.sum(gap ** 2 / avg, axis=2) / 8
+           + 0.5 * (np.log(avg).sum(axis=2) - 0.5 * (log_det[:, None] + log_det[None, :])))
+    np.fill_diagonal(d_b, np.inf)  # i == j is left out
+    return float(-np.exp(-d_b).sum())
+
+
+def _pca_scores(x, k):
+    """(N, k) scores of sklearn's exact PCA, up to the sign of each component."""
+    centred = x - np.mean(x, axis=0)
+    u, s, _ = svd(centred, full_matrices=False, check_finite=False)
+    return u[:, :k] * s[:k]

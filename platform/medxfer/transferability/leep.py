@@ -40,10 +40,15 @@ def leep(features, labels, *, source_logits=None, random_state=None) -> float:
     # Softmax with torch in float32, as the reference.
     theta = torch.softmax(torch.from_numpy(np.array(logits, dtype=np.float32)), dim=1).numpy()
     num_classes = int(y.max()) + 1
-    joint = np.zeros((num_classes, theta.shape[1]))
-    for c in range(num_classes):
-        joint[c] = theta[y == c].sum(axis=0) / n
+    # Samples grouped by class (dataset order kept inside a class): each class is one
+    # contiguous block, summed and multiplied without boolean-mask copies.
+    order = np.argsort(y, kind="stable")
+    grouped = theta[order]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(y, minlength=num_classes))])
+    blocks = [grouped[bounds[c]:bounds[c + 1]] for c in range(num_classes)]
+    joint = np.stack([b.sum(axis=0) for b in blocks]).astype(np.float64) / n  # P(y, z)
     col = joint.sum(axis=0)
     cond = np.divide(joint, col, out=np.zeros_like(joint), where=col > 0)  # P(y|z)
-    eep = (theta * cond[y]).sum(axis=1)  # sum_z theta_iz P(y_i|z)
+    # sum_z theta_iz P(y_i|z), block by block.
+    eep = np.concatenate([b @ cond[c] for c, b in enumerate(blocks)])
     return float(np.mean(np.log(eep)))

@@ -38,7 +38,8 @@ from medxfer.transferability.evaluation import METRIC_ORDER
 
 # Names a score file may start with: every reported metric except the computed lp_fu, plus
 # NCTI's raw terms as ``ncti_<term>``.
-FILE_METRICS = tuple(m for m in METRIC_ORDER if m != "lp_fu") + tuple(f"ncti_{t}" for t in NCTI_TERMS)
+FILE_METRICS = (tuple(m for m in METRIC_ORDER if m != "lp_fu")
+                + tuple(f"ncti_{t}" for t in NCTI_TERMS))
 
 
 def read_table_csv(path: str | Path, *, what: str = "score") -> pd.DataFrame:
@@ -117,7 +118,10 @@ def metric_of_file(path: Path) -> str:
 
 
 def read_score_dir(directory: str | Path) -> dict:
-    """Read every ``*.csv`` of a score directory: metric -> table (ncti terms -> ``{term: table}``)."""
+    """Read every ``*.csv`` of a score directory.
+
+    Returns metric -> table (ncti terms -> ``{term: table}``).
+    """
     directory = Path(directory)
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
     if not files:
@@ -177,7 +181,8 @@ def check_overlap(scores: dict, ground_truth: pd.DataFrame, *, scores_from: str,
     targets = set().union(*(t.columns for t in tables)) & set(ground_truth.columns)
     if not targets:
         raise MedxferInputError(
-            f"no target in common between the scores ({_names(set().union(*(t.columns for t in tables)))})"
+            "no target in common between the scores "
+            f"({_names(set().union(*(t.columns for t in tables)))})"
             f" and the ground truth {ground_truth_from} ({_names(ground_truth.columns)})",
             path=scores_from)
     sources = set().union(*(t.index for t in tables)) & set(ground_truth.index)
@@ -225,14 +230,16 @@ def read_scores_mlflow(tracking_uri: str, name: str, *, benchmark: str = "datase
             metric, row, target = (tags.get(k) for k in (schema.METRIC, row_tag, schema.TARGET))
             if not (metric and row and target):
                 raise MedxferInputError(
-                    f"run {run.info.run_id} lacks tag {row_tag}, {schema.TARGET} or {schema.METRIC}",
+                    f"run {run.info.run_id} lacks tag {row_tag}, {schema.TARGET} "
+                    f"or {schema.METRIC}",
                     path=f"{tracking_uri} {exp_name}")
             values = {t: metrics.get(t) for t in NCTI_TERMS} if metric == "ncti" else \
                 {"score": metrics.get("score")}
             for key, val in values.items():
                 if val is None:
                     raise MedxferInputError(f"run {run.info.run_id} ({metric}, {row} -> {target}) "
-                                            f"has no metric {key!r}", path=f"{tracking_uri} {exp_name}")
+                                            f"has no metric {key!r}",
+                                            path=f"{tracking_uri} {exp_name}")
                 records.append((metric, key, row, target, float(val)))
         token = page.token
         if not token:

@@ -37,10 +37,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
@@ -79,9 +77,12 @@ def resolve_metrics(metrics: str | Sequence[str] = "all") -> list[str]:
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     metrics = list(metrics)
-    if not metrics or metrics == ["all"]:
-        return list_metrics()
     valid = list_metrics()
+    if not metrics or metrics == ["all"]:
+        from medxfer.transferability.evaluation import METRIC_ORDER
+
+        return ([m for m in METRIC_ORDER if m in valid]
+                + [m for m in valid if m not in METRIC_ORDER])
     bad = [m for m in metrics if m not in valid]
     if bad:
         hint = " (lp_fu is computed at evaluation from lp and fu)" if "lp_fu" in bad else ""
@@ -206,7 +207,7 @@ def score_zoo(zoo: Zoo | str | os.PathLike, target_root: str | os.PathLike, targ
     from medxfer.tracking.uri import resolve_tracking_uri
 
     from .extraction import extract, fu_layers
-    from .fu import fu, fu_loader
+    from .fu import fu_loader
 
     if not isinstance(zoo, Zoo):
         zoo = load_zoo(zoo)

@@ -51,7 +51,10 @@ def sfda(features, labels, *, source_logits=None, random_state=None) -> float:
 
 
 def _shrinkage_lda_proba(x, y, num_classes, shrinkage):
-    """Posteriors of LDA with covariance (1-lam) Sw + lam tr(Sw)/D I; returns (proba, lam, means)."""
+    """Posteriors of LDA with covariance (1-lam) Sw + lam tr(Sw)/D I.
+
+    Returns (proba, lam, means).
+    """
     x64 = x.astype(np.float64)
     n, d = x64.shape
     counts = np.bincount(y, minlength=num_classes)

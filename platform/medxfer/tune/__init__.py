@@ -19,4 +19,8 @@ Modules:
 * :mod:`~medxfer.tune.sweep` — ``run_sweep`` (fresh or ``resume``), the parent run's result;
 * :mod:`~medxfer.cli.sweep` — the ``sweep`` verb;
 * :mod:`~medxfer.tune.replay` — ``medxfer benchmark replay``: searchers replayed on a logged grid.
+* :mod:`~medxfer.tune.joint` — ``joint``: a searcher over (source, configuration) driven by
+  transferability scores and leave-target-out priors (:mod:`~medxfer.tune.joint_prior`);
+  :mod:`~medxfer.tune.joint_replay` — ``medxfer benchmark replay --joint`` (regret per
+  procedure; its CLI body is :mod:`medxfer.cli.replay_joint`).
 """

@@ -6,9 +6,10 @@ finds and reuses its run instead of creating another. Each result is logged once
 (``medxfer.last_step`` remembers the highest step, so epochs replayed after a restore from an
 older checkpoint are not logged twice).
 
-The trial's Ray node id (result key ``system/node_id``, added to every report by the training
-sessions, :mod:`medxfer.train.telemetry`) is written as the tag ``medxfer.node_id``; a trial
-retried on another node shows its latest node.
+The data a trial used (``n_train``, ... :data:`medxfer.config.REPORT_PARAMS`) are logged as
+params, not metrics. The trial's Ray node id (result key ``system/node_id``, added to every
+report by the training sessions, :mod:`medxfer.train.telemetry`) is written as the tag
+``medxfer.node_id``; a trial retried on another node shows its latest node.
 
 When a trial completes, its final step (last epoch + 1) repeats the metrics of its *selected*
 epoch (best ``select_by``, DESIGN.md: "last value always means the selected model"), so the
@@ -28,14 +29,16 @@ from typing import Any, Optional
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from medxfer.config import REPORT_PARAMS
 from medxfer.tracking import schema
+from medxfer.tracking.runs import params_to_log
 from medxfer.train.telemetry import NODE_ID_RESULT
 from medxfer.tune.experiment import schema_tags, trial_params
 
 log = logging.getLogger(__name__)
 
 _SKIP = set(AUTO_RESULT_KEYS) | {"trial_id", "experiment_tag", "done", "should_checkpoint",
-                                 "epoch", "experiment_id"}
+                                 "epoch", "experiment_id"} | set(REPORT_PARAMS)
 
 
 def result_metrics(result: dict) -> dict[str, float]:
@@ -137,7 +140,7 @@ class MlflowSweepCallback(Callback):
         self.run_id(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric, Param, RunTag
 
         rid = self.run_id(trial)
         step = result_step(result)
@@ -153,7 +156,8 @@ class MlflowSweepCallback(Callback):
         if isinstance(selected, (int, float)) and not isinstance(selected, bool):
             # the trainable's own final step (the selected model): log_selected keeps it
             tags.append(RunTag(schema.SELECTED_STEP, str(int(selected))))
-        self.client.log_batch(rid, metrics=metrics, tags=tags)
+        params = [Param(k, v) for k, v in params_to_log(result).items()]  # data used: n_train
+        self.client.log_batch(rid, metrics=metrics, tags=tags, params=params)
         self._last_step[trial.trial_id] = step
 
     def on_trial_complete(self, iteration, trials, trial, **info):

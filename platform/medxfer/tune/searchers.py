@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medxfer.errors import MedxferInputError
-from medxfer.tune import warmstart
+from medxfer.tune import joint, warmstart
 
 TuneSpace = Literal["domains", "grid", "choices"]
 _CONTINUOUS = ("loguniform", "uniform")
@@ -184,6 +184,11 @@ _register(SearcherInfo("warmstart", warmstart.build, tune_space="choices", uses_
                        description="the prior's order, reweighted by the logged tasks that agree "
                                    "with the results so far; never repeats",
                        reference="medxfer's own (medxfer.tune.warmstart)"))
+_register(SearcherInfo("joint", joint.build, tune_space="choices", uses_prior=True,
+                       description="(source, configuration) together: sources by "
+                                   "transferability belief, configurations by warm-start prior",
+                       reference="medxfer's own (medxfer.tune.joint); the problem: "
+                                 "seeds/004_43f54b618356cecf.txt sec. 6.3.1"))
 
 
 def list_searchers() -> list[str]:

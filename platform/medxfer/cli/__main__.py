@@ -1,0 +1,6 @@
+"""``python -m medxfer.cli``: the same entry point as the ``medxfer`` script."""
+
+from medxfer.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""``medxfer study STUDY.yaml``: a paper's evaluation protocol on Ray Tune, its table in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from medxfer.cli.common import TrackingUriOption
+
+
+def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str | None = None,
+                   address: str | None = None, resume: bool = False,
+                   num_cpus: int | None = None, verbose: int = 1,
+                   echo: Callable[[str], None] = print):
+    """Run the study (:func:`medxfer.tune.study.run_study`), then write its table (and, after
+    a search, ``study_search.json``: each cell's chosen configuration) to the parent run
+    (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
+    ``(StudyResult, StudySummary)``."""
+    from mlflow import MlflowClient
+
+    from medxfer.reports.study import record_summary, summarize
+    from medxfer.tune.study import run_study
+    from medxfer.tune.study_config import load_study
+
+    study = load_study(config)
+    result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
+                       resume=resume, num_cpus=num_cpus, verbose=verbose)
+    summary = summarize(result.records, metric=study.protocol.metric,
+                        rows=[r.name for r in study.rows])
+    title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds and "
+             "seeds")
+    texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    if result.chosen:  # each cell's configuration from its search, by cell key
+        client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
+    failed = result.n_errored > 0 or not len(summary.cells)
+    client.set_terminated(result.parent_run_id, "FAILED" if failed else "FINISHED")
+    echo(texts["table"].rstrip("\n"))
+    phases = ", ".join(f"{k} {v:.0f} s" for k, v in result.phases.items() if v)
+    parallel = ", ".join(f"{k} {v}" for k, v in result.concurrency.items())
+    echo(f"study {result.name}: {len(result.records)} cells, {result.n_trials} trials "
+         f"({result.n_errored} errored) in {result.seconds:.0f} s ({phases}); most trials at "
+         f"once: {parallel or '-'}\nMLflow: {result.tracking_uri} experiment "
+         f"{result.experiment} parent run {result.parent_run_id}\nTune: {result.storage_dir}")
+    return result, summary
+
+
+def study(
+    config: Annotated[Path, typer.Argument(help="Study YAML: an experiment with a protocol: "
+                                                "section (see search_spaces/).",
+                                           show_default=False)],
+    name: Annotated[Optional[str], typer.Option(
+        help="Study name: MLflow experiment study/NAME and the Tune folder "
+             "<protocol.storage_path>/NAME (default: the YAML's name, else its stem).",
+        show_default=False)] = None,
+    address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster to join (ray://HOST:10001 or auto); default: a local runtime.",
+        show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue an interrupted study: finished cells are kept, the rest "
+                         "run; every cell keeps its one MLflow run.")] = False,
+    tracking_uri: TrackingUriOption = None,
+    num_cpus: Annotated[Optional[int], typer.Option(
+        help="CPUs of the local runtime (default: all).", show_default=False)] = None,
+) -> None:
+    """Run a study: methods x protocol cells (folds, label fractions, test sets, few-shot
+    fractions) x seeds as Ray Tune trials, each cell an MLflow child run of the study's run in
+    experiment study/NAME, which gets mean ± std per cell and the paper-shaped table
+    (study_table.csv/md/tex/txt). A protocol the data cannot satisfy exits 2 before Ray starts.
+
+    Example: medxfer study search_spaces/study_example.yaml --tracking-uri sqlite:///mlruns.db
+    """
+    result, summary = run_and_report(config, name=name, tracking_uri=tracking_uri,
+                                     address=address, resume=resume, num_cpus=num_cpus,
+                                     echo=typer.echo)
+    if result.n_errored and not len(summary.cells):
+        raise typer.Exit(1)
