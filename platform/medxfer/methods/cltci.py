@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch.utils.data import Dataset
@@ -84,23 +85,25 @@ class ImageIds(Dataset):
         return views, y, torch.as_tensor(i + self.offset)
 
 
-def check_patients(dataset, opts: CLTCIOptions) -> None:
+def check_patients(dataset, opts: CLTCIOptions, patient_column: str | None = None) -> None:
     """Refuse images without a patient id unless ``positives: simclr`` (module docstring).
 
     Raises:
         MedxferInputError: naming the ``.npz`` key (``<split>_patients``) or the manifest's
-            ``patient_id`` column.
+            patient column (``patient_column``, default ``patient_id``) and the file.
     """
     from medxfer.data.patient_batches import check_patient_ids
 
     base = getattr(dataset, "base", dataset)
-    source, field = None, "patient_id"
-    if hasattr(base, "flag") and hasattr(base, "split"):  # a MedMNIST-layout .npz
-        from medxfer.data import npz_path
-
-        source, field = str(npz_path(base.root, base.flag, base.size)), f"{base.split}_patients"
+    source = getattr(base, "source", None)  # a SourceDataset: rows of an .npz or a manifest
+    where, field = None, patient_column or "patient_id"
+    if source is not None:
+        where = source.where
+        if where.endswith(".npz"):
+            splits = [] if source.splits is None else np.unique(source.splits[base.rows])
+            field = f"{splits[0]}_patients" if len(splits) == 1 else "<split>_patients"
     check_patient_ids(getattr(base, "patients", None), n_images=len(base),
-                      simclr_positives=opts.positives == "simclr", field=field, source=source)
+                      simclr_positives=opts.positives == "simclr", field=field, source=where)
 
 
 def patient_loader(opts: CLTCIOptions, t):
@@ -130,7 +133,7 @@ def _splits(cfg, opts: CLTCIOptions) -> tuple[Any, Any]:
     if opts.positives == "simclr":
         return ImageIds(splits["train"]), ImageIds(splits["val"], len(splits["train"]))
     for split in ("train", "val"):
-        check_patients(splits[split], opts)
+        check_patients(splits[split], opts, cfg.data.patient_column)
     return splits["train"], splits["val"]
 
 
