@@ -50,10 +50,11 @@ def test_supcon_trains_multilabel_on_dicom_and_png(manifest, tmp_path):
 def test_cltci_positives_are_the_manifests_patients(manifest, tmp_path, variant):
     import csv
 
-    from medxfer.methods.contrastive import _datasets
+    from medxfer.data import TwoViews
+    from medxfer.methods.contrastive import pipeline, view_data
 
     cfg = _config(manifest, "cltci", {"variant": variant, "queue_size": 16})
-    two, _ = _datasets(cfg)
+    two = view_data(cfg, TwoViews(pipeline(cfg)))
     ids = np.array([r["patient_id"] for r in csv.DictReader(open(manifest))])[two.train.rows]
     from medxfer.methods.common import WithPatients
 
