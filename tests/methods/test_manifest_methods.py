@@ -68,3 +68,22 @@ def test_cltci_positives_are_the_manifests_patients(manifest, tmp_path, variant)
     final = session.history[-1]
     assert math.isfinite(final["train_loss"]) and math.isfinite(final["val_loss"])
     assert final["n_train"] == len(two.train)
+
+
+def test_cltci_on_a_manifest_without_patient_ids_names_the_column(manifest, tmp_path):
+    import csv
+
+    from medxfer.errors import MedxferInputError
+
+    rows = list(csv.DictReader(open(manifest)))
+    bare = tmp_path / "no_patients.csv"
+    with open(bare, "w", newline="") as f:
+        w = csv.DictWriter(f, [k for k in rows[0] if k != "patient_id"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    cfg = _config(bare, "cltci", {"variant": "moco", "queue_size": 16})
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+        update={"image_root": str(manifest.parent)})})
+    with pytest.raises(MedxferInputError, match="patient_id") as err:
+        run_local(cfg, storage_dir=tmp_path / "run")
+    assert str(bare) in str(err.value)
