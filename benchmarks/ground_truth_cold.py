@@ -26,11 +26,11 @@ import argparse
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _common import run_timed, say  # noqa: E402  (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,31 +57,11 @@ sys.stdout.write(table.to_csv(lineterminator="\n"))
 """
 
 
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def timed(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, CPU seconds (user + system) of the child, and its stdout."""
-    import resource
-
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    return wall, cpu, proc.stdout
-
-
 def best_of(label: str, cmd: list[str], cwd: Path, repeat: int) -> tuple[float, float, str]:
     """Best wall of ``repeat`` runs, the CPU seconds of that run, and its stdout."""
     best, out = (float("inf"), 0.0), ""
     for i in range(repeat):
-        wall, cpu, out = timed(cmd, cwd)
+        wall, cpu, out = run_timed(cmd, cwd)
         best = min(best, (wall, cpu))
         say(f"{label} {i + 1}/{repeat}: {wall:.2f} s wall, {cpu:.2f} s CPU "
             f"(load {os.getloadavg()[0]:.1f})")

@@ -2,30 +2,34 @@
 
 Steps (all in a temporary folder, nothing downloaded):
   1. bulk-import the published benchmark (``fined_*.csv``) into a fresh sqlite file;
-  2. serve that file with ``mlflow server`` on 127.0.0.1 (``MlflowServer``);
-  3. time, each in a fresh subprocess (wall clock, interpreter start and imports included):
-       ours       ``medxfer benchmark ground-truth --tracking-uri http://...``
-       baseline   ``mlflow.search_runs`` of the experiment on the same server (the public
-                  client: every run, every field, as a DataFrame), the read the issue timed;
-       sqlite     the same verb on the sqlite file, for reference and to check the table;
-  4. print the seconds, the ratio baseline/ours, and whether ours equals the sqlite table.
+  2. serve that file with ``mlflow server --app-name medxfer`` on 127.0.0.1 and time
+       ours       ``medxfer benchmark ground-truth --tracking-uri http://...`` (the server
+                  runs the run-table query, ``medxfer.tracking.server_app``);
+  3. serve it with a stock ``mlflow server`` (unless ``--skip-stock``) and time
+       ours       the same verb (it pages MLflow's ``runs/search``), and
+       baseline   ``mlflow.search_runs`` of the experiment (the public client: every run,
+                  every field, as a DataFrame), the read the issue timed;
+  4. time the same verb on the sqlite file, for reference and to check the tables;
+  5. print the seconds, the ratio baseline/this, and whether each table equals sqlite's.
+Each read runs in a fresh subprocess (wall clock, interpreter start and imports included).
 
 Both HTTP reads get ``MLFLOW_HTTP_REQUEST_TIMEOUT=900``: on a loaded machine one page of
 search results can take longer than MLflow's 120 s default, and a timeout is not a result.
 
-    python benchmarks/ground_truth_http.py [--workers 1]
-        [--dir ../shared/benchmark/medmnist-transfer]
+    python benchmarks/ground_truth_http.py [--workers 1] [--skip-stock]
+        [--dir ../shared/benchmark/medmnist-transfer | --store benchmark.db]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import run_timed, say  # noqa: E402  (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "medmnist-transfer"
@@ -33,14 +37,11 @@ TIMEOUT = "900"
 
 _BASELINE = """
 import sys, mlflow
-mlflow.set_tracking_uri(sys.argv[1])
-df = mlflow.search_runs(experiment_names=[sys.argv[2]], max_results=100_000)
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+mlflow.set_tracking_uri(args["--uri"])
+df = mlflow.search_runs(experiment_names=[args["--experiment"]], max_results=100_000)
 print(len(df))
 """
-
-
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def group_cpu_seconds(pgid: int | None) -> float:
@@ -61,21 +62,10 @@ def group_cpu_seconds(pgid: int | None) -> float:
 
 def timed_subprocess(cmd: list[str], cwd: Path, server_pgid: int | None = None) -> dict:
     """Wall seconds, the child's CPU seconds, the server's CPU seconds, and stdout."""
-    import resource
-
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = TIMEOUT
     server0 = group_cpu_seconds(server_pgid)
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    client_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    wall, client_cpu, out = run_timed(cmd, cwd, {"MLFLOW_HTTP_REQUEST_TIMEOUT": TIMEOUT})
     return {"wall": wall, "client_cpu": client_cpu,
-            "server_cpu": group_cpu_seconds(server_pgid) - server0, "out": proc.stdout}
+            "server_cpu": group_cpu_seconds(server_pgid) - server0, "out": out}
 
 
 def import_store(directory: Path, db: Path) -> int:
@@ -94,50 +84,77 @@ def import_store(directory: Path, db: Path) -> int:
     return res.written
 
 
+def serve_and_time(db: Path, tmp: Path, workers: int, app: str | None, reads: list) -> dict:
+    """Serve ``db`` (``--app-name app`` if given) and time each ``(label, argv)`` of ``reads``."""
+    from medxfer.tracking.server import MlflowServer
+
+    extra = ["--app-name", app] if app else []
+    say(f"starting mlflow server {' '.join(extra) or '(stock)'} on {db} ({workers} worker(s))")
+    t, out = time.perf_counter(), {}
+    with MlflowServer(f"sqlite:///{db}", tmp / "artifacts", workers=workers,
+                      startup_timeout=300, extra_args=extra) as server:
+        say(f"server {server.uri} up in {time.perf_counter() - t:.1f} s")
+        pgid = server.proc.pid  # the server runs in a session (process group) of its own
+        for label, argv in reads:
+            say(f"{label} (subprocess)")
+            out[label] = timed_subprocess([*argv, server.uri], tmp / "cwd", pgid)
+            say(f"  {out[label]['wall']:.1f} s")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path,
                     default=REPO.parent / "shared" / "benchmark" / "medmnist-transfer")
+    ap.add_argument("--store", type=Path, help="a sqlite file already holding "
+                    f"benchmark/{NAME} (read-only here; skips the import)")
     ap.add_argument("--workers", type=int, default=1, help="mlflow server worker processes")
+    ap.add_argument("--skip-stock", action="store_true",
+                    help="time only the --app-name medxfer server (the stock reads take minutes)")
     args = ap.parse_args()
-    from medxfer.tracking.server import MlflowServer
 
     medxfer = [str(Path(sys.executable).with_name("medxfer"))]
-    verb = ["benchmark", "ground-truth", "--name", NAME, "--format", "csv"]
+    verb = [*medxfer, "benchmark", "ground-truth", "--name", NAME, "--format", "csv",
+            "--tracking-uri"]
+    baseline = [sys.executable, "-c", _BASELINE]  # + uri; the experiment is appended below
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         work = tmp / "cwd"
         work.mkdir()
         db = tmp / "benchmark.db"
-        say(f"bulk-importing {args.dir} into {db}")
-        n = import_store(args.dir, db)
-        say(f"starting mlflow server on {db} ({args.workers} worker(s))")
-        t = time.perf_counter()
-        with MlflowServer(f"sqlite:///{db}", tmp / "artifacts", workers=args.workers,
-                          startup_timeout=300) as server:
-            say(f"server {server.uri} up in {time.perf_counter() - t:.1f} s")
-            pgid = server.proc.pid  # the server runs in a session (process group) of its own
-            say("ours: medxfer benchmark ground-truth --tracking-uri http://... (subprocess)")
-            ours = timed_subprocess([*medxfer, *verb, "--tracking-uri", server.uri], work, pgid)
-            say(f"  {ours['wall']:.1f} s")
-            say("baseline: mlflow.search_runs on the same server (subprocess)")
-            base = timed_subprocess([sys.executable, "-c", _BASELINE, server.uri,
-                                     f"benchmark/{NAME}"], work, pgid)
-            say(f"  {base['wall']:.1f} s ({base['out'].strip()} runs)")
+        if args.store:
+            import shutil
+
+            shutil.copy(args.store, db)  # the server may write (e.g. its own tables)
+            n = None
+        else:
+            say(f"bulk-importing {args.dir} into {db}")
+            n = import_store(args.dir, db)
+        rows = serve_and_time(db, tmp, args.workers, "medxfer",
+                              [("ours: ground-truth via http, --app-name medxfer", verb)])
+        if not args.skip_stock:
+            rows.update(serve_and_time(db, tmp, args.workers, None, [
+                ("ours: ground-truth via http, stock server", verb),
+                ("baseline: mlflow.search_runs via http, stock",
+                 [*baseline[:3], "--experiment", f"benchmark/{NAME}", "--uri"])]))
         say("reference: the same verb on the sqlite file (subprocess)")
-        sql = timed_subprocess([*medxfer, *verb, "--tracking-uri", f"sqlite:///{db}"], work)
-        say(f"  {sql['wall']:.1f} s")
+        rows["reference: ground-truth on sqlite"] = timed_subprocess(
+            [*verb, f"sqlite:///{db}"], work)
         stray = [p.name for p in work.iterdir()]
+    ref = rows["reference: ground-truth on sqlite"]
+    base = rows.get("baseline: mlflow.search_runs via http, stock")
     print()
-    print(f"benchmark: {n} runs; ground truth {len(ours['out'].splitlines()) - 1} rows")
-    print(f"{'read':<44} {'wall s':>7} {'baseline/this':>14} {'client CPU s':>13} "
+    print(f"benchmark: {n or 'copied store'} runs; ground truth "
+          f"{len(ref['out'].splitlines()) - 1} rows")
+    print(f"{'read':<50} {'wall s':>7} {'baseline/this':>14} {'client CPU s':>13} "
           f"{'server CPU s':>13}")
-    for label, r in [("ours: ground-truth via http (medxfer)", ours),
-                     ("baseline: mlflow.search_runs via http", base),
-                     ("reference: ground-truth on sqlite (medxfer)", sql)]:
-        print(f"{label:<44} {r['wall']:7.1f} {base['wall'] / r['wall']:13.1f}x "
-              f"{r['client_cpu']:13.1f} {r['server_cpu']:13.1f}")
-    print(f"http table equals sqlite table cell for cell: {ours['out'] == sql['out']}")
+    for label, r in rows.items():
+        ratio = f"{base['wall'] / r['wall']:13.1f}x" if base else f"{'-':>14}"
+        print(f"{label:<50} {r['wall']:7.1f} {ratio} {r['client_cpu']:13.1f} "
+              f"{r['server_cpu']:13.1f}")
+    for label, r in rows.items():
+        if label.startswith("ours"):
+            print(f"{label}: equals the sqlite table cell for cell: {r['out'] == ref['out']}")
     print(f"files left in the working directory: {stray or 'none'}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import say  # noqa: E402  (benchmarks/ is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -93,12 +95,6 @@ def bulk(uri: str, directory: Path) -> None:
     from medxfer.tracking.benchmark_import import import_benchmark
 
     import_benchmark(directory, name="bulk", tracking_uri=uri)
-
-
-def say(msg: str) -> None:
-    import sys
-
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def with_progress(label: str, total: int):

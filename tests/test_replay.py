@@ -24,6 +24,7 @@ The tiny store (hand-made CSVs) has three targets x two sources x 6 configuratio
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -193,7 +194,8 @@ def test_warmstart_adapts_to_the_tasks_that_agree(tiny):
     ranks = np.array([a, a, b], dtype=float) / 5
     prior = WarmStartPrior(("x",), (), [("s", "t1"), ("s", "t2"), ("s", "t3")],
                            [(float(i),) for i in range(6)], ranks, "t0")
-    s = WarmStartSearcher(prior=prior, candidates=configs, metric="loss", mode="min")
+    s = WarmStartSearcher(prior=prior, candidates=configs, metric="loss", mode="min",
+                          local_every=0)  # the prior's order alone (local steps: below)
     assert s.suggest("1") == {"x": 0}   # mean rank: x0 (0+0+.2)/3 best
     s.on_trial_complete("1", {"loss": 0.9})
     assert s.suggest("2") == {"x": 1}
@@ -206,6 +208,103 @@ def test_warmstart_adapts_to_the_tasks_that_agree(tiny):
         fixed.suggest(i)
         fixed.on_trial_complete(i, {"loss": 0.9 if i == "1" else 0.1})
     assert fixed.suggest("3") == {"x": 2}
+
+
+def _agreement_by_hand(R, observed):
+    """Net agreement of every task with every observed pair, counted pair by pair."""
+    out = np.zeros(len(R))
+    for (i, yi), (j, yj) in itertools.combinations(observed, 2):
+        for t in range(len(R)):
+            if np.isnan(R[t, i]) or np.isnan(R[t, j]) or yi == yj or R[t, i] == R[t, j]:
+                continue
+            out[t] += 1 if (R[t, i] < R[t, j]) == (yi < yj) else -1
+    return out
+
+
+def test_task_weights_count_agreements_as_the_pairs_say():
+    """TaskWeights (shared by the warm-start and joint searchers) against a pair-by-pair loop:
+    incremental agreement, weights conf/(1-conf) ** agreement x base, weighted mean ranks."""
+    from medxfer.tune.warmstart import TaskWeights
+
+    rng = np.random.default_rng(0)
+    R = rng.random((7, 9))
+    R[rng.random(R.shape) < 0.2] = np.nan
+    tw = TaskWeights(R, confidence=0.8)
+    observed = [(3, 0.5), (1, 0.2), (7, 0.9), (0, 0.2), (5, float("nan")), (8, 0.1)]
+    for c, y in observed:
+        tw.observe(c, y)
+    finite = [(c, y) for c, y in observed if not math.isnan(y)]
+    agree = _agreement_by_hand(R, finite)
+    np.testing.assert_array_equal(tw.agreement, agree)
+    base = rng.random(7) + 0.5
+    w = 4.0 ** (agree - agree.max()) * base
+    np.testing.assert_allclose(tw.weights(base), w)
+    want = [np.nansum(R[:, c] * w) / w[~np.isnan(R[:, c])].sum() for c in range(9)]
+    np.testing.assert_allclose(tw.scores(base), want)
+    # Groups (the joint searcher's sources) are never compared with each other.
+    grouped = TaskWeights(R)
+    grouped.observe(3, 0.5, group="a")
+    grouped.observe(1, 0.2, group="b")
+    assert not grouped.agreement.any()
+
+
+def _two_rows_prior():
+    """Row s1 (three tasks) ranks x0 < x1 < ... < x5; row s2 (one task) the other way round."""
+    up, down = np.arange(6) / 5, np.arange(6)[::-1] / 5
+    return WarmStartPrior(("x",), (), [("s1", "t1"), ("s1", "t2"), ("s1", "t3"), ("s2", "t1")],
+                          [(float(i),) for i in range(6)], np.array([up, up, up, down]), "t0")
+
+
+def test_warmstart_weighs_the_searched_rows_tasks_first():
+    configs = [{"x": i} for i in range(6)]
+    prior = _two_rows_prior()
+    first = {row: WarmStartSearcher(prior=prior, candidates=configs, metric="loss",
+                                    mode="min", row=row).suggest("1")
+             for row in (None, "s1", "s2")}
+    # All tasks alike: s1's three tasks outvote s2's one; s2's own task decides for s2.
+    assert first == {None: {"x": 0}, "s1": {"x": 0}, "s2": {"x": 5}}
+    # The replay searches each pair as its row: same-row tasks first there too.
+    setup = build_searcher("warmstart", {"x": _Leaf(list(range(6)))},
+                           SearchRequest(prior=prior, row="s2", num_samples=6))
+    setup.search_alg.set_search_properties("loss", "min", setup.param_space)
+    assert setup.search_alg.suggest("1") == {"x": 5}
+
+
+class _Leaf:
+    kind = "choice"
+
+    def __init__(self, values):
+        self.values = values
+
+
+def test_every_third_proposal_stays_near_the_best_so_far():
+    """Hand-made: the prior ranks x9, x1, x2, ..., x8, x0 best first (all tasks alike). After
+    x9: 0.5 and x1: 0.9 the third proposal is the best-ranked untried configuration within two
+    grid steps of x9, the best so far: x7 (not x2, the prior's next)."""
+    from medxfer.tune.warmstart import grid_levels
+
+    configs = [{"x": float(i)} for i in range(10)]
+    position = [9, 1, 2, 3, 4, 5, 6, 7, 8, 0]  # position[k] = the config at rank k
+    ranks = np.empty(10)
+    ranks[position] = np.arange(10) / 9
+    prior = WarmStartPrior(("x",), (), [("s", "t1"), ("s", "t2")],
+                           [(float(i),) for i in range(10)], np.array([ranks, ranks]), "t0")
+
+    def proposals(**kw):
+        s = WarmStartSearcher(prior=prior, candidates=configs, metric="loss", mode="min", **kw)
+        out = []
+        for i, loss in enumerate((0.5, 0.9, None)):
+            out.append(s.suggest(str(i))["x"])
+            if loss is not None:
+                s.on_trial_complete(str(i), {"loss": loss})
+        return out
+
+    assert proposals() == [9.0, 1.0, 7.0]
+    assert proposals(local_every=0) == [9.0, 1.0, 2.0]
+    assert proposals(local_steps=1) == [9.0, 1.0, 8.0]
+    # Grid steps: numbers by value, other values in order of appearance.
+    lv = grid_levels([{"a": 0.1, "b": "x"}, {"a": 0.01, "b": "y"}, {"a": 1.0, "b": "x"}])
+    np.testing.assert_array_equal(lv, [[1, 0], [0, 1], [2, 0]])
 
 
 @pytest.mark.parametrize("searcher", ["random", "shuffled", "hyperopt", "warmstart"])
@@ -252,8 +351,8 @@ def test_cli(tiny, capsys):
 
 
 def test_replay_rejects_unknown_searcher_naming_the_option(tiny):
-    with pytest.raises(MedxferInputError, match=r"^--searcher: unknown searcher 'nope'; valid "
-                                                r"names: grid, hyperopt, joint, prior, random"):
+    with pytest.raises(MedxferInputError, match=r"^--searcher: unknown searcher 'nope'; valid: "
+                                                r"grid, hyperopt, joint, prior, random"):
         replay(tiny, searchers=["grid", "nope"])
 
 
@@ -304,7 +403,8 @@ def test_tuner_replay_matches_in_process(tiny, ray_runtime, tmp_path):
     n = 4
     for searcher in ("warmstart", "hyperopt"):
         setup = build_searcher(searcher, g.leaves(), SearchRequest(
-            seed=3, num_samples=n, prior=prior if searcher == "warmstart" else None))
+            seed=3, num_samples=n, prior=prior if searcher == "warmstart" else None,
+            row=g.row))
         order = Order()
         tuner = tune.Tuner(
             tune.with_resources(lookup, {"CPU": 0, "trial_slot": 1}),

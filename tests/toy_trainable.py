@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from medxfer.tune.experiment import load_experiment
+    from medxfer.cli import stopped_exit_code
     from medxfer.tune.sweep import run_sweep
 
     ap = argparse.ArgumentParser()
@@ -205,9 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-cpus", type=int, default=None)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
-    res = run_sweep(load_experiment(args.config), name=args.name,
-                    tracking_uri=args.tracking_uri, resume=args.resume,
-                    trainable=Toy(**json.loads(args.toy)), num_cpus=args.num_cpus)
+    try:
+        res = run_sweep(load_experiment(args.config), name=args.name,
+                        tracking_uri=args.tracking_uri, resume=args.resume,
+                        trainable=Toy(**json.loads(args.toy)), num_cpus=args.num_cpus)
+    except Exception as exc:  # a stalled sweep as `medxfer sweep` reports it
+        code = stopped_exit_code(exc)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return code
     print(res.summary(), flush=True)
     return 0 if res.n_errored < res.n_trials else 1
 

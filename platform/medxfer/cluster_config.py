@@ -3,8 +3,11 @@
 ``clusters/local.yaml`` is a Ray cluster-launcher config (provider ``local``) whose
 ``metadata.medxfer`` block (a field Ray's schema reserves for user data) holds the
 ``ray.init()`` keyword arguments of the in-process local runtime and the embedded tracking
-store. The sweep verb uses it when no ``--address`` is given; ``tests/test_clusters.py`` checks
-that the test session's runtime has the same resources.
+store. Those arguments are the one place where the local runtime's GCS health checks are set
+(``_system_config``: Ray's defaults declare the only node of a busy laptop dead within seconds);
+every local runtime medxfer or its tests start goes through :func:`init_local_ray`. The sweep
+verb uses it when no ``--address`` is given; ``tests/test_clusters.py`` checks that the test
+session's runtime has the same resources.
 """
 
 from __future__ import annotations
@@ -72,3 +75,31 @@ def init_local_ray(path: str | Path | None = None, **overrides):
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     return ray.init(**load_local(path).init_kwargs(**overrides))
+
+
+def stop_own_raylets(grace_s: float = 5.0) -> None:
+    """SIGCONT + SIGTERM to the raylets this process started (a stopped one can then exit
+    cleanly), then SIGKILL to those still there after ``grace_s``.
+
+    For a driver whose local node froze: ``ray.shutdown()`` waits for its raylet. Only this
+    process's own children are signalled, never other Ray runtimes on the machine.
+    """
+    import signal
+
+    import psutil
+
+    raylets = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() == "raylet":
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+                raylets.append(proc)
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(raylets, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue

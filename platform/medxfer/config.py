@@ -301,6 +301,43 @@ class FewShotConfig(_Strict):
         return _fractions(v)
 
 
+class ShortcutConfig(_Strict):
+    """A shortcut study's confounder (thesis, seed ``004_43f54b618356cecf.txt`` sec. 4.2.2).
+
+    The confounder (a name of :func:`medxfer.data.confounders.list_confounders`, checked when
+    the study is planned) goes into ``round(p_art * n)`` training images of ``target_class``,
+    one cell per value of ``p_art`` (thesis: 0, 0.1, 0.2, 0.5, 0.8, 1); validation and the
+    i.i.d. test part are confounded the same way, the o.o.d. test part reversed (test set
+    ``ood``, metrics ``ood_test_*``). ``params``: the confounder transform's options (e.g.
+    ``{d0: 6}``, ``{n0: 1000}``); ``attribute``/``value``: for ``confounder: attribute``, the
+    per-image attribute key of the data (e.g. ``sex``) and the value that plays the artifact
+    (a sampling: each set keeps as many ``target_class`` images as every ``p_art`` allows).
+    """
+
+    confounder: str
+    target_class: int = Field(1, ge=0)
+    p_art: list[float]
+    params: dict[str, Any] = Field(default_factory=dict)
+    attribute: str | None = None
+    value: int = 1
+
+    @field_validator("p_art")
+    @classmethod
+    def _shares(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 <= p <= 1 for p in v) or len(set(v)) != len(v):
+            raise ValueError(f"expected distinct shares in [0, 1], got {v}")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _attribute(self) -> "ShortcutConfig":
+        if (self.confounder == "attribute") != (self.attribute is not None):
+            raise ValueError("confounder: attribute needs attribute: <key> (e.g. sex), and only "
+                             "it takes one")
+        if self.confounder == "attribute" and self.params:
+            raise ValueError("confounder: attribute is a sampling; it takes no params")
+        return self
+
+
 class ProtocolConfig(_Strict):
     """A study's evaluation protocol: which cells (fold x labels x test set x seed) to run.
 
@@ -312,6 +349,8 @@ class ProtocolConfig(_Strict):
       part of each training split.
     * ``test_sets``: other sources every trained model is evaluated on (zero-shot, their test
       part); ``few_shot``: fine-tuning on fractions of their training part.
+    * ``shortcut``: a confounder in one class with shares ``p_art`` (:class:`ShortcutConfig`),
+      one training cell per share, each tested i.i.d. (``test``) and o.o.d. (``ood``).
     * ``seeds``: training seeds (``train.seed``); ``seed`` fixes every split of the study.
     * ``metric``: the table's metric (``test_<metric>``); ``max_concurrent``/``max_failures``:
       Ray Tune's; ``storage_path``: where the study's Tune experiments and models live.
@@ -324,6 +363,7 @@ class ProtocolConfig(_Strict):
     n_labelled: list[int] | None = None
     test_sets: dict[str, TestSetConfig] = Field(default_factory=dict)
     few_shot: FewShotConfig | None = None
+    shortcut: ShortcutConfig | None = None
     seeds: list[int] = Field(default_factory=lambda: [0])
     seed: int = 0
     metric: str = "auc"
@@ -380,6 +420,14 @@ class ProtocolConfig(_Strict):
                              "n_labelled")
         return v
 
+    @field_validator("shortcut")
+    @classmethod
+    def _shortcut(cls, v: ShortcutConfig | None, info) -> ShortcutConfig | None:
+        if v is not None and "ood" in (info.data.get("test_sets") or {}):
+            raise ValueError("a shortcut study names its o.o.d. test set 'ood'; rename "
+                             "protocol.test_sets.ood")
+        return v
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
@@ -408,6 +456,7 @@ class CellConfig(_Strict):
         fraction: label fraction (train) or few-shot fraction (transfer).
         n_labelled: labelled training images (train).
         test_set: ``transfer``: the test set fine-tuned on.
+        p_art: a shortcut study's share of ``target_class`` images with the confounder.
         seed: the training seed (``train.seed``).
     """
 
@@ -417,6 +466,7 @@ class CellConfig(_Strict):
     fraction: float | None = Field(None, gt=0, le=1)
     n_labelled: int | None = Field(None, ge=1)
     test_set: str | None = None
+    p_art: float | None = Field(None, ge=0, le=1)
     seed: int = 0
 
 

@@ -21,6 +21,7 @@ class MedxferInputError(ValueError):
             where.append(f"column {field!r}" if line is not None else f"field {field!r}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.detail = message  # without the location prefix, for callers that re-place it
         self.path = path
         self.line = line
         self.field = field

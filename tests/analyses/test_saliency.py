@@ -75,3 +75,31 @@ def test_unknown_method_and_layer():
     assert feature_layer(model, x)[0] == "0"
     assert np.isfinite(saliency_maps(model, x, torch.zeros(2, dtype=torch.long), "gradcam",
                                      layer=model[0])).all()
+
+
+def test_gradcam_cells_sit_on_their_receptive_field_centres():
+    """tiny_cnn's 7x7 cell (3, 3) sees input pixels 8..16 (centre 12); the upsampled map of
+    that cell alone peaks there, where captum's interpolate puts it 1.5 px down-right."""
+    from captum.attr import LayerAttribution
+
+    from medxfer.analyses.attribution import upsample_to_input
+    from medxfer.models import create_backbone
+
+    torch.manual_seed(0)
+    net = create_backbone("tiny_cnn", in_chans=1, num_classes=2).eval()
+    x = torch.rand(1, 1, 28, 28, requires_grad=True)
+    net.backbone.features(x)[0, :, 3, 3].sum().backward()
+    rows, cols = np.nonzero(x.grad[0, 0].abs().numpy() > 0)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (8, 16, 8, 16)
+    hot = torch.zeros(1, 1, 7, 7)
+    hot[0, 0, 3, 3] = 1.0
+    ours = upsample_to_input(hot, (28, 28))[0, 0]
+    assert np.unravel_index(int(ours.argmax()), (28, 28)) == (12, 12)
+    assert ours[12, 12] == 1.0 and ours[12, 14] == pytest.approx(0.5)  # linear between cells
+    theirs = LayerAttribution.interpolate(hot, (28, 28), interpolate_mode="bilinear")[0, 0]
+    peak = theirs.max()
+    assert sorted({int(r) for r in torch.nonzero(theirs == peak)[:, 0]}) == [13, 14]
+    big = torch.rand(2, 3, 7, 7)  # the corner cells keep their values, nothing leaks
+    up = upsample_to_input(big, (28, 28))
+    assert torch.allclose(up[:, :, 0, 0], big[:, :, 0, 0])
+    assert torch.allclose(up[:, :, 24, 24], big[:, :, 6, 6])

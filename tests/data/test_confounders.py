@@ -34,7 +34,8 @@ def test_registry_covers_every_confounder():
             assert info.transform is None
             with pytest.raises(MedxferInputError, match="not an image transform"):
                 confounder_transform(name)
-    with pytest.raises(MedxferInputError, match="unknown confounder 'nope'.*'tag'"):
+    with pytest.raises(MedxferInputError,
+                       match="unknown confounder 'nope'; valid: attribute, low_pass, "):
         confounder_info("nope")
 
 

@@ -12,7 +12,7 @@ import pytest
 import medxfer
 
 PKG = Path(medxfer.__file__).parent
-BOTTOM = ("config", "errors", "batch_layout", "patch_layout")
+BOTTOM = ("config", "errors", "batch_layout", "patch_layout", "registry")
 SIBLINGS = ("data", "models", "losses", "evaluation")
 ABOVE_METHODS = ("tracking", "train", "tune", "transferability", "reports", "cli", "demo")
 

@@ -2,7 +2,8 @@
 (``import_benchmark``) and runs logged with ``MlflowClient`` in the run schema's tags, so the
 report reads what real writers write.
 
-* ``report_store``: a small benchmark, estimates and one sweep, all with hand-checked values.
+* ``report_store``: a small benchmark, estimates and one sweep, all with hand-checked values;
+  a shortcut study and one run of every `medxfer analyze` verb (`analysis_runs.py`).
 * ``wide_store``: the published benchmark's shape (15 sources x 12 targets), the ten metrics
   on two targets, a sweep of one trial: wide tables, a full figure of scores, a figure that
   cannot be drawn. ``no_truth_store`` is a copy without the benchmark.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from benchmark_csvs import run_row, write_export
+
+from .analysis_runs import log_analyses, log_shortcut_study
 
 SOURCES = ["bloodmnist", "dermamnist", "imagenet", "pathmnist"]
 TARGETS = ["bloodmnist", "dermamnist", "octmnist", "pathmnist"]
@@ -98,7 +101,8 @@ def _sweep(client, uri, name="s1", trials=TRIALS):
 
 @pytest.fixture(scope="package")
 def report_store(tmp_path_factory) -> str:
-    """sqlite URI of a store with benchmark/mini, transferability/mini and sweep/s1."""
+    """sqlite URI of a store with benchmark/mini, transferability/mini, sweep/s1, a shortcut
+    study (study/shortcut) and one run of every analysis (analysis/synth)."""
     from mlflow import MlflowClient
 
     tmp = tmp_path_factory.mktemp("report_store")
@@ -107,6 +111,8 @@ def report_store(tmp_path_factory) -> str:
     client = MlflowClient(tracking_uri=uri)
     _estimates(client, uri)
     _sweep(client, uri)
+    log_shortcut_study(client, uri)
+    log_analyses(tmp, uri)
     return uri
 
 

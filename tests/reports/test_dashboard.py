@@ -17,7 +17,12 @@ from medxfer.tracking import query
 from medxfer.transferability.evaluation import evaluate, prepare_scores
 from medxfer.transferability.scores_io import read_scores_mlflow
 
+from .analysis_runs import SHORTCUT
 from .conftest import EXPECTED_CURVES, TARGETS, TRIALS
+
+#: The analysis figures of the report store, in run order (one run per verb).
+ANALYSIS_CHARTS = ["analysis-saliency", "analysis-domain-gap", "analysis-domain-gap",
+                   "analysis-similarity", "analysis-spectrum"]
 
 
 class _Page(HTMLParser):
@@ -61,10 +66,11 @@ def page(report_dir):
 def test_sections_and_charts_present(page):
     sections = [a["id"] for t, a in page.tags if t == "section"]
     assert sections == ["ground-truth", "estimates", "scores", "taus", "critical-difference",
-                        "sweeps"]
+                        "sweeps", "shortcut-studies", "analyses"]
     charts = [a.get("data-chart") for a in page.find("figure")]
     # One chart per sweep: the PNG, no second drawing of the same curves.
-    assert charts == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far"]
+    assert charts == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far", "shortcut",
+                      *ANALYSIS_CHARTS]
     assert not page.find("svg") and not page.find("polyline")
     assert not page.find("p", **{"class": "no-data"})
     assert not page.find("p", **{"class": "not-drawn"})
@@ -173,7 +179,9 @@ def test_pngs_are_valid_images(report_dir, page):
     _, out = report_dir
     names = {a["data-file"] for a in page.find("figure") if "data-file" in a}
     assert {"gt_heatmap.png", "scores_vs_ground_truth.png", "critical_difference.png",
-            "best_so_far_s1.png"} == names
+            "best_so_far_s1.png"} == {n for n in names if "_shortcut_" not in n
+                                      and not n.startswith("synth_")}
+    assert len(names) == 4 + 1 + len(ANALYSIS_CHARTS)
     for name in names:
         with Image.open(out / name) as im:
             im.verify()
@@ -191,11 +199,15 @@ def test_offline_no_remote_urls(report_dir, page):
 
 
 def test_empty_store_gives_no_data_notes(tracking_uri, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri).search_experiments()  # a store with no medxfer run
     out = tmp_path / "rep"
     assert main(["report", "--output", str(out), "--tracking-uri", tracking_uri]) == 0
     page = _Page((out / "index.html").read_text(encoding="utf-8"))
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 6  # ground truth, estimates, scores, taus, CD, sweeps
+    assert len(notes) == 8  # ground truth, estimates, scores, taus, CD, sweeps, shortcut,
+    # analyses
     assert not list(out.glob("*.png"))
 
 
@@ -220,7 +232,7 @@ def test_full_benchmark_architecture_table(benchmark_store, tmp_path):
     for (a, t), v in cells.items():
         assert v == gt.loc[a, t]
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 5  # no estimates (4 sections), no sweeps in the store
+    assert len(notes) == 7  # no estimates (4 sections), sweeps, shortcut studies, analyses
     assert f"{gt.shape[0]} archs x {gt.shape[1]} targets" in (out / "index.html").read_text()
 
 
@@ -256,3 +268,51 @@ def test_estimates_shown_without_ground_truth(no_truth_store, tmp_path, capfd):
     text = (out / "index.html").read_text(encoding="utf-8")
     assert text.count("no data: no ground truth to evaluate the estimates against") == 3
     assert "transferability/wide" in text.split("</header>")[0]
+
+
+def test_shortcut_study_section_shows_its_curves(report_dir, page):
+    """The study's curves hold the fold means and t-intervals of the logged cells, the
+    permutation tests the exact p of 3 vs 3 fold values; the page shows the same numbers."""
+    from medxfer.evaluation.shortcut import mean_ci, permutation_p
+
+    _, out = report_dir
+    (article,) = page.find("article", **{"class": "shortcut-study"})
+    assert article["data-study"] == "shortcut"
+    (fig,) = page.find("figure", data_chart="shortcut")
+    assert fig["data-file"].endswith("_shortcut_auc.png")
+    for stem in ("shortcut_curves", "shortcut_permutation"):
+        (path,) = out.glob(f"shortcut_shortcut_*_{stem}.csv")
+        frame = pd.read_csv(path)
+        cells = page.table(path.stem)
+        for (row, col), value in cells.items():
+            assert value == pytest.approx(frame.iloc[int(row) - 1][col], rel=1e-12)
+        if stem == "shortcut_curves":
+            curves = frame.set_index(["source", "set", "p_art"])
+        else:
+            tests = frame.set_index(["set", "p_art"])
+    assert len(curves) == 12  # 2 sources x 2 sets x 3 shares
+    ood = [o for _, o in SHORTCUT[("imagenet", 1.0)]]
+    ci = mean_ci(ood)
+    got = curves.loc[("imagenet", "ood", 1.0)]
+    assert (got["n"], got["mean"]) == (3, pytest.approx(0.15))
+    assert got["lo"] == pytest.approx(ci.lo) and got["hi"] == pytest.approx(ci.hi)
+    assert len(tests) == 6  # iid and ood at three shares, one pair of sources
+    p = tests.loc[("ood", 1.0), "p"]
+    assert p == pytest.approx(permutation_p(ood, [o for _, o in SHORTCUT[("radimagenet", 1.0)]]))
+    assert p == pytest.approx(2 / 20)  # separated 3 vs 3: the two extreme splits of C(6, 3)
+
+
+def test_analysis_section_shows_every_verb(report_dir, page):
+    _, out = report_dir
+    verbs = [a["data-analysis"] for a in page.find("article", **{"class": "analysis"})]
+    assert verbs == ["saliency", "domain-gap", "similarity", "spectrum"]
+    tables = {t.rsplit("_", 1)[-1] if "hit_rate" not in t else "hit_rate" for t in page.cells}
+    assert {"hit_rate", "mmd", "mds", "cca", "similarity", "psd"} <= tables
+    hits = page.table(next(t for t in page.cells if t.endswith("hit_rate")))
+    assert set(hits.index.get_level_values(0)) == {"gradcam", "ig"}
+    # per-image tables are files beside the page, not tables in it
+    shown = {a["data-file"] for a in page.find("p", **{"class": "table-file"})}
+    assert {n.rsplit("_", 2)[-2] + "_" + n.rsplit("_", 1)[-1] for n in shown} == \
+        {"saliency_hits.csv", "domain_features.csv"}
+    for name in shown:
+        assert (out / name).stat().st_size > 100

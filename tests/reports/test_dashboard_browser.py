@@ -102,6 +102,9 @@ def test_report_renders_in_chromium(report_dir, browser, tmp_path):
           heatmapCells: document.querySelectorAll('#ground-truth-table td[data-value]').length,
           tauCells: document.querySelectorAll('#tau-table td').length,
           noData: document.querySelectorAll('p.no-data').length,
+          analyses: [...document.querySelectorAll('article.analysis')].map(a => [
+            a.dataset.analysis, a.querySelectorAll('img').length,
+            a.querySelectorAll('table').length]),
         };""")
     _assert_fits_1400(browser.execute_script(MEASURE))
     _screenshot(browser, tmp_path / "report.png")
@@ -109,13 +112,18 @@ def test_report_renders_in_chromium(report_dir, browser, tmp_path):
     assert not severe, severe
     assert state["ready"] == "complete"
     assert state["sections"] == ["ground-truth", "estimates", "scores", "taus",
-                                 "critical-difference", "sweeps"]
-    assert state["charts"] == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far"]
-    assert len(state["images"]) == 4
+                                 "critical-difference", "sweeps", "shortcut-studies", "analyses"]
+    assert state["charts"] == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far",
+                               "shortcut", "analysis-saliency", "analysis-domain-gap",
+                               "analysis-domain-gap", "analysis-similarity", "analysis-spectrum"]
+    assert len(state["images"]) == 10
     for chart, complete, width in state["images"]:
         assert complete and width > 0, chart
     assert state["heatmapCells"] == 16 and state["tauCells"] == 12
     assert state["noData"] == 0
+    # each analysis run shows its figures and its small tables
+    assert state["analyses"] == [["saliency", 1, 1], ["domain-gap", 2, 2],
+                                 ["similarity", 1, 2], ["spectrum", 1, 1]]
 
 
 def test_wide_report_fits_a_1400_px_window(wide_report, browser, tmp_path):

@@ -180,3 +180,44 @@ def test_cd_diagram_text_is_readable(truth):
     _assert_readable(fig, boxes)
     labels = [t.get_text() for t, _ in boxes]
     assert sum(label.count("(") for label in labels if "ncti" in label or "logme" in label) == 2
+
+
+def _shortcut_curves():
+    from medxfer.evaluation.shortcut import shortcut_curves
+
+    recs = []
+    for source, slope in (("imagenet", 0.5), ("radimagenet", 0.2)):
+        for p_art in (0.0, 0.1, 0.2, 0.5, 0.8, 1.0):
+            for fold in range(5):
+                wobble = 0.01 * (fold - 2)
+                recs.append({"row": source, "phase": "train", "p_art": p_art, "fold": fold,
+                             "metrics": {"test_auc": 0.8 + 0.15 * p_art + wobble,
+                                         "ood_test_auc": 0.8 - slope * p_art + wobble}})
+    return shortcut_curves(recs)
+
+
+def test_shortcut_figure_ood_above_iid_with_bands_and_one_legend(tmp_path):
+    curves = _shortcut_curves()
+    fig, boxes = _drawn(figures.shortcut_figure, curves, title="study/x: tag in class 1")
+    _assert_readable(fig, boxes)
+    ood, iid = fig.axes[:2]
+    assert ood.get_title().startswith("o.o.d.") and iid.get_title().startswith("i.i.d.")
+    assert ood.get_position().y0 > iid.get_position().y0
+    lines = {ln.get_label(): ln for ln in ood.get_lines() if not ln.get_label().startswith("_")}
+    assert sorted(lines) == ["imagenet", "radimagenet"]
+    # the drawn means are the curves' means: imagenet's o.o.d. AUC falls 0.8 -> 0.3
+    y = lines["imagenet"].get_ydata()
+    assert y[0] == pytest.approx(0.8) and y[-1] == pytest.approx(0.3)
+    assert len(ood.collections) == 2 and len(iid.collections) == 2  # one CI band per source
+    assert len(fig.legends) == 1
+    assert figures.shortcut_png(curves, tmp_path / "s.png", title="t").stat().st_size > 0
+
+
+def test_shortcut_figure_needs_two_shares(tmp_path):
+    curves = _shortcut_curves()
+    one = curves[curves.p_art == 0.5]
+    assert figures.shortcut_unavailable(one) == ("the study has one share p_art = 0.5: a curve "
+                                                 "needs two or more")
+    with pytest.raises(ValueError, match="two or more"):
+        figures.shortcut_png(one, tmp_path / "x.png", title="t")
+    assert figures.shortcut_unavailable(curves.iloc[0:0]).startswith("the study has no")

@@ -87,7 +87,7 @@ def _bad(in_study_dir, tmp_path, edit) -> Path:
     (lambda r: r["protocol"]["few_shot"].update(test_sets=["h3"]), "protocol.few_shot",
      "unknown test set(s) ['h3']"),
     (lambda r: r["protocol"]["test_sets"]["h1"].update(flag="nothere"),
-     "protocol.test_sets.h1", "unknown dataset 'nothere'"),
+     "protocol.test_sets.h1.flag", "no nothere.npz or nothere_28.npz in"),
     (lambda r: r.update(data={"manifest": "cxr.csv", "patient_column": "subject"}),
      "data.patient_column", "no patient column 'subject'"),
     (lambda r: r["protocol"].update(n_labelled=[5, 500], few_shot=None), "protocol.n_labelled",

@@ -259,6 +259,10 @@ def test_search_records_chosen_configuration_and_never_a_test_metric(
     assert len(search) == 4 and len(cells) == 2
     for r in search:
         assert r.data.tags[schema.KIND] == schema.KIND_TRIAL
+        # named by what it searches (cell, sampled lr), not by Ray's trial id
+        assert r.info.run_name.startswith("search ") and \
+            r.info.run_name.endswith(f" lr={float(r.data.params['lr']):.3g}")
+        assert r.data.tags[schema.TRIAL_ID] not in r.info.run_name
         assert not [k for k in r.data.metrics if k.startswith("test") or "_test" in k]
         assert "val_loss" in r.data.metrics
     for cell in cells:

@@ -116,8 +116,18 @@ def stores(tmp_path_factory):
     _sweeps(other, shift=0.05)
     shutil.copy(base / "store.db", base / "served.db")
     with MlflowServer(f"sqlite:///{base / 'served.db'}", base / "art",
-                      log_path=base / "server.log") as server:
+                      log_path=base / "server.log",
+                      extra_args=["--app-name", "medxfer"]) as server:
         yield sql, server.uri, other
+
+
+@pytest.fixture(params=["table", "search"])
+def reader(request, stores, monkeypatch):
+    """How the server is read: the ``medxfer`` app's run-table endpoint, or MLflow's own
+    ``runs/search`` (what a stock server offers; the same server, its endpoint not asked)."""
+    if request.param == "search":
+        monkeypatch.setattr(query, "_NO_TABLE_ENDPOINT", {stores[1]})
+    return request.param
 
 
 @pytest.fixture(params=["unset", "other"])
@@ -156,14 +166,35 @@ QUERIES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(QUERIES))
-def test_sql_and_server_agree(stores, env, name):
+def test_sql_and_server_agree(stores, env, reader, name):
     sql, http, other = stores
     want = QUERIES[name](sql)
     got = QUERIES[name](http)
+    assert (http in query._NO_TABLE_ENDPOINT) == (reader == "search")
     assert len(want) > 0
     pd.testing.assert_frame_equal(got, want)
     if other:  # the other store really answers otherwise: reading it would have shown
         assert not QUERIES[name](other).equals(want)
+
+
+def test_table_endpoint_answers_and_refuses(stores):
+    """The app's endpoint answers the SQL reader's rows; a bad request is a 400 naming the
+    field, not a server error."""
+    import requests
+
+    sql, http, _ = stores
+    exp_id = query._experiment_id(sql, "benchmark/mini")
+    fields = query._Fields(tags=(schema.SOURCE, schema.TARGET), metrics=("val_loss",),
+                           required=(schema.TARGET,))
+    url = http + "/api/2.0/medxfer/runs/table"
+    answer = requests.post(url, json={"experiment_ids": [exp_id], "tags": list(fields.tags),
+                                      "metrics": ["val_loss"], "required": [schema.TARGET]},
+                           timeout=60).json()
+    assert answer["columns"] == fields.columns()
+    want = sorted(query._runs_sql(sql, [exp_id], fields))
+    assert sorted(tuple(r) for r in answer["rows"]) == want and len(want) == 12
+    bad = requests.post(url, json={"experiment_ids": ["1; DROP TABLE runs"]}, timeout=60)
+    assert bad.status_code == 400 and "experiment_ids" in bad.json()["message"]
 
 
 def test_hand_checked_answers(stores):

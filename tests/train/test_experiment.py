@@ -28,6 +28,10 @@ def test_tracking_uri_precedence_and_absolute_paths(tmp_path, monkeypatch):
         == "http://127.0.0.1:5000"
 
 
-def test_a_uri_that_cannot_be_shared_names_the_file_and_field(tmp_path):
-    with pytest.raises(MedxferInputError, match=r"exp.yaml: tracking.uri: .*in-memory"):
+def test_a_uri_that_cannot_be_shared_names_where_it_was_written(tmp_path):
+    with pytest.raises(MedxferInputError, match=r"^--tracking-uri: 'sqlite:///:memory:': .*in-mem"):
         parse_run_config(RAW, source="exp.yaml", cli_tracking_uri="sqlite:///:memory:")
+    in_yaml = {**RAW, "tracking": {"uri": "foo://bar"}}
+    with pytest.raises(MedxferInputError, match=r"^exp.yaml: tracking.uri: 'foo://bar': unknown "
+                                                r"scheme 'foo'"):
+        parse_run_config(in_yaml, source="exp.yaml")

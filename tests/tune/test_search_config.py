@@ -32,7 +32,7 @@ SHIPPED = sorted(p for p in (REPO / "search_spaces").glob("*.yaml")
     ({"algorithm": "hyperopt", "space": {"train.lr": {"grid": [1e-4, 1e-2]}}},
      "search.space.train.lr.grid: algorithm hyperopt cannot search a grid leaf"),
     ({"algorithm": "bayes"},
-     "search.algorithm: unknown searcher 'bayes'; valid names: grid, hyperopt, joint, prior, "
+     "search.algorithm: unknown searcher 'bayes'; valid: grid, hyperopt, joint, prior, "
      "random, shuffled, warmstart"),
     ({"algorithm": "shuffled", "space": {"train.lr": {"uniform": [0.1, 0.5]}}},
      "search.space.train.lr.uniform: algorithm shuffled needs grid or choice leaves"),
@@ -48,6 +48,9 @@ SHIPPED = sorted(p for p in (REPO / "search_spaces").glob("*.yaml")
      "search.points_to_evaluate.0.train.lr: 0.5 is outside"),
     ({"space": {"nosuch.lr": {"choice": [1, 2]}}},
      "search.space.nosuch.lr: 'nosuch' is not a section"),
+    ({"stall_timeout_s": 0}, "search.stall_timeout_s: Input should be greater than 0"),
+    ({"stall_timeout_s": -5}, "search.stall_timeout_s: Input should be greater than 0"),
+    ({"stall_timeout_s": "soon"}, "search.stall_timeout_s: Input should be a valid number"),
 ])
 def test_errors_name_yaml_paths(search, message):
     with pytest.raises(MedxferInputError) as exc:
@@ -62,11 +65,21 @@ def test_yaml_1_1_exponents_are_numbers():
     assert s.space["train.lr"].values == [1e-6, 1e-3]
 
 
+def test_stall_timeout_default_and_off():
+    """The watchdog's timeout: 300 s unless set; ``null`` turns it off."""
+    assert parse_search({}).stall_timeout_s == 300
+    assert parse_search({"stall_timeout_s": 20}).stall_timeout_s == 20
+    assert parse_search({"stall_timeout_s": None}).stall_timeout_s is None
+
+
 def test_cli_exits_2_with_yaml_path(tmp_path, capsys):
     from medxfer.cli import main
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(experiment({"space": {"train.lr": {"loguniform": [-1, 1]}}})))
+    # The data root and a flag file exist: the preflight would report missing ones first.
+    (tmp_path / "synthpneumonia.npz").write_bytes(b"")
+    bad.write_text(yaml.safe_dump(experiment({"space": {"train.lr": {"loguniform": [-1, 1]}}},
+                                             data={"root": str(tmp_path)})))
     assert main(["sweep", str(bad)]) == 2
     assert "search.space.train.lr.loguniform: lower bound must be > 0" in capsys.readouterr().err
 

@@ -76,7 +76,7 @@ def test_every_searcher_is_registered_and_classified():
 
 
 def test_duplicate_name_raises():
-    with pytest.raises(ValueError, match="searcher 'grid' is registered twice"):
+    with pytest.raises(ValueError, match="searcher 'grid' is already registered"):
         _register(SEARCHERS["grid"])
     assert list_searchers() == sorted(EXPECTED)
 
@@ -85,7 +85,7 @@ def test_duplicate_name_raises():
 def test_unknown_name_names_the_field_and_lists_valid_names(field):
     with pytest.raises(MedxferInputError) as exc:
         searcher_info("bayes", field=field)
-    assert str(exc.value) == (f"{field}: unknown searcher 'bayes'; valid names: grid, hyperopt, "
+    assert str(exc.value) == (f"{field}: unknown searcher 'bayes'; valid: grid, hyperopt, "
                               "joint, prior, random, shuffled, warmstart")
 
 

@@ -90,6 +90,13 @@ def test_grid_concurrent_sweep_logs_completely(ray_runtime, tmp_path, tracking_u
     parent, children = _check_children(tracking_uri, "grid", 4, 2)
     combos = {(c.data.params["lr"], c.data.params["momentum"]) for c in children}
     assert combos == {("0.1", "0.9"), ("0.1", "0.0"), ("0.01", "0.9"), ("0.01", "0.0")}
+    # MLflow names say what a trial is (pair and sampled values), not Ray's trial id
+    assert {c.info.run_name: (c.data.params["lr"], c.data.params["momentum"])
+            for c in children} == {
+        "scratch -> synthpneumonia lr=0.1 mom=0.9": ("0.1", "0.9"),
+        "scratch -> synthpneumonia lr=0.1 mom=0": ("0.1", "0.0"),
+        "scratch -> synthpneumonia lr=0.01 mom=0.9": ("0.01", "0.9"),
+        "scratch -> synthpneumonia lr=0.01 mom=0": ("0.01", "0.0")}
     base = experiment_from_dict(experiment({})).config
     for c in children:
         _check_logged_as_toy(tmp_path, tracking_uri, c, base, ("train.lr", "train.momentum"), 2)
@@ -113,6 +120,10 @@ def test_grid_concurrent_sweep_logs_completely(ray_runtime, tmp_path, tracking_u
     assert p.data.tags[schema.BEST_RUN_ID] == best.info.run_id
     assert p.data.metrics["best_test_auc"] == pytest.approx(best.data.metrics["test_auc"])
     assert p.data.params["search.algorithm"] == "grid"
+    # the MLflow UI's training view and chart order (tracking/store.experiment_tags)
+    exp = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("sweep/grid")
+    assert exp.tags[schema.EXPERIMENT_KIND] == "custom_model_development"
+    assert exp.tags[schema.PRIMARY_METRIC] == "test_auc"
 
 
 def test_hyperopt_sweep_params_in_range(ray_runtime, tmp_path, tracking_uri):

@@ -189,3 +189,17 @@ def test_warmstart_sweep_starts_with_the_other_targets_best(ray_runtime, tmp_pat
                      storage_path=str(tmp_path / "ray_results"))
     assert res2.n_trials == 1
     assert _proposals(uri2, "warm-flipped") == [got[0]]
+
+
+def test_the_sweeps_row_is_its_source_or_its_arch():
+    """The prior's tasks of the sweep's own row weigh more (WarmStartSearcher ``row``): the
+    source of the trials, or their arch when the prior is the architecture benchmark."""
+    from medxfer.tune.sweep import _row
+
+    dataset = experiment_from_dict(experiment(_search(), data={"source": "imagenet"},
+                                              model={"arch": "densenet"}))
+    assert _row(dataset) == "imagenet"
+    arch = experiment_from_dict(experiment(
+        _search(warmstart={"benchmark": "tiny", "benchmark_kind": "architecture"}),
+        data={"source": "imagenet"}, model={"arch": "densenet"}))
+    assert _row(arch) == "densenet"

@@ -6,8 +6,9 @@ from a maintained library instead:
 
 * ``gradcam``: Grad-CAM (Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391),
   ``ReLU(sum_k alpha_k A^k)`` with ``alpha_k`` the spatial mean of the class score's gradient
-  w.r.t. feature map ``A^k`` of the final feature layer, upsampled bilinearly to the image
-  (captum ``LayerGradCam`` + ``LayerAttribution.interpolate``).
+  w.r.t. feature map ``A^k`` of the final feature layer (captum ``LayerGradCam``), upsampled
+  bilinearly to the image with each feature cell at the centre of its receptive field
+  (:func:`upsample_to_input`).
 * ``ig``: Integrated Gradients (Sundararajan et al. 2017, https://arxiv.org/abs/1703.01365)
   from a black (zero) baseline, ``n_steps`` Gauss-Legendre steps (captum
   ``IntegratedGradients``); the map is ``|attribution|`` summed over channels.
@@ -57,6 +58,26 @@ def feature_layer(model: nn.Module, x: torch.Tensor, name: str | None = None
     return order[-1], modules[order[-1]]
 
 
+def upsample_to_input(a: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling of a feature map ``(n, c, h, w)`` to the input ``size`` ``(H, W)``
+    with cell ``j`` at input pixel ``s * j`` (``s = H / h``): the centre of its receptive field
+    in a network of odd, "same"-padded kernels with stride-2 steps (tiny_cnn, ResNets).
+
+    captum's ``LayerAttribution.interpolate`` (``F.interpolate``, ``align_corners=False``) puts
+    cell ``j`` at ``s * j + (s - 1) / 2`` instead: 1.5 px down and right of the receptive
+    field's centre at ``s = 4`` (tiny_cnn's 7x7 map of a 28 px image), which moves Grad-CAM
+    peaks off small lesions. Pixels past the last cell's centre repeat the border.
+    """
+    n, c, h, w = a.shape
+    rows = torch.arange(size[0], dtype=a.dtype, device=a.device) * (h / size[0])
+    cols = torch.arange(size[1], dtype=a.dtype, device=a.device) * (w / size[1])
+    gy = 2 * rows / max(h - 1, 1) - 1  # grid_sample's [-1, 1] spans cell centres 0 .. h - 1
+    gx = 2 * cols / max(w - 1, 1) - 1
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)  # (H, W, [x, y])
+    return nn.functional.grid_sample(a, grid.expand(n, *grid.shape), mode="bilinear",
+                                     padding_mode="border", align_corners=True)
+
+
 def saliency_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str, *,
                   layer: nn.Module | None = None, n_steps: int = 32,
                   batch_size: int = 32) -> np.ndarray:
@@ -71,7 +92,7 @@ def saliency_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, meth
         n_steps: Integration steps of IG.
         batch_size: Images per call.
     """
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+    from captum.attr import IntegratedGradients, LayerGradCam
 
     if method not in METHODS:
         raise MedxferInputError(f"unknown saliency method {method!r}; valid: {list(METHODS)}",
@@ -82,7 +103,7 @@ def saliency_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, meth
         xb, tb = x[s:s + batch_size].clone(), targets[s:s + batch_size]
         if method == "gradcam":
             a = LayerGradCam(model, layer).attribute(xb, target=tb, relu_attributions=True)
-            a = LayerAttribution.interpolate(a, (h, w), interpolate_mode="bilinear")[:, 0]
+            a = upsample_to_input(a, (h, w))[:, 0]
         else:
             a = IntegratedGradients(model).attribute(xb, target=tb, n_steps=n_steps,
                                                      internal_batch_size=batch_size)

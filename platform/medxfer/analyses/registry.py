@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from medxfer.registry import Registry
+
 from .domain_gap import run_domain_gap
 from .saliency import run_saliency
 from .similarity import run_similarity
@@ -34,13 +36,11 @@ class AnalysisInfo:
     reference: str
 
 
-_REGISTRY: dict[str, AnalysisInfo] = {}
+_REGISTRY: Registry[AnalysisInfo] = Registry("analysis")
 
 
 def _register(info: AnalysisInfo) -> None:
-    if info.name in _REGISTRY:
-        raise ValueError(f"analysis {info.name!r} is registered twice")
-    _REGISTRY[info.name] = info
+    _REGISTRY.add(info.name, info)
 
 
 _register(AnalysisInfo("saliency", run_saliency, "1",
@@ -60,13 +60,9 @@ _register(AnalysisInfo("spectrum", run_spectrum, "0-1", ("psd.csv", "psd.png"),
 
 def list_analyses() -> list[str]:
     """Registry names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def analysis_info(name: str) -> AnalysisInfo:
     """The record of ``name``; ValueError listing the valid names if unknown."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown analysis {name!r}; valid names: "
-                         f"{', '.join(list_analyses())}") from None
+    return _REGISTRY.record(name)

@@ -6,7 +6,8 @@ registered in ``_GROUPS`` / ``_COMMANDS`` below. Heavy imports (torch, ray, mlfl
 inside the commands so that ``medxfer --help`` stays fast.
 
 Bad input raises :class:`medxfer.errors.MedxferInputError` (or ``ValueError`` from config
-validation); :func:`main` prints it and exits with code 2.
+validation); :func:`main` prints it and exits with code 2. A sweep stopped by its stall
+watchdog exits 3 with the ``--resume`` command (:func:`stopped_exit_code`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         if exc.code is None:
             return 0
         return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        code = stopped_exit_code(exc)
+        if code is None:  # a crash: its traceback is the report
+            raise
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        return code
     return 0
+
+
+def stopped_exit_code(exc: BaseException) -> int | None:
+    """The exit code of a command stopped on purpose, None for any other error: a sweep the
+    stall watchdog stopped exits 3 (its message is the ``--resume`` command)."""
+    from medxfer.tune.stalled import EXIT_STALLED, SweepStalled
+
+    return EXIT_STALLED if isinstance(exc, SweepStalled) else None
 
 
 if __name__ == "__main__":  # pragma: no cover

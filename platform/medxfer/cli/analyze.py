@@ -12,7 +12,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption
+from medxfer.cli.common import TrackingUriOption, checked_store
 
 analyze_app = typer.Typer(
     name="analyze",
@@ -124,6 +124,8 @@ def saliency(
         from medxfer.errors import MedxferInputError
 
         raise MedxferInputError(f"--ig-steps must be >= 1, got {ig_steps}", field="--ig-steps")
+    # The run is written last; a --model runs:/ is read first, from a store that must exist.
+    tracking_uri = checked_store(tracking_uri, read_only=model is not None)
     ref = resolve_model(model, weights, backbone, tracking_uri=tracking_uri)
     images = _images(data, flag, split, size, n_images)
     _run("saliency", name, output, tracking_uri,
@@ -169,6 +171,7 @@ def domain_gap(
     if permutations < 0 or not 2 <= levels <= 256:
         raise MedxferInputError("--permutations must be >= 0 and --levels in 2..256",
                                 field="--permutations" if permutations < 0 else "--levels")
+    tracking_uri = checked_store(tracking_uri, read_only=False)
     sets = [_images(data, f, split, size, n_images, seed) for f in _names(flags, "--flags")]
     _run("domain-gap", name, output, tracking_uri,
          lambda out: run_domain_gap(sets, out, by_site=by_site, n_permutations=permutations,
@@ -243,6 +246,7 @@ def similarity(
     if min(max_rows, max_channels, repeats, n_images) < 1:
         raise MedxferInputError("--max-rows, --max-channels, --repeats and --n-images must be "
                                 ">= 1", field="--max-rows")
+    tracking_uri = checked_store(tracking_uri, read_only=bool(model))
     ref_a, ref_b = _two_models(model or [], weights or [], backbone or [], tracking_uri)
     images = _images(data, flag, split, size, n_images, seed)
     wanted = _names(layers, "--layers") if layers else None
@@ -282,6 +286,7 @@ def spectrum(
     from medxfer.analyses.inputs import resolve_model
     from medxfer.analyses.spectrum import run_spectrum
 
+    tracking_uri = checked_store(tracking_uri, read_only=model is not None)
     ref = None
     if model is not None or weights is not None:
         ref = resolve_model(model, weights, backbone, tracking_uri=tracking_uri)

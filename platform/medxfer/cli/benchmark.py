@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption, server_read_status
+from medxfer.cli.common import TrackingUriOption, checked_store, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 benchmark_app = typer.Typer(
@@ -40,9 +40,8 @@ def import_(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from medxfer.tracking.benchmark_import import import_benchmark
-    from medxfer.tracking.uri import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = checked_store(tracking_uri, read_only=False)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("importing", total=None)
@@ -82,6 +81,7 @@ def ground_truth_cmd(
 
     fmt = output_format(fmt, output)
     _check_benchmark(benchmark)
+    tracking_uri = checked_store(tracking_uri, read_only=True)
     try:
         with options_named(name=("--name", name), mode="--mode"), \
                 server_read_status(tracking_uri, "the runs"):
@@ -131,25 +131,49 @@ def _no_ground_truth(tracking_uri, name, benchmark, metric, select_by, mode):
 
 
 def ui(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 5000,
     tracking_uri: TrackingUriOption = None,
 ) -> None:
-    """Serve the MLflow UI for the configured store on 127.0.0.1.
+    """Serve the MLflow UI for the configured store on 127.0.0.1 until Ctrl-C (or SIGTERM).
+
+    The server stops with this command however it ends: signals are forwarded to it, and it
+    stops by itself if this process is killed. A busy --port is refused before anything starts.
 
     Example: medxfer ui --port 5000 --tracking-uri sqlite:///mlruns.db
     """
-    import os
-    import subprocess
-    import sys
+    from medxfer.errors import MedxferInputError
+    from medxfer.tracking.server import (MlflowServer, MlflowServerError, experiment_links,
+                                         port_problem)
+    from medxfer.tracking.store import default_artifact_root
 
-    from medxfer.tracking.uri import resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = checked_store(tracking_uri, read_only=True)
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C stops it)")
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    if uri.split("://", 1)[0].lower() in ("http", "https"):
+        raise MedxferInputError(f"--tracking-uri {uri}: that is a tracking server already; open "
+                                "it in a browser (medxfer ui serves a database store)")
+    problem = port_problem("127.0.0.1", port)
+    if problem:
+        raise MedxferInputError(f"--port {port}: {problem} on 127.0.0.1; choose another port")
+    # The medxfer app: the stock UI and API, plus the run-table endpoint that lets readers
+    # pointed at this server (--tracking-uri http://127.0.0.1:PORT) read in one request.
+    server = MlflowServer(uri, default_artifact_root(uri), port=port, startup_timeout=300,
+                          extra_args=["--app-name", "medxfer"])
+
+    def ready() -> None:
+        typer.echo(f"ready; server log {server.log_path}")
+        links = experiment_links(uri, server.uri)
+        if links:
+            typer.echo("run tables (MLflow 3 opens an experiment in its GenAI view unless the "
+                       "sidebar switch says 'Model training'):")
+            for name, url in links:
+                typer.echo(f"  {name}: {url}")
+
+    try:
+        code = server.serve_until_signal(on_ready=ready)
+    except MlflowServerError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 @benchmark_app.command("replay")
@@ -210,6 +234,7 @@ def replay_cmd(
     if not 0 <= tolerance < 1:
         raise MedxferInputError(f"--tolerance {tolerance}: expected 0 <= t < 1")
     if joint:
+        tracking_uri = checked_store(tracking_uri, read_only=True)
         from medxfer.cli.replay_joint import replay_joint_cmd
 
         return replay_joint_cmd(tracking_uri, name, benchmark=benchmark, scores=scores,
@@ -222,6 +247,7 @@ def replay_cmd(
     if scores is not None:
         raise MedxferInputError("--scores: only read with --joint")
     seeds = 1 if seeds is None else seeds
+    tracking_uri = checked_store(tracking_uri, read_only=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True) as bar:
         task = bar.add_task("replaying", total=None)

@@ -8,6 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
+
+def checked_store(tracking_uri: str | None, *, read_only: bool) -> str:
+    """The resolved tracking URI, checked before the verb reads or writes anything: a scheme
+    MLflow knows, a server that answers within seconds and, for a verb that only reads, a store
+    that exists (:func:`medxfer.tracking.uri.check_store`; errors exit 2 naming the URI)."""
+    from medxfer.tracking.uri import check_store
+
+    return check_store(tracking_uri, read_only=read_only)
+
+
 TrackingUriOption = Annotated[
     Optional[str],
     typer.Option(

@@ -204,6 +204,9 @@ def energy_reference_cmd(
     else:
         from medxfer.data.medmnist import MedMNISTDataset, npz_path
 
+        if not root.is_dir():  # else the dataset blames --flag for the missing folder
+            raise MedxferInputError(f"--root: no such folder {root.resolve()}; expected the "
+                                    f"folder holding {flag}.npz (MedMNIST layout)")
         dataset = MedMNISTDataset(root, flag, split, size)
         source = str(npz_path(root, flag, size))
     ref = compute_energy_reference(dataset, n_images, bands, seed,

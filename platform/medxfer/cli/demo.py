@@ -37,7 +37,7 @@ def demo(
     """
     from medxfer.errors import MedxferInputError
     from medxfer.reports.tables import render
-    from medxfer.tracking.uri import resolve_tracking_uri
+    from medxfer.tracking.uri import check_store
 
     src = tuple(s for s in sources.split(",") if s)
     tgt = tuple(s for s in targets.split(",") if s)
@@ -45,7 +45,7 @@ def demo(
         raise MedxferInputError("need at least 2 sources and 1 target", field="sources")
     if trials < 1 or epochs < 1:
         raise MedxferInputError("--trials and --epochs must be >= 1", field="trials")
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = check_store(tracking_uri)  # a dead server or bad scheme fails now, not mid-demo
     plan = DemoPlan(out=out.resolve(), name=name or datetime.now().strftime("demo-%Y%m%d-%H%M%S"),
                     sources=src, targets=tgt, trials=trials, epochs=epochs, metrics=metrics)
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption, server_read_status
+from medxfer.cli.common import TrackingUriOption, checked_store, server_read_status
 from medxfer.cli.report import FormatOption, options_named
 
 estimate_app = typer.Typer(
@@ -70,7 +70,6 @@ def evaluate(
     from medxfer.errors import MedxferInputError
     from medxfer.reports import evaluation as report
     from medxfer.reports.tables import output_format
-    from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.transferability import scores_io
     from medxfer.transferability.evaluation import THESIS_RANKED, parse_metric_names
     from medxfer.transferability.evaluation import evaluate as run_evaluation
@@ -86,7 +85,7 @@ def evaluate(
         raise MedxferInputError("expected a directory of <metric>_*.csv files or an MLflow "
                                 "experiment name", path=scores)
     else:
-        uri = resolve_tracking_uri(tracking_uri)
+        uri = checked_store(tracking_uri, read_only=True)
         try:
             score_tables = scores_io.read_scores_mlflow(uri, scores, benchmark=benchmark.value)
         except MedxferInputError as exc:
@@ -99,7 +98,7 @@ def evaluate(
     else:
         from medxfer.tracking.query import ground_truth as query_ground_truth
 
-        uri = uri or resolve_tracking_uri(tracking_uri)
+        uri = uri or checked_store(tracking_uri, read_only=True)
         with options_named(name="--ground-truth"), \
                 server_read_status(uri, "the ground truth"):
             truth = query_ground_truth(uri, name=ground_truth, benchmark=benchmark.value,
@@ -179,14 +178,17 @@ def score(
     """
     from medxfer.errors import MedxferInputError
     from medxfer.reports.tables import output_format, render, write_or_print
-    from medxfer.transferability.scoring import labelled_table, score_zoo
 
     fmt = output_format(format, output)
+    # a dead server or bad scheme fails before torch is imported (score_zoo checks again)
+    tracking_uri = checked_store(tracking_uri, read_only=False)
+    from medxfer.transferability.scoring import labelled_table, score_zoo
+
     if n_per_class < 0:
         raise MedxferInputError(f"--n-per-class {n_per_class}: expected >= 0")
     if batch_size < 1:
         raise MedxferInputError(f"--batch-size {batch_size}: expected >= 1")
-    with options_named(metrics="--metrics", flag="--flag"):
+    with options_named(metrics="--metrics", flag="--flag", target="--target"):
         result = score_zoo(zoo, target, flag, metrics=metrics, size=size,
                            n_per_class=n_per_class or None, batch_size=batch_size,
                            tracking_uri=tracking_uri, name=name,

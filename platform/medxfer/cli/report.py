@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from medxfer.cli.common import TrackingUriOption, server_read_status
+from medxfer.cli.common import TrackingUriOption, checked_store, server_read_status
 from medxfer.errors import MedxferInputError
 
 FormatOption = Annotated[Optional[str], typer.Option(
@@ -81,7 +81,8 @@ def report(
     Ground-truth heatmap (sources x targets); the estimate scores per target and, with a
     ground truth, the score-vs-ground-truth figure (thesis Fig. 6.5), the tau table with ranks,
     average ranks, Friedman p and CD, and the critical-difference diagram; one best-so-far chart
-    per sweep. Sections without data, and figures that cannot be drawn, show a note saying
+    per sweep; each shortcut study's AUC vs p_art and every `medxfer analyze` run's figures and
+    tables. Sections without data, and figures that cannot be drawn, show a note saying
     why. Open OUTPUT/index.html in a browser.
 
     \b
@@ -95,6 +96,7 @@ def report(
     if mode not in ("min", "max"):
         raise MedxferInputError(f"--mode {mode!r}: expected min or max")
     inverted = tuple(parse_metric_names(invert, "--invert"))
+    tracking_uri = checked_store(tracking_uri, read_only=True)
     try:
         with options_named(name=("--name", name), mode="--mode", sweep="--sweep"), \
                 server_read_status(tracking_uri, "the runs"):

@@ -17,7 +17,16 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
     """Run the study (:func:`medxfer.tune.study.run_study`), then write its table (and, after
     a search, ``study_search.json``: each cell's chosen configuration) to the parent run
     (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
-    ``(StudyResult, StudySummary)``."""
+    ``(StudyResult, StudySummary)``.
+
+    The YAML's paths and the tracking store are checked first
+    (:func:`medxfer.tune.preflight.check_study_paths`, no heavy import), then the protocol
+    against the data (:func:`medxfer.tune.study_preflight.preflight`), both before Ray starts or
+    anything is written."""
+    from medxfer.config import read_yaml
+    from medxfer.tune.preflight import check_study_paths
+
+    check_study_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri)
     from mlflow import MlflowClient
 
     from medxfer.reports.study import record_summary, summarize
@@ -27,14 +36,20 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
     study = load_study(config)
     result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
                        resume=resume, num_cpus=num_cpus, verbose=verbose)
-    summary = summarize(result.records, metric=study.protocol.metric,
-                        rows=[r.name for r in study.rows])
-    title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds and "
-             "seeds")
-    texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
     client = MlflowClient(tracking_uri=result.tracking_uri)
-    if result.chosen:  # each cell's configuration from its search, by cell key
-        client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
+    try:
+        summary = summarize(result.records, metric=study.protocol.metric,
+                            rows=[r.name for r in study.rows])
+        title = (f"Study {result.name}: test {study.protocol.metric}, mean ± std over folds "
+                 "and seeds")
+        texts = record_summary(result.tracking_uri, result.parent_run_id, summary, title=title)
+        if study.protocol.shortcut is not None:  # curves, permutation tests, Fig. 4.3
+            _record_shortcut(study, result, echo)
+        if result.chosen:  # each cell's configuration from its search, by cell key
+            client.log_dict(result.parent_run_id, result.chosen, "study_search.json")
+    except BaseException:  # the parent never stays RUNNING
+        client.set_terminated(result.parent_run_id, "FAILED")
+        raise
     failed = result.n_errored > 0 or not len(summary.cells)
     client.set_terminated(result.parent_run_id, "FAILED" if failed else "FINISHED")
     echo(texts["table"].rstrip("\n"))
@@ -45,6 +60,18 @@ def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str |
          f"once: {parallel or '-'}\nMLflow: {result.tracking_uri} experiment "
          f"{result.experiment} parent run {result.parent_run_id}\nTune: {result.storage_dir}")
     return result, summary
+
+
+def _record_shortcut(study, result, echo: Callable[[str], None]) -> None:
+    from medxfer.reports.study import record_shortcut
+
+    sc = study.protocol.shortcut
+    why = record_shortcut(result.tracking_uri, result.parent_run_id, result.records,
+                          metric=study.protocol.metric,
+                          title=f"Study {result.name}: {sc.confounder} in class "
+                                f"{sc.target_class}")
+    if why:
+        echo(f"shortcut figure not drawn: {why}")
 
 
 def study(

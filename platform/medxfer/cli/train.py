@@ -71,29 +71,33 @@ def train(
     """
     import tempfile
 
+    from medxfer.tune.preflight import load_checked
+
+    # Every input is checked before MLflow is imported or the store touched (exit 2, no run).
+    cfg = load_checked(config, set_ or [], cli_tracking_uri=tracking_uri)
+
     from mlflow import MlflowClient
 
     from medxfer.tracking import schema
+    from medxfer.tracking.run_names import train_run_name
     from medxfer.tracking.runs import log_report, trial_params, trial_tags
     from medxfer.tracking.store import ensure_experiment
-    from medxfer.train.experiment import load_run_config
 
-    cfg = load_run_config(config, set_ or [], cli_tracking_uri=tracking_uri)
     name = name or cfg.tracking.experiment or config.stem
     uri = cfg.tracking.uri
     # Create the store and experiment here, once, before any worker starts (RAY-MLFLOW-NOTES).
     exp_id = ensure_experiment(uri, schema.experiment_name("sweep", name),
                                artifact_root=cfg.tracking.artifact_root)
     client = MlflowClient(tracking_uri=uri)
-    run = client.create_run(exp_id, run_name=f"{cfg.method}-{cfg.data.flag}",
+    run = client.create_run(exp_id, run_name=train_run_name(cfg),
                             tags=trial_tags(cfg, sweep=name))
     run_id = run.info.run_id
-    for k, v in trial_params(cfg).items():
-        client.log_param(run_id, k, v)
-    typer.echo(f"run {run_id} in sweep/{name} ({uri}): {cfg.method} on {cfg.data.flag}, "
-               f"{cfg.scaling.num_workers} worker(s)")
-    status = "FAILED"
+    status = "FAILED"  # whatever stops the run from here on, it never stays RUNNING
     try:
+        for k, v in trial_params(cfg).items():
+            client.log_param(run_id, k, v)
+        typer.echo(f"run {run_id} in sweep/{name} ({uri}): {cfg.method} on {cfg.data.flag}, "
+                   f"{cfg.scaling.num_workers} worker(s)")
         with tempfile.TemporaryDirectory(prefix="medxfer-train-") as tmp:
             if cfg.scaling.distributed:
                 final_dir = _distributed(cfg, uri, run_id, tmp)
@@ -122,8 +126,12 @@ def _distributed(cfg, uri: str, run_id: str, tmp: str) -> str | None:
     from medxfer.train.launcher import fit_trainer
 
     started = not ray.is_initialized()
-    if started:
-        ray.init(include_dashboard=False, log_to_driver=False)
+    if started:  # the local runtime of clusters/local.yaml: loopback, tolerant health checks
+        import os
+
+        from medxfer.cluster_config import init_local_ray
+
+        init_local_ray(num_cpus=os.cpu_count() or 1, log_to_driver=False)
     try:
         storage = cfg.scaling.storage_path or str(Path(tmp) / "ray")
         result = fit_trainer(cfg, name=f"train-{run_id}", storage_path=storage,

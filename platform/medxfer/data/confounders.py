@@ -43,6 +43,7 @@ from torch import Tensor
 
 from medxfer.data.transforms import Transform, register_transform
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
 
 # ------------------------------------------------------------------------ pure image functions
 
@@ -203,13 +204,11 @@ class ConfounderInfo:
     reference: str = field(default="")
 
 
-_REGISTRY: dict[str, ConfounderInfo] = {}
+_REGISTRY: Registry[ConfounderInfo] = Registry("confounder")
 
 
 def _register(info: ConfounderInfo) -> None:
-    if info.name in _REGISTRY:
-        raise ValueError(f"confounder {info.name!r} is registered twice")
-    _REGISTRY[info.name] = info
+    _REGISTRY.add(info.name, info)
 
 
 _register(ConfounderInfo("tag", "image", "tag", "external", "seed 004 sec. 4.2.2"))
@@ -223,16 +222,15 @@ _register(ConfounderInfo("attribute", "attribute", None, "demographic", "seed 00
 
 def list_confounders() -> list[str]:
     """Registry names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def confounder_info(name: str) -> ConfounderInfo:
     """The record of ``name``; MedxferInputError listing the valid names if unknown."""
     try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise MedxferInputError(f"unknown confounder {name!r}; valid: {list_confounders()}",
-                                field="confounder") from None
+        return _REGISTRY.record(name)
+    except ValueError as exc:
+        raise MedxferInputError(str(exc), field="confounder") from None
 
 
 def confounder_transform(name: str, **params) -> Transform:

@@ -61,6 +61,37 @@ from torch.utils.data import Dataset
 from medxfer.data.medmnist import DatasetInfo
 from medxfer.errors import MedxferInputError, check_choice
 
+
+def read_csv_rows(csv_path: str | os.PathLike) -> tuple[list[str], list[tuple[int, dict]]]:
+    """A manifest CSV as its stripped header and ``(line number, {column: stripped cell})``
+    per non-blank row (a BOM is dropped).
+
+    Raises:
+        MedxferInputError: a missing or unreadable file, or a row with more cells than the
+            header, naming the CSV (and line).
+    """
+    src = str(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            rows = []
+            for row in reader:
+                if None in row:  # more cells than header columns
+                    raise MedxferInputError(f"{len(header) + len(row[None])} cells for "
+                                            f"{len(header)} columns", path=src,
+                                            line=reader.line_num)
+                if not any((v or "").strip() for v in row.values()):
+                    continue  # blank line
+                rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items()}))
+    except FileNotFoundError:
+        raise MedxferInputError("manifest not found", path=src) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MedxferInputError(f"cannot read the CSV ({type(exc).__name__}: {exc})",
+                                path=src) from None
+    return header, rows
+
 log = logging.getLogger(__name__)
 
 #: NIH ChestX-ray14 findings (Wang et al. 2017), in the order of MedMNIST's ChestMNIST.
@@ -196,25 +227,7 @@ def read_manifest(csv_path: str | os.PathLike, *, label_names: Sequence[str] | s
     check_choice(uncertain, ("error", "zero", "one"), "uncertain")
     csv_path = Path(csv_path)
     src = str(csv_path)
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            rows = []
-            for row in reader:
-                if None in row:  # more cells than header columns
-                    raise MedxferInputError(f"{len(header) + len(row[None])} cells for "
-                                            f"{len(header)} columns", path=src,
-                                            line=reader.line_num)
-                if not any((v or "").strip() for v in row.values()):
-                    continue  # blank line
-                rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items()}))
-    except FileNotFoundError:
-        raise MedxferInputError("manifest not found", path=src) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MedxferInputError(f"cannot read the CSV ({type(exc).__name__}: {exc})",
-                                path=src) from None
+    header, rows = read_csv_rows(csv_path)
 
     names = _label_names(label_names)
     expected = ("expected columns: 'path' and one of 'label' (a class per row), 'labels' "

@@ -27,30 +27,27 @@ from typing import Any, Callable
 from medxfer.data.multicrop import PAPER_SIDE_PER_CROP, SEED001_RESCALE
 from medxfer.data.transforms import Compose, Transform, build_transform, register_transform
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
 
-_PRESETS: dict[str, Callable[..., list[dict]]] = {}
+_PRESETS: Registry[Callable[..., list[dict]]] = Registry("preset")
 
 
 def register_preset(name: str) -> Callable[[Callable[..., list[dict]]], Callable[..., list[dict]]]:
     """Decorator: register ``fn(size, **options) -> spec`` under ``name``; duplicates raise."""
     def wrap(fn):
-        if name in _PRESETS:
-            raise ValueError(f"preset {name!r} is already registered")
-        _PRESETS[name] = fn
-        return fn
+        return _PRESETS.add(name, fn)
     return wrap
 
 
 def list_presets() -> list[str]:
     """Names usable as ``{name: preset, preset: <name>}``."""
-    return sorted(_PRESETS)
+    return _PRESETS.names()
 
 
 def preset_pipeline_spec(name: str, size: int = 224, **options: Any) -> list[dict]:
     """The spec of preset ``name`` at crop side ``size``."""
     if name not in _PRESETS:
-        raise MedxferInputError(f"unknown preset {name!r}; valid: {list_presets()}",
-                                field="preset")
+        raise MedxferInputError(_PRESETS.unknown(name), field="preset")
     try:
         return _PRESETS[name](size, **options)
     except TypeError as exc:

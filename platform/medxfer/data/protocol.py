@@ -21,6 +21,10 @@ side of every split (folds, validation parts, OOD parts).
     stratified order of the training rows (:func:`~medxfer.data.splits.nested_fractions`), so
     10 % lies inside 25 % and M = 10 inside M = 50.
   - ``search`` cells have no test rows: a hyperparameter search sees validation only.
+  - ``protocol.shortcut`` (thesis, seed ``004_43f54b618356cecf.txt`` sec. 4.2.2): the cell's
+    share ``p_art`` of one class carries a confounder in train, val and test; the test rows
+    also form the o.o.d. part ``ood`` with the correlation reversed
+    (:func:`medxfer.data.shortcut_sets.confound_selection`).
 
 * Transfer cells (``cell.phase`` ``transfer``, seed ``000_3dd3de5c534b555f.txt`` sec. 4.1): the
   test set's rows split train:test (``"9:1"``); the training part loses
@@ -57,6 +61,10 @@ class Selection:
         labelled: rows whose labels may be used (``train`` unless a label fraction or count).
         test: the test rows, or None (search cells).
         test_sets: zero-shot OOD test rows per test-set name (rows of *that* source).
+        ood: a shortcut cell's o.o.d. test rows (this source, correlation reversed), or None.
+        applied: a shortcut cell's confounder marks per part (``train``, ``val``,
+            ``labelled``, ``test``, ``ood``): ``(m,)`` bool aligned with the part's rows
+            (:func:`medxfer.data.shortcut_sets.confound_selection`).
     """
 
     train: np.ndarray
@@ -64,12 +72,17 @@ class Selection:
     labelled: np.ndarray
     test: np.ndarray | None
     test_sets: dict[str, np.ndarray] = field(default_factory=dict)
+    ood: np.ndarray | None = None
+    applied: dict[str, np.ndarray] = field(default_factory=dict)
 
     def crc(self) -> int:
-        """CRC-32 of every row list (a run param: the trial's rows, comparable across runs)."""
+        """CRC-32 of every row list and confounder mark (a run param: the trial's rows,
+        comparable across runs)."""
         parts = [self.train, self.val, self.labelled,
                  np.zeros(0, np.int64) if self.test is None else self.test]
         parts += [self.test_sets[k] for k in sorted(self.test_sets)]
+        parts += [] if self.ood is None else [self.ood]
+        parts += [self.applied[k] for k in sorted(self.applied)]
         crc = 0
         for p in parts:
             crc = zlib.crc32(np.ascontiguousarray(p, dtype=np.int64).tobytes() + b"|", crc)
@@ -216,11 +229,30 @@ def select_cell(source: Source, data: DataConfig, protocol: ProtocolConfig | Non
         labelled = nested_prefix(source, train, fraction=cell.fraction, count=cell.n_labelled,
                                  seed=seed)
     if phase == "search":
-        return Selection(train, val, labelled, None)
+        return _confounded(source, protocol, cell, Selection(train, val, labelled, None))
     ood = {}
     for name, src in (test_sources or {}).items():
         ood[name] = ood_parts(src, name, protocol.test_sets[name], protocol)[1]
-    return Selection(train, val, labelled, test, ood)
+    return _confounded(source, protocol, cell, Selection(train, val, labelled, test, ood))
+
+
+def _confounded(source: Source, protocol: ProtocolConfig | None, cell: CellConfig | None,
+                sel: Selection) -> Selection:
+    """``sel`` with a shortcut study's confounder put in (cell's ``p_art``), else as it is.
+
+    Raises:
+        MedxferInputError: a shortcut protocol without a cell share (a plain run).
+    """
+    if protocol is None or protocol.shortcut is None:
+        return sel
+    if cell is None or cell.p_art is None:
+        raise MedxferInputError("this protocol is a shortcut study; `medxfer study` runs one "
+                                "cell per p_art (a single run needs cell.p_art)",
+                                field="cell.p_art")
+    from medxfer.data.shortcut_sets import confound_selection
+
+    return confound_selection(source, sel, protocol.shortcut, cell.p_art, seed=protocol.seed,
+                              fold=cell.fold)
 
 
 def select_transfer(source: Source, protocol: ProtocolConfig, cell: CellConfig) -> Selection:

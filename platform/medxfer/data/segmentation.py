@@ -24,7 +24,6 @@ unreadable mask) is a :class:`~medxfer.errors.MedxferInputError` naming the file
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -227,18 +226,10 @@ def read_mask_manifest(csv_path: str | os.PathLike, *, mask_column: str = "mask"
     Raises:
         MedxferInputError: missing columns, empty cells or files, naming the CSV, line, column.
     """
+    from medxfer.data.cxr import read_csv_rows
+
     src = str(csv_path)
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            reader.fieldnames = header
-            rows = [(reader.line_num, {k: (v or "").strip() for k, v in r.items() if k})
-                    for r in reader if any((v or "").strip() for v in r.values() if v)]
-    except FileNotFoundError:
-        raise MedxferInputError("manifest not found", path=src) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MedxferInputError(f"cannot read the CSV ({exc})", path=src) from None
+    header, rows = read_csv_rows(csv_path)
     for col in ("path", mask_column):
         if col not in header:
             raise MedxferInputError(f"no {col!r} column (found {header}); expected 'path', "

@@ -70,6 +70,7 @@ class Source:
     where: str
     _open: Callable[[], Any] = field(repr=False, default=None)
     _reader: Any = field(repr=False, default=None)
+    _attribute: Callable[[str], np.ndarray] | None = field(repr=False, default=None)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -83,6 +84,19 @@ class Source:
         if self.splits is None:
             return np.zeros(0, np.int64)
         return np.flatnonzero(self.splits == split).astype(np.int64)
+
+    def attribute(self, name: str) -> np.ndarray:
+        """``(N,)`` per-row patient attribute ``name`` (``.npz`` keys ``<split>_<name>``, as
+        ``medxfer data synth`` writes ``sex`` and ``age_group``).
+
+        Raises:
+            MedxferInputError: the source has no such attribute (manifests have none).
+        """
+        if self._attribute is None:
+            raise MedxferInputError(f"{self.name} has no patient attributes (a .npz with "
+                                    f"<split>_{name} keys has them)", path=self.where,
+                                    field=name)
+        return self._attribute(name)
 
     def image(self, row: int) -> torch.Tensor:
         """Row ``row``'s image, ``(C, H, W)`` in [0, 1], before any transform."""
@@ -151,6 +165,14 @@ class _NpzImages:
         return self.parts[k].image(row - int(self.starts[k]))
 
 
+def _npz_attribute(path, name: str) -> np.ndarray:
+    from medxfer.data.medmnist import _open_npz, _read_key
+
+    with _open_npz(path) as npz:
+        return np.concatenate([_read_key(npz, path, f"{split}_{name}").reshape(-1)
+                               for split in SPLITS])
+
+
 class _ManifestImages:
     def __init__(self, manifest, d: DataConfig):
         from medxfer.data.cxr import CXRDataset
@@ -186,7 +208,7 @@ def _npz_source(d: DataConfig) -> Source:
     splits = np.concatenate([np.full(sizes[s], s) for s in SPLITS])
     return Source(d.flag, info, np.concatenate(labels), patient_codes(meta["patients"]),
                   meta["sites"], splits, 3 if d.as_rgb else info.n_channels, str(path),
-                  partial(_NpzImages, d, sizes))
+                  partial(_NpzImages, d, sizes), _attribute=partial(_npz_attribute, path))
 
 
 def _manifest_source(d: DataConfig) -> Source:

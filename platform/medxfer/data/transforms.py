@@ -37,6 +37,8 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
+
 
 @dataclass(frozen=True)
 class TransformInfo:
@@ -55,7 +57,9 @@ class TransformInfo:
     reference: str = ""
 
 
-_REGISTRY: dict[str, TransformInfo] = {}
+_REGISTRY: Registry[TransformInfo] = Registry(
+    "transform", hint="(model-backed transforms such as 'dce' register on import of "
+                      "medxfer.methods)")
 
 
 def register_transform(name: str, *, random: bool,
@@ -63,9 +67,7 @@ def register_transform(name: str, *, random: bool,
     """Class decorator: make ``name`` usable in pipeline specs; a duplicate name raises
     ValueError."""
     def wrap(cls: type) -> type:
-        if name in _REGISTRY:
-            raise ValueError(f"transform {name!r} is already registered")
-        _REGISTRY[name] = TransformInfo(name, cls, random, reference)
+        _REGISTRY.add(name, TransformInfo(name, cls, random, reference))
         cls.registry_name = name
         return cls
     return wrap
@@ -73,7 +75,7 @@ def register_transform(name: str, *, random: bool,
 
 def list_transforms() -> list[str]:
     """Names usable in a pipeline spec, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def transform_info(name: str) -> TransformInfo:
@@ -82,12 +84,7 @@ def transform_info(name: str) -> TransformInfo:
     Transforms that run a trained model (``dce``) register from the methods layer, on import
     of :mod:`medxfer.methods`.
     """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown transform {name!r}; valid: {', '.join(list_transforms())} "
-                         "(model-backed transforms such as 'dce' register on import of "
-                         "medxfer.methods)") from None
+    return _REGISTRY.record(name)
 
 
 def _uniform(lo: float, hi: float, g: torch.Generator | None) -> float:

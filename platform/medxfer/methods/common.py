@@ -53,7 +53,8 @@ class MethodData:
         labelled: the training images whose labels may be used (a label fraction or count of
             ``train``; ``train`` itself otherwise): supervised training and linear probes.
         test_sets: ``{"test": the source's test part, "<name>_test": an OOD set's test part}``
-            (empty in a search cell: its trials never see a test image); the loop scores the
+            (empty in a search cell: its trials never see a test image), plus ``ood_test`` in
+            a shortcut cell (the test part with the correlation reversed); the loop scores the
             selected model on each (metrics ``test_*``, ``<name>_test_*``).
         info: the source's task and labels.
         params: ``n_labelled`` and ``selection_crc`` (run params, with the loop's ``n_train``).
@@ -86,6 +87,7 @@ def load_datasets(cfg: ExperimentConfig, *, train_transform: Callable | None = N
     """
     from medxfer.data import build_transform
     from medxfer.data.protocol import select_cell, select_transfer
+    from medxfer.data.shortcut_sets import part_dataset
     from medxfer.data.sources import load_source
 
     d = data or cfg.data
@@ -100,13 +102,21 @@ def load_datasets(cfg: ExperimentConfig, *, train_transform: Callable | None = N
         if protocol is not None and (cell is None or cell.phase == "train"):
             others = {n: load_source(t.resolve(d)) for n, t in protocol.test_sets.items()}
         sel = select_cell(source, d, protocol, cell, others)
-    tests = {} if sel.test is None else {"test": source.dataset(sel.test, eval_t)}
+
+    def part(name: str, transform):  # a shortcut cell's parts carry its confounder
+        shortcut = protocol.shortcut if protocol is not None else None
+        return part_dataset(source, sel, name, transform, shortcut,
+                            seed=protocol.seed if protocol is not None else 0)
+
+    tests = {} if sel.test is None else {"test": part("test", eval_t)}
+    if sel.ood is not None:
+        tests["ood_test"] = part("ood", eval_t)
     for name, rows in sel.test_sets.items():
         own = protocol.test_sets[name].eval_transforms
         tests[f"{name}_test"] = others[name].dataset(
             rows, build_transform(own) if own is not None else eval_t)
-    return MethodData(source.dataset(sel.train, train_t), source.dataset(sel.val, eval_t),
-                      source.dataset(sel.labelled, train_t), tests, source.info,
+    return MethodData(part("train", train_t), part("val", eval_t), part("labelled", train_t),
+                      tests, source.info,
                       {"n_labelled": float(len(sel.labelled)),
                        "selection_crc": float(sel.crc())})
 

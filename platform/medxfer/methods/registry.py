@@ -12,6 +12,8 @@ from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
+from medxfer.registry import Registry
+
 
 class MethodOptions(BaseModel):
     """Base of every method's ``method_config`` schema: unknown keys are errors."""
@@ -40,15 +42,12 @@ class Method:
     description: str = ""
 
 
-_REGISTRY: dict[str, Method] = {}
+_REGISTRY: Registry[Method] = Registry("method")
 
 
 def register_method(method: Method) -> Method:
     """Add ``method``; a duplicate name raises ValueError."""
-    if method.name in _REGISTRY:
-        raise ValueError(f"method {method.name!r} is already registered")
-    _REGISTRY[method.name] = method
-    return method
+    return _REGISTRY.add(method.name, method)
 
 
 def get_method(name: str) -> Method:
@@ -57,12 +56,9 @@ def get_method(name: str) -> Method:
     Raises:
         ValueError: unknown name (the message lists the valid ones).
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; valid: {', '.join(list_methods())}") from None
+    return _REGISTRY.record(name)
 
 
 def list_methods() -> list[str]:
     """Registered method names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()

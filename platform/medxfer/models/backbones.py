@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
 
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -74,15 +75,13 @@ class BackboneInfo:
     min_size: int = 1
 
 
-_REGISTRY: dict[str, BackboneInfo] = {}
+_REGISTRY: Registry[BackboneInfo] = Registry(
+    "local backbone", hint=f"(or a timm name, or '{TORCHVISION_PREFIX}<name>')")
 
 
 def register_backbone(info: BackboneInfo) -> BackboneInfo:
     """Add a local backbone; a duplicate name raises ValueError."""
-    if info.name in _REGISTRY:
-        raise ValueError(f"backbone {info.name!r} is already registered")
-    _REGISTRY[info.name] = info
-    return info
+    return _REGISTRY.add(info.name, info)
 
 
 def _tiny_vit(in_chans: int) -> nn.Module:
@@ -99,17 +98,36 @@ def _xrv_densenet(in_chans: int) -> nn.Module:
 
 def list_backbones() -> list[str]:
     """The local backbone names, sorted (timm and ``torchvision:`` names are accepted too)."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def backbone_info(name: str) -> BackboneInfo:
     """The record of a local backbone; ValueError listing the valid names if unknown."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown local backbone {name!r}; valid: "
-                         f"{', '.join(list_backbones())} (or a timm name, or "
-                         f"'{TORCHVISION_PREFIX}<name>')") from None
+    return _REGISTRY.record(name)
+
+
+def check_backbone(name: str) -> None:
+    """Raise ValueError unless :func:`create_backbone` knows ``name``; nothing is built.
+
+    Local names need no import; ``torchvision:<name>`` is looked up in torchvision's model list
+    and any other name in timm's (imported only then).
+    """
+    if name in _REGISTRY:
+        return
+    if name.startswith(TORCHVISION_PREFIX):
+        import torchvision
+
+        valid = torchvision.models.list_models(module=torchvision.models)
+        if name[len(TORCHVISION_PREFIX):] not in valid:
+            raise ValueError(f"unknown torchvision classification model {name!r}; valid: "
+                             f"{TORCHVISION_PREFIX}<one of {', '.join(valid)}>")
+        return
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"unknown backbone {name!r}: not a local backbone "
+                         f"({', '.join(list_backbones())}), not a timm model, and no "
+                         f"'{TORCHVISION_PREFIX}' prefix")
 
 
 register_backbone(BackboneInfo("tiny_cnn", lambda in_chans: TinyCNN(in_chans, width=32), 128,

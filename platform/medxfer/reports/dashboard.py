@@ -3,7 +3,8 @@
 Sections: ground-truth heatmap (sources x targets) of a benchmark; the estimate scores of a
 ``transferability/<name>`` experiment (shown with or without a ground truth), the
 score-vs-ground-truth figure (thesis Fig. 6.5), tau table with ranks, average ranks, Friedman p
-and CD, and the critical-difference diagram; one best-so-far chart per sweep. Everything is
+and CD, and the critical-difference diagram; one best-so-far chart per sweep; shortcut studies
+and ``medxfer analyze`` runs (:mod:`medxfer.reports.analyses`). Everything is
 read through :mod:`medxfer.tracking.query` (and ``scores_io`` for estimates); figures are
 matplotlib PNGs (:mod:`medxfer.reports.figures`, sized to be read at 100 % zoom) written to the
 output folder *and* inlined as base64 in ``index.html``, so the page works from ``file://``
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from medxfer.errors import MedxferInputError
-from medxfer.reports import figures, html
+from medxfer.reports import analyses, figures, html
 from medxfer.reports.sweeps import best_so_far
 from medxfer.tracking import query, schema
 from medxfer.tracking.uri import resolve_tracking_uri
@@ -73,8 +74,11 @@ def write_report(output: str | Path, *, tracking_uri: str | None = None, name: s
                                     meta)
         eval_html = _evaluation(uri, estimates, benchmark, gt, invert, Path(staging), res, meta)
         sweep_html = _sweeps(uri, sweeps, select_by, mode, Path(staging), res, meta)
+        more = [analyses.shortcut_section(uri, Path(staging), res, meta),
+                analyses.analyses_section(uri, Path(staging), res, meta)]
         meta["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        page = html.page("medxfer report", _header(uri, meta), [gt_html, *eval_html, sweep_html])
+        page = html.page("medxfer report", _header(uri, meta), [gt_html, *eval_html, sweep_html,
+                                                            *more])
         res.index.write_text(page, encoding="utf-8")
         out.mkdir(parents=True, exist_ok=True)
         for path in Path(staging).iterdir():

@@ -1,8 +1,9 @@
 """Every matplotlib figure medxfer draws (PNG, Agg backend), sized to be read at 100 % zoom.
 
-Ground-truth heatmap, best-so-far curves of sweeps, and the two figures of an evaluation of
-transferability scores (thesis, seed ``004_43f54b618356cecf.txt``, sec. 6.5.2): the scores
-against ground truth (Fig. 6.5) and the critical-difference diagram. Each ``*_figure``
+Ground-truth heatmap, best-so-far curves of sweeps, a shortcut study's AUC vs ``p_art``
+(thesis, seed ``004_43f54b618356cecf.txt``, Fig. 4.3), and the two figures of an evaluation of
+transferability scores (thesis sec. 6.5.2): the scores against ground truth (Fig. 6.5) and the
+critical-difference diagram. Each ``*_figure``
 function builds one figure and each ``*_png`` saves it to ``path``; nothing here reads MLflow.
 
 Readable as drawn: every figure is at most ``MAX_WIDTH_IN`` wide at ``DPI``, so the report's
@@ -165,6 +166,67 @@ def best_so_far_figure(curves: pd.DataFrame, sweep: str, *, metric: str):
 def best_so_far_png(curves: pd.DataFrame, sweep: str, path: Path, *, metric: str) -> Path:
     """:func:`best_so_far_figure` saved as PNG."""
     return _save(best_so_far_figure, path, curves, sweep, metric=metric)
+
+
+# --- shortcut studies ----------------------------------------------------------------------
+
+#: Panels of the shortcut figure, top to bottom (thesis Fig. 4.3: o.o.d. top, i.i.d. bottom).
+SHORTCUT_SETS = (("ood", "o.o.d. test (confounder reversed)"),
+                 ("iid", "i.i.d. test (same correlation)"))
+
+
+def shortcut_unavailable(curves: pd.DataFrame) -> str | None:
+    """Why a shortcut study's curves (:func:`medxfer.evaluation.shortcut.shortcut_curves`)
+    give no figure, or None."""
+    if curves.empty:
+        return "the study has no finished shortcut cell with a test AUC"
+    if curves["p_art"].nunique() < 2:
+        return (f"the study has one share p_art = {curves['p_art'].iloc[0]:g}: a curve needs "
+                "two or more")
+    return None
+
+
+def shortcut_figure(curves: pd.DataFrame, *, title: str, metric: str = "AUC"):
+    """Thesis (seed ``004_43f54b618356cecf.txt``) Fig. 4.3: mean ``metric`` over folds vs
+    ``p_art``, a line per source with its 95 % CI as a band; o.o.d. panel above the i.i.d.
+    one, one colour per source in both, one legend.
+
+    Raises:
+        ValueError: :func:`shortcut_unavailable` has a reason.
+    """
+    reason = shortcut_unavailable(curves)
+    if reason is not None:
+        raise ValueError(reason)
+    plt = _pyplot()
+    sources = sorted(curves["source"].unique())
+    colour = {s: f"C{i % 10}" for i, s in enumerate(sources)}
+    fig, axes = plt.subplots(2, 1, sharex=True, layout="constrained", figsize=(6.4, 6.4))
+    for ax, (name, label) in zip(axes, SHORTCUT_SETS):
+        for source in sources:
+            g = curves[(curves["source"] == source) & (curves["set"] == name)]
+            g = g.sort_values("p_art")
+            if g.empty:
+                continue
+            ax.plot(g["p_art"], g["mean"], marker="o", ms=4, color=colour[source],
+                    label=source)
+            ax.fill_between(g["p_art"], g["lo"].clip(0, 1), g["hi"].clip(0, 1),
+                            color=colour[source], alpha=0.2, lw=0)
+        ax.set_title(label)
+        ax.set_ylabel(f"mean {metric} (95% CI)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.axhline(0.5, color="grey", ls=":", lw=1)
+    axes[-1].set_xlabel("p_art: share of the class with the confounder in training")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+    fig.suptitle(title)
+    return fig
+
+
+def shortcut_png(curves: pd.DataFrame, path: Path, *, title: str, metric: str = "AUC") -> Path:
+    """:func:`shortcut_figure` saved as PNG."""
+    return _save(shortcut_figure, path, curves, title=title, metric=metric)
 
 
 # --- evaluation of transferability scores -------------------------------------------------

@@ -8,7 +8,10 @@ seed ``001_a9715376ac5cbd5d.txt`` Table II:
 * ``<set> 0%``: the same models zero-shot on a test set's test part (``<set>_test_<metric>``
   of the training cells);
 * ``<set> 10%`` ...: the few-shot cells fine-tuned on that fraction of the set's training part
-  (their ``test_<metric>``).
+  (their ``test_<metric>``);
+* a shortcut study (``protocol.shortcut``) has a column per share, ``ID p_art=0.5`` and
+  ``ood 0% (ID p_art=0.5)``; :func:`record_shortcut` adds its curves, permutation tests and
+  figure (thesis, seed ``004_43f54b618356cecf.txt``, Fig. 4.3).
 
 A cell is ``"0.91 ± 0.02"``: the mean and the sample standard deviation (ddof 1; 0 for a single
 value) of the values of its runs, one per fold and seed. :func:`summarize` shapes the table
@@ -48,15 +51,19 @@ def _pct(f: float) -> str:
 def _columns(record: dict, metric: str) -> Iterable[tuple[tuple, str, str, str]]:
     """``(order, column key, label, metric name)`` of each value a cell run contributes."""
     m = record["metrics"]
+    p_art = record.get("p_art")
     if record["phase"] == "transfer":
         f = record["fraction"] or 1.0
-        yield ((1, record["test_set"], f), f"{record['test_set']}_{f:g}",
-               f"{record['test_set']} {_pct(f)}", f"test_{metric}")
+        extra = ("", "") if p_art is None else (f" (p_art={p_art:g})", f"_p{p_art:g}")
+        yield ((1, record["test_set"], f, p_art or 0.0), f"{record['test_set']}_{f:g}{extra[1]}",
+               f"{record['test_set']} {_pct(f)}{extra[0]}", f"test_{metric}")
         return
     frac, count = record.get("fraction"), record.get("n_labelled")
     lab = f" {_pct(frac)}" if frac is not None else f" M={count}" if count else ""
     lab_key = f"_{frac:g}" if frac is not None else f"_n{count}" if count else ""
     size = -(frac if frac is not None else count if count else math.inf)
+    if p_art is not None:  # a shortcut study: a column per share
+        lab, lab_key, size = f"{lab} p_art={p_art:g}", f"{lab_key}_p{p_art:g}", (size, p_art)
     yield (0, "", size), f"id{lab_key}", f"ID{lab}", f"test_{metric}"
     suffix = f"_test_{metric}"
     for key in sorted(k for k in m if k.endswith(suffix) and k != f"test_{metric}"):
@@ -141,3 +148,38 @@ def record_summary(tracking_uri: str, parent_run_id: str, summary: StudySummary,
         texts[fmt] = render(summary.table, fmt, title=title)
         client.log_text(parent_run_id, texts[fmt], f"study_table{SUFFIX[fmt]}")
     return texts
+
+
+#: The parent run's artifacts of a shortcut study (:func:`record_shortcut`).
+SHORTCUT_CURVES, SHORTCUT_TESTS, SHORTCUT_FIGURE = ("shortcut_curves.csv",
+                                                     "shortcut_permutation.csv",
+                                                     "shortcut_auc.png")
+
+
+def record_shortcut(tracking_uri: str, parent_run_id: str, records: list[dict], *,
+                    title: str, metric: str = "auc") -> str | None:
+    """A shortcut study's mean ``metric`` with 95 % CI per source, set and ``p_art``
+    (``shortcut_curves.csv``), the permutation tests between sources
+    (``shortcut_permutation.csv``; :mod:`medxfer.evaluation.shortcut`) and the figure
+    (``shortcut_auc.png``, :func:`medxfer.reports.figures.shortcut_png`) on the parent run.
+    Returns why the figure was not drawn, or None."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    from medxfer.evaluation.shortcut import shortcut_curves, source_permutations
+    from medxfer.reports.figures import shortcut_png, shortcut_unavailable
+
+    curves = shortcut_curves(records, metric)
+    tests = source_permutations(records, metric)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    client.log_text(parent_run_id, curves.to_csv(index=False), SHORTCUT_CURVES)
+    client.log_text(parent_run_id, tests.to_csv(index=False), SHORTCUT_TESTS)
+    reason = shortcut_unavailable(curves)
+    if reason is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = shortcut_png(curves, Path(tmp) / SHORTCUT_FIGURE, title=title,
+                                metric=metric.upper())
+            client.log_artifact(parent_run_id, str(path))
+    return reason

@@ -17,17 +17,15 @@ For a real server (managed PostgreSQL, backups) see ``clusters/README.md``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from medxfer.tracking.server import _WATCHDOG, _group_alive
+from medxfer.tracking.process_group import PipeWatchdog, kill_group
 
 SUPERUSER = "postgres"
 _SERVICE_USER = "postgres"  # the Debian package's system user
@@ -81,8 +79,7 @@ class PostgresServer:
         self.stop_grace = stop_grace
         self.base: Path | None = None
         self.proc: subprocess.Popen | None = None
-        self.watchdog: subprocess.Popen | None = None
-        self._pipe_w: int | None = None
+        self.watchdog: PipeWatchdog | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -124,30 +121,11 @@ class PostgresServer:
     def stop(self) -> None:
         """Fast shutdown (SIGINT: clients are disconnected), SIGKILL after the grace period;
         then the folder is deleted. Idempotent."""
-        if self.proc is not None:
-            pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
-            with contextlib.suppress(OSError):
-                os.killpg(pgid, signal.SIGINT)
-            deadline = time.monotonic() + self.stop_grace
-            while _group_alive(pgid) and time.monotonic() < deadline:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout=0.1)
-            if _group_alive(pgid):
-                with contextlib.suppress(OSError):
-                    os.killpg(pgid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=self.stop_grace)
+        if self.proc is not None:  # SIGINT: PostgreSQL's fast shutdown
+            kill_group(self.proc, self.stop_grace, first=signal.SIGINT)
             self.proc = None
-        if self._pipe_w is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._pipe_w)
-            self._pipe_w = None
         if self.watchdog is not None:
-            try:
-                self.watchdog.wait(timeout=self.stop_grace + 5)
-            except subprocess.TimeoutExpired:
-                self.watchdog.kill()
-                self.watchdog.wait()
+            self.watchdog.release()
             self.watchdog = None
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
@@ -207,15 +185,8 @@ class PostgresServer:
         with open(log, "ab") as fh:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        r, w = os.pipe()
-        try:  # SIGTERM from the watchdog is a "smart" shutdown; its SIGKILL follows the grace
-            self.watchdog = subprocess.Popen(
-                [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), str(self.stop_grace)],
-                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
-        finally:
-            os.close(r)
-        self._pipe_w = w
+        # SIGTERM from the watchdog is a "smart" shutdown; its SIGKILL follows the grace
+        self.watchdog = PipeWatchdog(self.proc.pid, self.stop_grace)
 
     def _connect(self, database: str):
         import psycopg

@@ -7,9 +7,11 @@ function answers for imported benchmarks (``benchmark/<name>``) and for our own 
 
 One read path, two readers of the same run table (:func:`_runs`): on SQL stores one SQL query
 reads exactly the needed tags, params and latest metrics (~0.3 s for the 28,205-run benchmark);
-on a tracking server (``http(s)://``) the documented REST endpoint ``runs/search`` is paged with
-the largest ``max_results`` the server accepts, narrowed by a filter on the server, and only the
-needed fields of its JSON are kept (no ``Run`` objects). Which runs belong to a table (the
+on a tracking server (``http(s)://``) started with ``--app-name medxfer``
+(:mod:`medxfer.tracking.server_app`) the server runs that same SQL query on its store; on a stock
+server the documented REST endpoint ``runs/search`` is paged with the largest ``max_results`` the
+server accepts, narrowed by a filter on the server, and only the needed fields of its JSON are
+kept (no ``Run`` objects). Which runs belong to a table (the
 benchmark/kind rule, :func:`_in_table`) is decided once, on either reader's records;
 the server filter only narrows what travels. Every reader talks to the store it is given, never
 to MLflow's process-wide tracking URI, and a read never creates a store.
@@ -22,6 +24,7 @@ within a second of start-up; the public functions return DataFrames built from t
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -255,7 +258,9 @@ def _runs(uri: str, exp_ids: list[str], fields: _Fields, server_filters: list[st
     if is_sql_uri(uri):
         rows = _runs_sql(uri, exp_ids, fields)
     elif _is_server_uri(uri):
-        rows = _runs_rest(uri, exp_ids, fields, server_filters)
+        rows = _runs_table_endpoint(uri, exp_ids, fields)
+        if rows is None:  # a stock server: MLflow's runs/search
+            rows = _runs_rest(uri, exp_ids, fields, server_filters)
     else:  # other MLflow stores (file:): the public client
         rows = _runs_client(uri, exp_ids, fields)
     cols = fields.columns()
@@ -311,6 +316,47 @@ def _runs_sql(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple]:
     return _sql_rows(uri, query, binds)
 
 
+def _http_timeout() -> float:
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
+
+    return (MLFLOW_HTTP_REQUEST_TIMEOUT.get() if MLFLOW_HTTP_REQUEST_TIMEOUT.is_set()
+            else SEARCH_PAGE_TIMEOUT_S)
+
+
+#: Servers found without the table endpoint in this process (asked once, then runs/search).
+_NO_TABLE_ENDPOINT: set[str] = set()
+
+
+def _runs_table_endpoint(uri: str, exp_ids: list[str], fields: _Fields) -> list[tuple] | None:
+    """The run table from a server started with ``--app-name medxfer``
+    (:mod:`medxfer.tracking.server_app`): the server runs :func:`_runs_sql` on its own store,
+    seconds instead of minutes for the benchmark. ``None`` when the server has no such endpoint
+    (a stock server, or one whose store is not SQL): the caller pages ``runs/search``."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    from medxfer.tracking.server_app import TABLE_ENDPOINT
+
+    if uri in _NO_TABLE_ENDPOINT:
+        return None
+    body = {"experiment_ids": list(exp_ids), "tags": list(fields.tags),
+            "params": list(fields.params), "metrics": list(fields.metrics),
+            "required": list(fields.required)}
+    resp = http_request(get_default_host_creds(uri), TABLE_ENDPOINT, "POST", json=body,
+                        timeout=_http_timeout())
+    if resp.status_code in (404, 405):
+        _NO_TABLE_ENDPOINT.add(uri)
+        return None
+    if resp.status_code != 200:
+        verify_rest_response(resp, TABLE_ENDPOINT)  # raises MLflow's error for the status
+    answer = resp.json()
+    if answer.get("columns") != fields.columns():
+        raise MedxferInputError(f"{uri}{TABLE_ENDPOINT} answered columns {answer.get('columns')}"
+                                f", expected {fields.columns()}: a different medxfer version "
+                                "on the server?", path=uri)
+    return [tuple(r) for r in answer["rows"]]
+
+
 def _search_pages(uri: str, exp_ids: list[str], filter_string: str) -> Iterator[dict]:
     """Runs (as the REST API's JSON dicts) of ``POST /api/2.0/mlflow/runs/search``.
 
@@ -318,14 +364,12 @@ def _search_pages(uri: str, exp_ids: list[str], filter_string: str) -> Iterator[
     request; the JSON is read once, without building protobuf messages or ``Run`` objects,
     which costs more than the transfer for large stores.
     """
-    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     endpoint = "/api/2.0/mlflow/runs/search"
     creds = get_default_host_creds(uri)
-    timeout = (MLFLOW_HTTP_REQUEST_TIMEOUT.get() if MLFLOW_HTTP_REQUEST_TIMEOUT.is_set()
-               else SEARCH_PAGE_TIMEOUT_S)
+    timeout = _http_timeout()
     body = {"experiment_ids": list(exp_ids), "filter": filter_string,
             "run_view_type": "ACTIVE_ONLY", "max_results": SERVER_MAX_RESULTS}
     while True:
@@ -681,3 +725,52 @@ def _histories_client(uri: str, run_ids: list[str], metrics: tuple[str, ...]) ->
     jobs = [(rid, key) for rid in run_ids for key in metrics]
     with ThreadPoolExecutor(max_workers=min(_HISTORY_WORKERS, len(jobs))) as pool:
         return [r for rows in pool.map(one, jobs) for r in rows]
+
+
+# --- runs with files: analyses and studies --------------------------------------------------------
+
+def kind_runs(tracking_uri: str | None, prefix: str, kind: str) -> list[dict]:
+    """The active runs tagged ``medxfer.kind=<kind>`` in the ``<prefix>/*`` experiments (e.g.
+    ``analysis`` runs, ``study`` parent runs): dicts with ``experiment`` (name without the
+    prefix), ``run_id``, ``start_time`` (ms) and ``analysis`` (the ``medxfer.analysis`` tag or
+    None), sorted by experiment and start."""
+    uri = resolve_tracking_uri(tracking_uri)
+    experiments = _experiments(uri, prefix)
+    if not experiments:
+        return []
+    fields = _Fields(tags=(schema.KIND, schema.ANALYSIS), required=(schema.KIND,))
+    records = _runs(uri, list(experiments.values()), fields,
+                    [f"tags.`{schema.KIND}` = '{kind}'"])
+    names = {i: n.split("/", 1)[1] for n, i in experiments.items()}
+    out = [{"experiment": names[r["experiment_id"]], "run_id": r["run_id"],
+            "start_time": int(r["start_time"] or 0), "analysis": r[f"tags.{schema.ANALYSIS}"]}
+           for r in records if r[f"tags.{schema.KIND}"] == kind]
+    return sorted(out, key=lambda r: (r["experiment"], r["start_time"], r["run_id"]))
+
+
+def run_files(tracking_uri: str | None, run_id: str, dest, *,
+              suffixes: tuple[str, ...] = (".png", ".csv"),
+              only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Download the top-level artifact files of ``run_id`` ending in ``suffixes`` (and named in
+    ``only``, if given) into folder ``dest``, from the store given (not MLflow's process-wide
+    one); returns ``{file name: local path}``."""
+    from mlflow import MlflowClient
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    out = {}
+    bar = os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # a bar per small file
+    try:
+        for info in client.list_artifacts(run_id):
+            if info.is_dir or not info.path.endswith(suffixes):
+                continue
+            if only is None or info.path in only:
+                out[info.path] = client.download_artifacts(run_id, info.path, str(dest))
+    finally:
+        if bar is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = bar
+    return out

@@ -78,6 +78,15 @@ SELECTED_STEP = "medxfer.selected_step"    # epoch whose metrics the final step 
 BEST_RUN_ID = "medxfer.best_run_id"        # parent: the selected child run
 BEST_TRIAL_ID = "medxfer.best_trial_id"
 NODE_ID = "medxfer.node_id"                # Ray node id of the process that ran the trial
+STATUS = "medxfer.status"                  # sweep parent: why it ended early (``stalled``)
+STATUS_STALLED = "stalled"                 # the driver's watchdog stopped it (medxfer.tune.stall)
+STATUS_REASON = "medxfer.status_reason"    # one line: what the watchdog saw
+
+# Experiment tags the MLflow UI reads. Without a kind, MLflow 3 opens an experiment in its GenAI
+# view (traces), where a sweep's runs do not show; ``custom_model_development`` opens the runs.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+PRIMARY_METRIC = "mlflow.experiment.primaryMetric.name"   # the UI charts it first
 
 # Studies (medxfer study): the parent (kind study) and its cells (kind cell) and search trials
 # (kind trial) in experiment study/<name>. A cell's run is keyed by its cell key, so a resumed
@@ -91,4 +100,5 @@ CELL_FRACTION = "medxfer.cell.fraction"
 CELL_N_LABELLED = "medxfer.cell.n_labelled"
 CELL_TEST_SET = "medxfer.cell.test_set"
 CELL_SEED = "medxfer.cell.seed"
+CELL_P_ART = "medxfer.cell.p_art"          # shortcut studies: share of the class confounded
 CELL_SEARCH_RUN = "medxfer.cell.search_run_id"  # the search trial whose configuration a cell ran

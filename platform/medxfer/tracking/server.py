@@ -5,6 +5,7 @@
 
 * on ``stop()`` / leaving the ``with`` block (SIGTERM to its process group, SIGKILL after a grace
   period), and
+* on a signal to the starter, with :meth:`MlflowServer.serve_until_signal` (``medxfer ui``),
 * when the process that started it dies, however it dies (``kill -9`` of a test run included):
   the server runs in its own process group, and a tiny watchdog process holds the read end of a
   pipe whose write end only the starting process holds. When that process exits, the pipe
@@ -24,6 +25,7 @@ For a shared tracking server on a cluster (PostgreSQL, object-store artifacts, `
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -35,45 +37,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from medxfer.tracking.process_group import PipeWatchdog, kill_group
 from medxfer.tracking.uri import absolute_uri
 
 DEFAULT_STARTUP_TIMEOUT_S = 120.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-# Run as ``python -c``: block on stdin (the pipe); on EOF the starter is gone, so kill the
-# server's process group (SIGTERM, then SIGKILL after a grace period) and exit. SIGINT/SIGHUP are
-# ignored so that a Ctrl-C in the starter's terminal cannot kill the watchdog before it cleans up.
-_WATCHDOG = r"""
-import os, signal, sys, time
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-signal.signal(signal.SIGHUP, signal.SIG_IGN)
-pgid, grace = int(sys.argv[1]), float(sys.argv[2])
-try:
-    while os.read(0, 4096):
-        pass
-except OSError:
-    pass
-def alive():
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-if alive():
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except OSError:
-        pass
-    deadline = time.monotonic() + grace
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive():
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
-"""
-
 
 class MlflowServerError(RuntimeError):
     """The server did not come up (the message carries its log tail)."""
@@ -84,6 +52,51 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be served (``"already in use"``, ...), or None when it can.
+
+    Binds the way the server will (``SO_REUSEADDR``, as uvicorn does), so a port that only has
+    connections in TIME_WAIT counts as free.
+    """
+    if not 1 <= port <= 65535:
+        return "not a TCP port (expected 1-65535)"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except PermissionError:
+            return "not permitted (a port below 1024 needs root)"
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "already in use"
+            return exc.strerror or str(exc)
+    return None
+
+
+#: The MLflow 3.17 UI picks its view from the ``workflowType`` URL parameter (else the choice
+#: saved by its "GenAI | Model training" switch, default GenAI) and opens an experiment on a
+#: traces overview; ``/runs`` with ``machine_learning`` opens the run table.
+RUNS_VIEW = "runs?workflowType=machine_learning"
+
+
+def experiment_links(tracking_uri: str, base_url: str, limit: int = 20) -> list[tuple[str, str]]:
+    """``(name, URL)`` of the store's medxfer experiments (newest first, at most ``limit``),
+    each URL opening the experiment's run table in the MLflow UI at ``base_url``."""
+    from mlflow import MlflowClient
+
+    from medxfer.tracking.schema import EXPERIMENT_PREFIXES
+
+    exps = MlflowClient(tracking_uri=tracking_uri).search_experiments(
+        max_results=1000, order_by=["last_update_time DESC"])
+    ours = [e for e in exps if e.name.split("/", 1)[0] in EXPERIMENT_PREFIXES]
+    return [(e.name, f"{base_url}/#/experiments/{e.experiment_id}/{RUNS_VIEW}")
+            for e in ours[:limit]]
+
+
+class _Stop(BaseException):
+    """A stop signal arrived (raised by the handler of :meth:`MlflowServer.serve_until_signal`)."""
 
 
 def _create_store(backend_store_uri: str) -> None:
@@ -124,8 +137,7 @@ class MlflowServer:
         self._log_path = Path(log_path) if log_path else None
         self._own_log = False
         self.proc: subprocess.Popen | None = None
-        self.watchdog: subprocess.Popen | None = None
-        self._pipe_w: int | None = None
+        self.watchdog: PipeWatchdog | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -137,7 +149,9 @@ class MlflowServer:
     @property
     def pids(self) -> list[int]:
         """PIDs this object started (server group leader, watchdog)."""
-        return [p.pid for p in (self.proc, self.watchdog) if p is not None]
+        pids = [self.proc.pid if self.proc is not None else None,
+                self.watchdog.pid if self.watchdog is not None else None]
+        return [p for p in pids if p is not None]
 
     @property
     def log_path(self) -> Path | None:
@@ -168,7 +182,7 @@ class MlflowServer:
                                          stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)
         try:
-            self._start_watchdog()
+            self.watchdog = PipeWatchdog(self.proc.pid, self.stop_grace)
             self._wait_healthy()
         except BaseException:
             self._own_log = False  # keep the log the error message points to
@@ -179,20 +193,43 @@ class MlflowServer:
     def stop(self) -> None:
         """Stop the server's process group and the watchdog; idempotent."""
         if self.proc is not None:
-            _kill_group(self.proc, self.stop_grace)
-        if self._pipe_w is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._pipe_w)  # the watchdog sees EOF, finds nothing left, exits
-            self._pipe_w = None
+            kill_group(self.proc, self.stop_grace)
         if self.watchdog is not None:
-            try:
-                self.watchdog.wait(timeout=self.stop_grace + 5)
-            except subprocess.TimeoutExpired:
-                self.watchdog.kill()
-                self.watchdog.wait()
+            self.watchdog.release()  # it sees EOF, finds nothing left, exits
         if self._own_log and self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()
+
+    def serve_until_signal(self, on_ready=None,
+                           signals=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)) -> int:
+        """Start, call ``on_ready()``, and serve until one of ``signals`` arrives or the server
+        exits; then stop it (the signal is passed on as the server group's SIGTERM). Returns 0
+        after a signal. Main thread only (Python delivers signals there).
+
+        Raises:
+            MlflowServerError: the server did not come up, or exited by itself (log tail).
+        """
+        def handler(signum, frame):
+            raise _Stop(signum)
+
+        previous = {sig: signal.signal(sig, handler) for sig in signals}
+        try:
+            try:
+                self.start()
+                if on_ready is not None:
+                    on_ready()
+                code = self.proc.wait()
+                raise MlflowServerError(f"mlflow server exited with code {code}; log "
+                                        f"{self._log_path}:\n{self.log_tail()}")
+            except _Stop:
+                return 0
+            finally:
+                for sig in signals:  # a second Ctrl-C must not cut the clean-up short
+                    signal.signal(sig, signal.SIG_IGN)
+                self.stop()
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     def log_tail(self, lines: int = 40) -> str:
         if self._log_path is None or not self._log_path.exists():
@@ -207,17 +244,6 @@ class MlflowServer:
         self.stop()
 
     # ------------------------------------------------------------------ internals
-    def _start_watchdog(self) -> None:
-        r, w = os.pipe()  # both ends non-inheritable; only the watchdog gets r (as stdin)
-        try:
-            self.watchdog = subprocess.Popen(
-                [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), str(self.stop_grace)],
-                stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
-        finally:
-            os.close(r)
-        self._pipe_w = w
-
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         url = f"{self.uri}/health"
@@ -238,27 +264,3 @@ class MlflowServer:
                     f"mlflow server did not answer {url} within {self.startup_timeout:.0f} s; "
                     f"log {self._log_path}:\n{self.log_tail()}")
             time.sleep(0.25)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
-
-
-def _kill_group(proc: subprocess.Popen, grace: float) -> None:
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    if _group_alive(pgid):
-        with contextlib.suppress(OSError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.1)
-        if _group_alive(pgid):
-            with contextlib.suppress(OSError):
-                os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)

@@ -29,14 +29,17 @@ def with_tracking_uri(cfg: ExperimentConfig, cli_tracking_uri: str | None = None
             directory).
 
     Raises:
-        MedxferInputError: a URI that cannot name a shared store (``tracking.uri: ...``).
+        MedxferInputError: a URI that cannot name a shared store, naming where it was written
+            (``--tracking-uri``, ``tracking.uri`` or ``$MLFLOW_TRACKING_URI``).
     """
-    from medxfer.tracking.uri import resolve_tracking_uri
+    from medxfer.tracking.uri import resolve_tracking_uri, tracking_uri_origin
 
     try:
         uri = resolve_tracking_uri(cli_tracking_uri, cfg.tracking.uri, base=base_dir)
-    except ValueError as exc:
-        raise MedxferInputError(f"tracking.uri: {exc}", path=source) from None
+    except MedxferInputError as exc:
+        # The message names where the URI was written; only the YAML's own key is in `source`.
+        in_yaml = tracking_uri_origin(cli_tracking_uri, cfg.tracking.uri) == "tracking.uri"
+        raise MedxferInputError(str(exc), path=source if in_yaml else None) from None
     return cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"uri": uri})})
 
 

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from medxfer.registry import Registry
+
 from .fu import fu
 from .gbc import gbc
 from .leep import leep
@@ -49,13 +51,11 @@ class MetricInfo:
     reference: str = ""
 
 
-_REGISTRY: dict[str, MetricInfo] = {}
+_REGISTRY: Registry[MetricInfo] = Registry("transferability metric")
 
 
 def _register(info: MetricInfo) -> None:
-    if info.name in _REGISTRY:
-        raise ValueError(f"metric {info.name!r} is registered twice")
-    _REGISTRY[info.name] = info
+    _REGISTRY.add(info.name, info)
 
 
 _F, _L, _M = "features", "logits", "model"
@@ -82,16 +82,12 @@ _register(MetricInfo("fu", fu, frozenset({_M}), (0.0, INF), True,
 
 def list_metrics() -> list[str]:
     """Registry names, sorted (tables use the thesis' order: ``evaluation.METRIC_ORDER``)."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def metric_info(name: str) -> MetricInfo:
     """The metadata record of ``name``; ValueError listing the valid names if unknown."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown transferability metric {name!r}; valid names: "
-                         f"{', '.join(_REGISTRY)}") from None
+    return _REGISTRY.record(name)
 
 
 def get_metric(name: str) -> Callable:

@@ -5,7 +5,9 @@ local weight file, extract the features and source logits of the target's traini
 (spec "How the reference gets its inputs": batch size 32, eval mode, no shuffling, grey -> RGB
 for 3-channel models, ToTensor + Normalize only), compute every requested metric on them, FU
 on the model with :func:`fu_loader`, and record one MLflow run per (source, arch, target,
-metric) in ``transferability/<name>``.
+metric) in ``transferability/<name>``. Its two steps are public for callers that score the
+sources elsewhere (a zoo sweep scores each source in a Ray task) and record them in one
+process: :func:`score_source` (compute) and :func:`record_source` (the writer).
 
 What a run holds (the reader is :func:`medxfer.transferability.scores_io.read_scores_mlflow`):
 
@@ -44,7 +46,7 @@ import pandas as pd
 from medxfer.errors import MedxferInputError
 
 from .registry import list_metrics, metric_info
-from .zoo import SourceModel, Zoo, load_zoo
+from .zoo import SourceModel, Zoo, check_heads, check_target, load_zoo
 
 NCTI_TERMS = ("seli", "ncc", "vc")
 
@@ -197,28 +199,30 @@ def score_zoo(zoo: Zoo | str | os.PathLike, target_root: str | os.PathLike, targ
         echo: Called with one-line notes (skips, sources as they start).
 
     Raises:
-        MedxferInputError: bad zoo, target or metric names; a metric failing on bad input
-            (NaN features, too few samples for its PCA, ...), naming the source and metric.
+        MedxferInputError: bad zoo, target, metric names or tracking store, or a source head
+            whose classes differ from ``num_classes`` under a metric that reads it (all found
+            before anything is written); a metric failing on bad input (NaN features, too few
+            samples for its PCA, ...), naming the source and metric.
     """
     import torch
 
     from medxfer.tracking import schema
     from medxfer.tracking.store import ensure_experiment
-    from medxfer.tracking.uri import resolve_tracking_uri
-
-    from .extraction import extract, fu_layers
-    from .fu import fu_loader
+    from medxfer.tracking.uri import check_store
 
     if not isinstance(zoo, Zoo):
         zoo = load_zoo(zoo)
     names = resolve_metrics(metrics)
+    # Every input is checked before the store is touched: a bad one writes nothing.
+    uri = check_store(tracking_uri) if log else None
+    check_target(zoo, target_root, target_flag, size)
+    check_heads(zoo, names, [m for m in names if "logits" in metric_info(m).needs])
     echo = echo or (lambda _msg: None)
     exp_name = schema.experiment_name("transferability", name)
     client = exp_id = None
     if log:  # the store (and experiment) is created once, by this driver
         from mlflow import MlflowClient
 
-        uri = resolve_tracking_uri(tracking_uri)
         exp_id = ensure_experiment(uri, exp_name)
         client = MlflowClient(uri)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -226,68 +230,129 @@ def score_zoo(zoo: Zoo | str | os.PathLike, target_root: str | os.PathLike, targ
     cuda = [torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         for source in zoo.sources:
-            label = f"{source.name} ({source.arch_flag})"
-            echo(f"scoring {label} on {target_flag}")
-            dataset, side = target_train_fold(target_root, target_flag, source, size=size,
-                                              n_per_class=n_per_class)
-            model = load_source_model(zoo, source).to(dev)
-            headless = isinstance(model, _Headless)
-            loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-            ex = extract(model, loader, layer="head", device=dev, progress=progress)
-            logits = None if headless else ex.logits
-            values: dict[str, dict[str, float] | None] = {}
-            for m in names:
-                info = metric_info(m)
-                if "logits" in info.needs and logits is None:
-                    reason = (f"{m} needs the source head's logits; zoo entry {source.name!r} "
-                              f"has no num_classes")
-                    skipped[(source.name, source.arch_flag, m)] = reason
-                    values[m] = None
-                    echo(f"  skip {m}: {reason}")
-                    continue
-                try:
-                    if "model" in info.needs:
-                        backbone = model.backbone if hasattr(model, "backbone") else model
-                        raw = info.fn(model, fu_loader(dataset), layers=fu_layers(backbone),
-                                      layer="head", progress=progress)
-                    else:
-                        rs = random_state if not info.deterministic else None
-                        raw = info.fn(ex.features, ex.labels, source_logits=logits,
-                                      random_state=rs)
-                except MedxferInputError:
-                    raise
-                except ValueError as exc:
-                    raise MedxferInputError(f"source {label}, metric {m}: {exc}",
-                                            path=zoo.path, field="metrics") from exc
-                vals = dict(zip(NCTI_TERMS, raw)) if m == "ncti" else {"score": raw}
-                vals = {k: float(v) for k, v in vals.items()}
-                bad = [k for k, v in vals.items() if not math.isfinite(v)]
-                if bad:
-                    raise MedxferInputError(f"source {label}, metric {m}: {', '.join(bad)} is not "
-                                            f"finite ({vals}); check the features of this source",
-                                            path=zoo.path, field="metrics")
-                values[m] = vals
+            scored = score_source(zoo, source, target_root, target_flag, names, size=size,
+                                  n_per_class=n_per_class, batch_size=batch_size,
+                                  random_state=random_state, progress=progress, device=dev,
+                                  echo=echo)
+            skipped.update(scored.skipped)
             if log:
-                tags = {schema.KIND: schema.KIND_ESTIMATE, schema.SOURCE: source.name,
-                        schema.ARCH: source.arch_flag, schema.TARGET: target_flag}
-                info_tags = {schema.BACKBONE: source.architecture,
-                             schema.WEIGHTS: str(zoo.weight_path(source)),
-                             schema.N_SAMPLES: str(len(dataset)), schema.IMAGE_SIZE: str(side)}
-                for m, vals in values.items():
-                    run_ids[(source.name, source.arch_flag, m)] = _record(
-                        client, exp_id, {**tags, schema.METRIC: m}, info_tags, vals,
-                        skipped.get((source.name, source.arch_flag, m)))
-            row = {}
-            for m, vals in values.items():
-                keys = [f"ncti.{t}" for t in NCTI_TERMS] if m == "ncti" else [m]
-                src = [vals[t] if vals else math.nan for t in NCTI_TERMS] if m == "ncti" \
-                    else [vals["score"] if vals else math.nan]
-                row.update(zip(keys, src))
-            rows.append(row)
+                run_ids.update(record_source(client, exp_id, zoo, scored))
+            rows.append(scored.row())
             index.append((source.name, source.arch_flag))
-            del model
     table = pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["source", "arch"]))
     return ZooScores(table, skipped, run_ids, exp_name)
+
+
+@dataclass
+class SourceScores:
+    """What :func:`score_source` computed for one source model.
+
+    Attributes:
+        source: The zoo entry.
+        target: The target flag.
+        values: metric -> ``{"score": v}`` (``ncti``: its three raw terms), None if skipped.
+        skipped: ``{(source, arch, metric): reason}``.
+        n_samples: Target images scored.
+        side: Image side fed to the model.
+    """
+
+    source: SourceModel
+    target: str
+    values: dict
+    skipped: dict
+    n_samples: int
+    side: int
+
+    def row(self) -> dict[str, float]:
+        """One row of :attr:`ZooScores.table` (NaN where a metric was skipped)."""
+        row = {}
+        for m, vals in self.values.items():
+            keys = [f"ncti.{t}" for t in NCTI_TERMS] if m == "ncti" else [m]
+            src = [vals[t] if vals else math.nan for t in NCTI_TERMS] if m == "ncti" \
+                else [vals["score"] if vals else math.nan]
+            row.update(zip(keys, src))
+        return row
+
+
+def score_source(zoo: Zoo, source: SourceModel, target_root, target_flag: str,
+                 names: Sequence[str], *, size: int | None = None,
+                 n_per_class: int | None = 100, batch_size: int = 32,
+                 random_state: int | None = 0, progress: bool = False, device=None,
+                 echo: Callable[[str], None] | None = None) -> SourceScores:
+    """Every metric of ``names`` for one source of ``zoo`` on the target (one feature pass).
+
+    The arguments are those of :func:`score_zoo` (``names``: registry names). Draws from torch's
+    global RNG: :func:`score_zoo` runs it inside ``torch.random.fork_rng``.
+    """
+    import torch
+
+    from .extraction import extract, fu_layers
+    from .fu import fu_loader
+
+    echo = echo or (lambda _msg: None)
+    dev = torch.device(device or "cpu")
+    label = f"{source.name} ({source.arch_flag})"
+    echo(f"scoring {label} on {target_flag}")
+    dataset, side = target_train_fold(target_root, target_flag, source, size=size,
+                                      n_per_class=n_per_class)
+    model = load_source_model(zoo, source).to(dev)
+    headless = isinstance(model, _Headless)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    ex = extract(model, loader, layer="head", device=dev, progress=progress)
+    logits = None if headless else ex.logits
+    values: dict[str, dict[str, float] | None] = {}
+    skipped = {}
+    for m in names:
+        info = metric_info(m)
+        if "logits" in info.needs and logits is None:
+            reason = (f"{m} needs the source head's logits; zoo entry {source.name!r} "
+                      f"has no num_classes")
+            skipped[(source.name, source.arch_flag, m)] = reason
+            values[m] = None
+            echo(f"  skip {m}: {reason}")
+            continue
+        try:
+            if "model" in info.needs:
+                backbone = model.backbone if hasattr(model, "backbone") else model
+                raw = info.fn(model, fu_loader(dataset), layers=fu_layers(backbone),
+                              layer="head", progress=progress)
+            else:
+                rs = random_state if not info.deterministic else None
+                raw = info.fn(ex.features, ex.labels, source_logits=logits,
+                              random_state=rs)
+        except MedxferInputError:
+            raise
+        except ValueError as exc:
+            raise MedxferInputError(f"source {label}, metric {m}: {exc}",
+                                    path=zoo.path, field="metrics") from exc
+        vals = dict(zip(NCTI_TERMS, raw)) if m == "ncti" else {"score": raw}
+        vals = {k: float(v) for k, v in vals.items()}
+        bad = [k for k, v in vals.items() if not math.isfinite(v)]
+        if bad:
+            raise MedxferInputError(f"source {label}, metric {m}: {', '.join(bad)} is not "
+                                    f"finite ({vals}); check the features of this source",
+                                    path=zoo.path, field="metrics")
+        values[m] = vals
+    return SourceScores(source, target_flag, values, skipped, len(dataset), side)
+
+
+def record_source(client, exp_id: str, zoo: Zoo, scored: SourceScores) -> dict:
+    """Log one source's scores: one run per metric (module docstring); returns
+    ``{(source, arch, metric): run id}``."""
+    from medxfer.tracking import schema
+
+    source = scored.source
+    tags = {schema.KIND: schema.KIND_ESTIMATE, schema.SOURCE: source.name,
+            schema.ARCH: source.arch_flag, schema.TARGET: scored.target}
+    info_tags = {schema.BACKBONE: source.architecture,
+                 schema.WEIGHTS: str(zoo.weight_path(source)),
+                 schema.N_SAMPLES: str(scored.n_samples), schema.IMAGE_SIZE: str(scored.side)}
+    run_ids = {}
+    for m, vals in scored.values.items():
+        key = (source.name, source.arch_flag, m)
+        run_ids[key] = _record(client, exp_id, {**tags, schema.METRIC: m}, info_tags, vals,
+                               scored.skipped.get(key))
+    return run_ids
 
 
 def _record(client, exp_id: str, key_tags: dict, info_tags: dict, values: dict | None,

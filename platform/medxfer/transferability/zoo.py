@@ -200,20 +200,107 @@ def _yaml_path(loc) -> str:
 
 def check_architecture(name: str) -> None:
     """Raise ValueError unless ``create_backbone`` knows ``name`` (nothing is built)."""
-    from medxfer.models.backbones import TORCHVISION_PREFIX, list_backbones
+    from medxfer.models.backbones import check_backbone
 
-    if name in list_backbones():
+    check_backbone(name)
+
+
+# --------------------------------------------------------------------------- before scoring
+
+
+def _state_dict(path: Path) -> dict:
+    """The tensors of a weight file by name (memory-mapped; ``module.`` prefixes dropped)."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) file cannot be mapped
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        return {}
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def head_classes(zoo: Zoo, source: SourceModel) -> int | None:
+    """Output classes of the classifier stored in ``source``'s weight file; None if it has
+    none.
+
+    ``create_backbone`` fills the source head from the file only when the class counts match
+    and silently starts a fresh one otherwise; this reads what the file holds instead: the
+    ``head.*`` of a file saved from a model with a classifier (keys ``backbone.*``), else the
+    2-d weight among the keys the headless architecture has no place for (the torchvision or
+    timm classifier, e.g. ``fc.weight``). The architecture is built on the meta device: no
+    memory, no initialisation.
+    """
+    import torch
+
+    from medxfer.models import create_backbone
+
+    state = _state_dict(zoo.weight_path(source))
+    if any(k.startswith("backbone.") for k in state):
+        w = state.get("head.weight")
+        return int(w.shape[0]) if w is not None and w.ndim == 2 else None
+    with torch.device("meta"):
+        own = create_backbone(source.architecture, in_chans=source.in_chans).state_dict()
+    extra = [v for k, v in state.items() if k not in own and k.endswith("weight") and v.ndim == 2]
+    return int(extra[-1].shape[0]) if extra else None
+
+
+def check_heads(zoo: Zoo, metrics: list[str], needs_logits: list[str]) -> None:
+    """Refuse a source whose file's classifier does not have ``num_classes`` outputs when a
+    metric of ``metrics`` reads the source head (``needs_logits``: LEEP): it would be scored on
+    a freshly initialised head. Sources without ``num_classes`` are skipped (those metrics
+    are then skipped with a reason).
+
+    Raises:
+        MedxferInputError: naming the zoo file, ``[i].num_classes``, the weight file and both
+            class counts.
+    """
+    using = [m for m in metrics if m in needs_logits]
+    if not using:
         return
-    if name.startswith(TORCHVISION_PREFIX):
-        import torchvision
+    for i, src in enumerate(zoo.sources):
+        if not src.num_classes:
+            continue
+        have = head_classes(zoo, src)
+        if have == src.num_classes:
+            continue
+        held = f"a {have}-class classifier" if have else "no classifier"
+        raise MedxferInputError(
+            f"{zoo.weight_path(src)} holds {held}, not num_classes = {src.num_classes}; "
+            f"{', '.join(using)} {'reads' if len(using) == 1 else 'read'} the source head's "
+            "logits and would see a random head: "
+            f"set num_classes to the file's classes{f' ({have})' if have else ''}, or remove "
+            f"num_classes to skip {', '.join(using)} for this source", path=zoo.path,
+            field=f"[{i}].num_classes")
 
-        valid = torchvision.models.list_models(module=torchvision.models)
-        if name[len(TORCHVISION_PREFIX):] not in valid:
-            raise ValueError(f"unknown torchvision classification model {name!r}")
-        return
-    import timm
 
-    if not timm.is_model(name):
-        raise ValueError(f"unknown architecture {name!r}: not a local backbone "
-                         f"({', '.join(list_backbones())}), not a timm model, and no "
-                         f"'{TORCHVISION_PREFIX}' prefix")
+def check_target(zoo: Zoo, root: str | os.PathLike, flag: str, size: int | None) -> None:
+    """The target's data file at every side the sources read (``size``, else each source's
+    ``input_size``, else 28) and one class per image.
+
+    Raises:
+        MedxferInputError: ``field='target'`` for a missing folder, ``field='flag'`` for a
+            missing file, unknown metadata or a multi-label target.
+    """
+    from medxfer.data.medmnist import dataset_info, npz_path
+
+    folder = Path(root)
+    if not folder.is_dir():
+        what = "is a file" if folder.exists() else "no such folder"
+        raise MedxferInputError(f"{what}: {folder.resolve()}; expected the folder holding "
+                                f"{flag}.npz (MedMNIST layout)", field="target")
+    for side in sorted({size or s.input_size or 28 for s in zoo.sources}):
+        try:
+            npz_path(folder, flag, side)
+        except MedxferInputError as exc:
+            raise MedxferInputError(exc.detail, field="flag") from None
+    info = dataset_info(flag, folder)
+    if info.multilabel:
+        raise MedxferInputError(f"target {flag!r} is multi-label ({info.task}); the "
+                                "transferability metrics need one class per image", field="flag")

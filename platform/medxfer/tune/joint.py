@@ -18,13 +18,15 @@ is known before the first trial and what the trials return:
 * **Exploration**: the ``explore`` sources with the highest belief are trained round-robin
   (the least-tried first; ties by belief); a source whose grid is exhausted is replaced by the
   next by belief.
-* **Configurations within a source**: the warm-start order of
-  :class:`~medxfer.tune.searchers.WarmStartSearcher` (mean prior rank of each configuration
-  on the benchmark's other (source, target) tasks, reweighted by agreement with the val losses
-  observed so far on this target, pooled over sources), except that the logged tasks *of the
-  same source* weigh ``same_source`` times more: a source pre-trained on natural images wants
-  other learning rates than one pre-trained on MedMNIST (on the dataset benchmark this cut the
-  mean gap to the pair's ground truth after 3 configurations from 0.015 to 0.005 test AUC).
+* **Configurations within a source**: the warm-start weighting of
+  :class:`~medxfer.tune.warmstart.TaskWeights` (mean prior rank of each configuration on the
+  benchmark's other (source, target) tasks, reweighted by agreement with the val losses
+  observed so far on this target, pooled over sources), the logged tasks *of the same source*
+  weighing ``same_source`` times more, as :class:`~medxfer.tune.warmstart.WarmStartSearcher`
+  weighs its row's: a source pre-trained on natural images wants other learning rates than one
+  pre-trained on MedMNIST (on the dataset benchmark this cut the mean gap to the pair's ground
+  truth after 3 configurations from 0.015 to 0.005 test AUC). The warm-start searcher's local
+  steps near the best result are not used here (not measured with the joint searcher).
 * **Final pick** (:func:`select`): the source with the highest posterior
   ``q(s) - evidence * log(best_s / best)`` (``best_s``: the source's best ``metric`` so far,
   ``best``: the best over sources; a log ratio, so the weight does not depend on the loss's
@@ -58,13 +60,14 @@ import itertools
 import math
 import pickle
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medxfer.errors import MedxferInputError
 from medxfer.tune.joint_prior import JointPrior
-from medxfer.tune.warmstart import ConfigKeyPrior, WarmStartPrior, space_values
+from medxfer.tune.warmstart import (CONFIDENCE, SAME_ROW, ConfigKeyPrior, TaskWeights,
+                                    WarmStartPrior, row_weights, space_values)
 
 if TYPE_CHECKING:
     from medxfer.tune.searchers import SearchRequest, SearchSetup
@@ -78,7 +81,7 @@ SOURCE_KEY = "source"
 # Defaults chosen on the dataset benchmark with generated scores (module docstring).
 EXPLORE = 3
 EVIDENCE = 10.0
-SAME_SOURCE = 1000.0
+SAME_SOURCE = SAME_ROW
 
 
 def _evidence(best: np.ndarray, mode: str) -> np.ndarray:
@@ -131,16 +134,19 @@ class JointSearcher(Searcher):
     ``source_key`` dimension there is one unnamed source (the warm-start search alone).
     ``prior``: a :class:`JointPrior`, or a configuration prior alone (a
     :class:`~medxfer.tune.warmstart.WarmStartPrior` or ``ConfigKeyPrior``: no scores); None:
-    sources in the given order, configurations in grid order. :meth:`selected` is the final
-    pick (:func:`select`).
+    sources in the given order, configurations in grid order. ``source_overrides``: per
+    source, config keys added to each of its proposals (a zoo sweep: the entry's weights,
+    backbone, ...). :meth:`selected` is the final pick (:func:`select`).
     """
 
     def __init__(self, space: dict | None = None, metric: str | None = None,
                  mode: str | None = None, *,
                  prior: JointPrior | WarmStartPrior | ConfigKeyPrior | None = None,
-                 source_key: str = SOURCE_KEY, explore: int = EXPLORE,
+                 source_key: str = SOURCE_KEY,
+                 source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 explore: int = EXPLORE,
                  evidence: float = EVIDENCE, same_source: float = SAME_SOURCE,
-                 confidence: float = 0.75, seed: int | None = None):
+                 confidence: float = CONFIDENCE, seed: int | None = None):
         super().__init__(metric=metric, mode=mode)
         if explore < 1:
             raise MedxferInputError(f"explore {explore}: expected >= 1", field="explore")
@@ -148,8 +154,9 @@ class JointSearcher(Searcher):
             prior = JointPrior(prior.excluded_target, configs=prior)
         self._prior = prior or JointPrior(None)
         self._key = source_key
+        self._overrides = {str(k): dict(v) for k, v in (source_overrides or {}).items()}
         self._explore, self._evidence, self._same = explore, evidence, same_source
-        self._logit = math.log(confidence / (1 - confidence))
+        self._confidence = confidence
         self._seed = seed
         self.trials: list[dict] = []          # per proposal: source, config index, value
         self._live: dict[str, int] = {}       # trial id -> index into trials
@@ -180,7 +187,8 @@ class JointSearcher(Searcher):
         self._live[trial_id] = len(self.trials)
         self.trials.append({"source": self.sources[src], "config": c, "value": math.nan,
                             "result": None})
-        named = {} if self.sources[src] is None else {self._key: self.sources[src]}
+        name = self.sources[src]
+        named = {} if name is None else {**self._overrides.get(name, {}), self._key: name}
         return {**named, **self.configs[c]}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -194,7 +202,9 @@ class JointSearcher(Searcher):
         trial = self.trials[i]
         trial["value"], trial["result"] = value, (None if error else dict(result or {}))
         if math.isfinite(value):
-            self._agree_with(self.sources.index(trial["source"]), trial["config"], value)
+            # Results are compared within a source: sources differ in level, not only order.
+            y = value if (self._mode or "min") == "min" else -value
+            self._tasks.observe(trial["config"], y, group=self.sources.index(trial["source"]))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as fh:
@@ -235,45 +245,20 @@ class JointSearcher(Searcher):
 
     def _setup_prior(self) -> None:
         cp = self._prior.configs
-        n = len(self.configs)
+        rows: list[str] = []
         if cp is None:
-            self._R, self._base = np.zeros((0, n)), np.zeros((len(self.sources), 0))
+            R = np.zeros((0, len(self.configs)))
         else:
             R = cp.matrix(self.configs)
             keep = ~np.all(np.isnan(R), axis=1)  # tasks that know none of ours
-            self._R = R[keep]
+            R = R[keep]
             rows = [t[0] for t, k in zip(cp.tasks, keep) if k]
-            self._base = np.array([[self._same if r == s else 1.0 for r in rows]
-                                   for s in self.sources]).reshape(len(self.sources), len(rows))
-        self._known = ~np.isnan(self._R)
-        self._R0 = np.nan_to_num(self._R)
-        self._agree = np.zeros(self._R.shape[0])
-        self._seen: dict[int, list[tuple[int, float]]] = {}  # source -> [(config, value)]
-
-    def _agree_with(self, s: int, c: int, value: float) -> None:
-        """Add the pairs (this result, each earlier result of the same source) to every logged
-        task's agreement count: +1 where the task orders the pair as observed, -1 where not."""
-        y = value if (self._mode or "min") == "min" else -value
-        seen = self._seen.setdefault(s, [])
-        if seen and self._R.shape[0]:
-            old = [k for k, _ in seen]
-            dy = np.sign(y - np.array([v for _, v in seen]))
-            dr = np.nan_to_num(np.sign(self._R[:, [c]] - self._R[:, old]))
-            self._agree += ((dr * dy) > 0).sum(axis=1) - ((dr * dy) < 0).sum(axis=1)
-        seen.append((c, y))
+        self._tasks = TaskWeights(R, confidence=self._confidence)
+        self._base = [row_weights(rows, s, self._same) for s in self.sources]
 
     def _scores(self, s: int) -> np.ndarray:
         """Weighted mean prior rank of every configuration for source ``s`` (0 = best)."""
-        n = len(self.configs)
-        if self._R.shape[0] == 0:
-            return np.zeros(n)
-        logw = self._logit * self._agree
-        w = np.exp(logw - logw.max()) * self._base[s]
-        num = (self._R0 * w[:, None]).sum(axis=0)
-        den = (self._known * w[:, None]).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = num / den
-        return np.where(den > 0, out, 0.5)  # no prior knowledge: middle of the pack
+        return self._tasks.scores(self._base[s])
 
     def _next_config(self, s: int) -> int:
         sc = np.where(self._tried[s], np.inf, self._scores(s))

@@ -2,7 +2,9 @@
 
 Only the driver writes (no two processes race on a sqlite store; works across nodes). Child runs
 are keyed by the Tune trial id (tag ``medxfer.trial_id``): a restored sweep, or a retried trial,
-finds and reuses its run instead of creating another. Each result is logged once per step
+finds and reuses its run instead of creating another. A child run is named after what it is
+(``synthchest -> synthpneumonia lr=0.01 bs=32``, :mod:`medxfer.tracking.run_names`), the Tune
+trial id stays in its tags. Each result is logged once per step
 (``medxfer.last_step`` remembers the highest step, so epochs replayed after a restore from an
 older checkpoint are not logged twice).
 
@@ -31,6 +33,7 @@ from ray.tune.result import AUTO_RESULT_KEYS
 
 from medxfer.config import REPORT_PARAMS
 from medxfer.tracking import schema
+from medxfer.tracking.run_names import trial_run_name
 from medxfer.tracking.runs import params_to_log
 from medxfer.train.telemetry import NODE_ID_RESULT
 from medxfer.tune.experiment import schema_tags, trial_params
@@ -120,7 +123,7 @@ class MlflowSweepCallback(Callback):
                     schema.SWEEP: self.sweep, schema.TRIAL_ID: tid,
                     **schema_tags(full)}
             run = self.client.create_run(self.experiment_id, tags=tags,
-                                         run_name=f"{self.sweep}-{tid}")
+                                         run_name=trial_run_name(full, sampled))
             rid = run.info.run_id
             from mlflow.entities import Param
 

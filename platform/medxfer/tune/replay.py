@@ -153,7 +153,7 @@ def replay_pair(grid: PairGrid, searcher: str, *, seed: int, budget: int,
     # One pass over a grid (num_samples counts passes); every other searcher samples budget.
     once = searcher_info(searcher, field=FIELD).tune_space == "grid"
     request = SearchRequest(metric=select_by, mode="min", seed=seed,
-                            num_samples=1 if once else budget, prior=prior)
+                            num_samples=1 if once else budget, prior=prior, row=grid.row)
     setup = build_searcher(searcher, grid.leaves(), request, field=FIELD)
     propose, complete = drive(setup, select_by, "min")
     best, selected, first = math.inf, math.nan, math.inf

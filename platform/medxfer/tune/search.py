@@ -15,13 +15,15 @@ from medxfer.tune.searchers import SearchRequest, SearchSetup, build_searcher
 
 
 def make_searcher(search: SearchConfig, *, tracking_uri: str | None = None,
-                  target: str | None = None) -> SearchSetup:
+                  target: str | None = None, row: str | None = None) -> SearchSetup:
     """The registered searcher ``search.algorithm`` over ``search.space``.
 
     Args:
         search: the validated ``search:`` section.
         tracking_uri: the sweep's store (where a prior's benchmark is by default).
         target: the experiment's ``data.flag`` (what a prior leaves out by default).
+        row: the benchmark row the sweep's trials are (its source, or its arch for an
+            architecture prior): the prior's tasks of that row weigh more.
 
     Raises:
         MedxferInputError: naming ``search.*`` (e.g. a prior's benchmark missing in the store).
@@ -36,7 +38,7 @@ def make_searcher(search: SearchConfig, *, tracking_uri: str | None = None,
     request = SearchRequest(metric=search.metric, mode=search.mode, seed=search.seed,
                             num_samples=search.num_samples,
                             points_to_evaluate=tuple(dict(p) for p in search.points_to_evaluate),
-                            max_concurrent=search.max_concurrent, prior=prior)
+                            max_concurrent=search.max_concurrent, prior=prior, row=row)
     return build_searcher(search.algorithm, search.space, request)
 
 

@@ -21,6 +21,8 @@ this module validates it::
       select_by: val_loss          # which epoch a trial's final step reports (DESIGN.md)
       select_mode: min
       storage_path: ray_results    # Ray Tune storage; made absolute against the working dir
+      stall_timeout_s: 300         # stop (resumably) when no trial reports and no node with
+                                   # CPUs answers for this long; null: never (tune/stall.py)
       warmstart:                   # searchers that use a prior: where it comes from
         benchmark: medmnist-transfer   # benchmark/<name>, or a full sweep/<name>; None: the
                                        # only benchmark/* experiment in the store
@@ -28,6 +30,14 @@ this module validates it::
         tracking_uri: null             # default: the sweep's own tracking store
         target: null                   # default: data.flag; its logged runs are LEFT OUT
         params: {lr: train.lr, batch_size: train.batch_size}   # logged param -> config key
+      sources:                     # a zoo of candidate source models (algorithm joint)
+        zoo: zoos/demo.yaml        # `estimate score`'s zoo YAML; path from the working dir
+        metric: [logme, sfda]      # transferability metric(s) ranking the sources (combined)
+        invert: []                 # metrics scored as 1 - score (estimate evaluate --invert)
+        n_per_class: 100           # target training images per class scored (thesis: 100)
+        batch_size: 32             # feature-extraction batch size
+        random_state: 0            # NLEEP's seed
+        explore: 3                 # sources trained round-robin at a time (joint searcher)
 
 Every error names its YAML path, e.g. ``search.space.train.lr.loguniform: lower bound must be
 > 0``.
@@ -167,6 +177,57 @@ class WarmStartConfig(_Strict):
         return v
 
 
+#: Config keys a zoo entry sets in each trial (``search.sources``): never searched.
+ZOO_KEYS = ("data.source", "data.as_rgb", "model.weights", "model.backbone", "model.arch",
+            "model.in_chans")
+
+
+class SourcesConfig(_Strict):
+    """``search.sources``: score a zoo of source models on the target, then search (source,
+    configuration) pairs with the ``joint`` searcher (:mod:`medxfer.tune.zoo_sweep`).
+
+    ``zoo`` is a zoo YAML as ``medxfer estimate score`` reads it; every source is scored with
+    the ``metric`` (registry names; several are combined by their rank-based normal scores),
+    ``invert`` listing metrics scored as 1 - score. The scoring options are ``estimate
+    score``'s. ``explore``: how many of the best-believed sources the joint searcher trains
+    round-robin at a time. Names are checked against the metric registry where the zoo is
+    scored (this layer does not know the metrics).
+    """
+
+    zoo: str
+    metric: list[str] = Field(default_factory=lambda: ["logme"])
+    invert: list[str] = Field(default_factory=list)
+    n_per_class: Optional[int] = Field(100, ge=1)
+    batch_size: int = Field(32, ge=1)
+    random_state: Optional[int] = 0
+    explore: int = Field(3, ge=1)
+
+    @field_validator("metric", "invert", mode="before")
+    @classmethod
+    def _names(cls, v, info):
+        if isinstance(v, str):
+            v = [n.strip() for n in v.split(",") if n.strip()]
+        if not isinstance(v, list) or not all(isinstance(n, str) and n for n in v):
+            raise ValueError("expected a metric name, a comma-separated string or a list of "
+                             "names")
+        if info.field_name == "metric" and not v:
+            raise ValueError("expected at least one metric name")
+        return v
+
+    @field_validator("zoo")
+    @classmethod
+    def _path(cls, v):
+        if not v.strip():
+            raise ValueError("expected the path of a zoo YAML")
+        return v
+
+    def resolved_zoo(self, base: str | os.PathLike | None = None) -> str:
+        """The zoo YAML as an absolute path (relative paths: from ``base``, default the working
+        directory, as every path of an experiment)."""
+        p = Path(os.path.expanduser(self.zoo))
+        return str((p if p.is_absolute() else Path(base or Path.cwd()) / p).resolve())
+
+
 class SearchConfig(_Strict):
     algorithm: str = "hyperopt"
     metric: str = "val_loss"
@@ -183,7 +244,9 @@ class SearchConfig(_Strict):
     select_mode: Literal["min", "max"] = "min"
     storage_path: str = "ray_results"
     checkpoints_to_keep: int = Field(2, ge=1)
+    stall_timeout_s: Optional[float] = Field(300.0, gt=0)
     warmstart: Optional[WarmStartConfig] = None
+    sources: Optional[SourcesConfig] = None
 
     def warmstart_params(self) -> dict[str, str]:
         """The effective ``{benchmark param: config key}`` of the prior."""
@@ -195,15 +258,18 @@ class SearchConfig(_Strict):
     @field_validator("algorithm")
     @classmethod
     def _known(cls, v):
-        from medxfer.tune.searchers import SEARCHERS, list_searchers
+        from medxfer.tune.searchers import SEARCHERS
 
         if v not in SEARCHERS:
-            raise ValueError(f"unknown searcher {v!r}; valid names: {', '.join(list_searchers())}")
+            raise ValueError(SEARCHERS.unknown(v))
         return v
 
     @model_validator(mode="before")
     @classmethod
     def _grid_samples(cls, data):
+        # A zoo is searched by the joint searcher unless another one is named (an error).
+        if isinstance(data, dict) and data.get("sources") is not None and "algorithm" not in data:
+            data = {**data, "algorithm": "joint"}
         # A grid is enumerated once unless num_samples asks for repeats.
         info = _info(data.get("algorithm", "hyperopt")) if isinstance(data, dict) else None
         if info is not None and info.tune_space == "grid" and "num_samples" not in data:
@@ -256,12 +322,16 @@ class SearchConfig(_Strict):
             path, message = problems[0]
             raise _PathError(f"space.{path}", message)
         self._check_points(info)
+        if self.sources is not None:
+            self._check_sources()
         if not info.uses_prior:
             if self.warmstart is not None:
                 users = ", ".join(n for n, i in sorted(SEARCHERS.items()) if i.uses_prior)
                 raise _PathError("warmstart", f"only used by the searchers with a prior "
                                               f"({users}), not {self.algorithm}")
             return self
+        if self.sources is not None and self.warmstart is None:
+            return self  # a zoo search without a configuration prior (the space may be empty)
         if not self.space:
             raise _PathError("space", f"algorithm {self.algorithm} needs a finite space to "
                                       "search")
@@ -278,6 +348,16 @@ class SearchConfig(_Strict):
                                  f"{p}: {k}" for p, k in DEFAULT_WARMSTART_PARAMS.items())
                              + "); map others with search.warmstart.params")
         return self
+
+    def _check_sources(self) -> None:
+        if self.algorithm != "joint":
+            raise _PathError("algorithm", f"search.sources is searched by algorithm joint "
+                                          f"(sources and configurations together), not "
+                                          f"{self.algorithm}")
+        for key in self.space:
+            if key in ZOO_KEYS:
+                raise _PathError(f"space.{key}", "set per trial from the chosen entry of "
+                                                 "search.sources.zoo; not searched")
 
     def _check_points(self, info) -> None:
         if self.points_to_evaluate and not info.points_to_evaluate:

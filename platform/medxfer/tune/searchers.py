@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medxfer.errors import MedxferInputError
+from medxfer.registry import Registry
 from medxfer.tune import joint, warmstart
 
 TuneSpace = Literal["domains", "grid", "choices"]
@@ -53,6 +54,8 @@ class SearchRequest:
         prior: a :class:`~medxfer.tune.warmstart.WarmStartPrior` (or its
             :class:`~medxfer.tune.warmstart.ConfigKeyPrior`) for searchers that use one,
             computed leave-target-out by the caller.
+        row: the benchmark row searched (the source model; the arch on the architecture
+            benchmark): the prior's logged tasks of that row weigh more (``warmstart``).
     """
 
     metric: str = "val_loss"
@@ -62,6 +65,7 @@ class SearchRequest:
     points_to_evaluate: tuple[dict, ...] = ()
     max_concurrent: int = 0
     prior: Any = None
+    row: str | None = None
 
 
 @dataclass
@@ -153,13 +157,11 @@ def _hyperopt(space: dict, request: SearchRequest) -> SearchSetup:
 
 # --------------------------------------------------------------------------- the registry
 
-SEARCHERS: dict[str, SearcherInfo] = {}
+SEARCHERS: Registry[SearcherInfo] = Registry("searcher")
 
 
 def _register(info: SearcherInfo) -> None:
-    if info.name in SEARCHERS:
-        raise ValueError(f"searcher {info.name!r} is registered twice")
-    SEARCHERS[info.name] = info
+    SEARCHERS.add(info.name, info)
 
 
 _register(SearcherInfo("grid", _grid, tune_space="grid", uses_prior=False,
@@ -182,7 +184,8 @@ _register(SearcherInfo("prior", warmstart.build_prior_order, tune_space="choices
                        reference="medxfer's own (medxfer.tune.warmstart)"))
 _register(SearcherInfo("warmstart", warmstart.build, tune_space="choices", uses_prior=True,
                        description="the prior's order, reweighted by the logged tasks that agree "
-                                   "with the results so far; never repeats",
+                                   "with the results so far, every third trial near the best "
+                                   "so far; never repeats",
                        reference="medxfer's own (medxfer.tune.warmstart)"))
 _register(SearcherInfo("joint", joint.build, tune_space="choices", uses_prior=True,
                        description="(source, configuration) together: sources by "
@@ -193,7 +196,7 @@ _register(SearcherInfo("joint", joint.build, tune_space="choices", uses_prior=Tr
 
 def list_searchers() -> list[str]:
     """Registry names, sorted."""
-    return sorted(SEARCHERS)
+    return SEARCHERS.names()
 
 
 def searcher_info(name: str, *, field: str = "search.algorithm") -> SearcherInfo:
@@ -204,10 +207,9 @@ def searcher_info(name: str, *, field: str = "search.algorithm") -> SearcherInfo
             in a YAML, ``--searcher`` on the command line) and lists the valid names.
     """
     try:
-        return SEARCHERS[name]
-    except (KeyError, TypeError):
-        raise MedxferInputError(f"{field}: unknown searcher {name!r}; valid names: "
-                                f"{', '.join(list_searchers())}") from None
+        return SEARCHERS.record(name)
+    except ValueError as exc:
+        raise MedxferInputError(f"{field}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- spaces

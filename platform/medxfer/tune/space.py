@@ -27,5 +27,8 @@ def space_size(search: SearchConfig) -> int:
 
 
 def expected_trials(search: SearchConfig) -> int:
-    """How many trials a sweep runs (``num_samples`` as the searcher counts it)."""
+    """How many trials a sweep runs (``num_samples`` as the searcher counts it; with
+    ``search.sources`` at most ``num_samples``: the zoo's size is not known here)."""
+    if search.sources is not None:
+        return search.num_samples
     return searchers.expected_trials(search.space, search.searcher, search.num_samples)

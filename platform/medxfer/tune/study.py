@@ -92,6 +92,10 @@ def _create_parent(client, exp_id: str, name: str, study: Study, plan: StudyPlan
         params["protocol.labels"] = ",".join(map(str, p.label_fractions or p.n_labelled))
     if p.few_shot:
         params["protocol.few_shot"] = ",".join(f"{f:g}" for f in p.few_shot.fractions)
+    if p.shortcut:
+        params["protocol.shortcut"] = (f"{p.shortcut.confounder} in class "
+                                       f"{p.shortcut.target_class}, p_art "
+                                       + ",".join(f"{f:g}" for f in p.shortcut.p_art))
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_dict(run.info.run_id, study.raw, "study.json")
     return run.info.run_id
@@ -125,6 +129,7 @@ def cell_records(tracking_uri: str, experiment_id: str, parent_run_id: str) -> l
                     "fraction": num(schema.CELL_FRACTION, float),
                     "n_labelled": num(schema.CELL_N_LABELLED, int),
                     "test_set": t.get(schema.CELL_TEST_SET),
+                    "p_art": num(schema.CELL_P_ART, float),
                     "seed": num(schema.CELL_SEED, int), "metrics": dict(r.data.metrics),
                     "params": dict(r.data.params)})
     return sorted(out, key=lambda r: r["key"] or "")
@@ -207,29 +212,37 @@ def run_study(study: Study | None, *, name: str | None = None,
                                 "--resume or choose another --name", field="name")
     parent_id = parent.info.run_id if parent else _create_parent(client, exp_id, name, study,
                                                                  plan)
-    if parent is not None and parent.info.status != "RUNNING":
-        client.update_run(parent_id, status="RUNNING")
-    study_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (study_dir / SNAPSHOT).write_text(json.dumps({"raw": study.raw, "source": (
-            str(study.path.resolve()) if study.path else None), "base_dir": str(Path.cwd())},
-            indent=1, default=str))
-    run = PhaseRun(study, plan, name, study_dir, uri, exp_id, parent_id, verbose)
-    seconds: dict[str, float] = {}
-    started = _start_ray(address, num_cpus, study.protocol.max_concurrent or 2)
     try:
-        lap = time.monotonic()
-        chosen = phases.search(run) if study.search is not None else {}
-        seconds["search"] = time.monotonic() - lap
-        for phase, step in (("train", lambda: phases.train(run, chosen)),
-                            ("transfer", lambda: phases.transfer(run))):
+        if parent is not None and parent.info.status != "RUNNING":
+            client.update_run(parent_id, status="RUNNING")
+        study_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            source = str(study.path.resolve()) if study.path else None
+            (study_dir / SNAPSHOT).write_text(json.dumps(
+                {"raw": study.raw, "source": source, "base_dir": str(Path.cwd())},
+                indent=1, default=str))
+        run = PhaseRun(study, plan, name, study_dir, uri, exp_id, parent_id, verbose)
+        seconds: dict[str, float] = {}
+        started = _start_ray(address, num_cpus, study.protocol.max_concurrent or 2)
+        try:
             lap = time.monotonic()
-            if not phases.done(run, phase):
-                step()
-            seconds[phase] = time.monotonic() - lap
-    finally:
-        if started:
-            ray.shutdown()
+            chosen = phases.search(run) if study.search is not None else {}
+            seconds["search"] = time.monotonic() - lap
+            for phase, step in (("train", lambda: phases.train(run, chosen)),
+                                ("transfer", lambda: phases.transfer(run))):
+                lap = time.monotonic()
+                if not phases.done(run, phase):
+                    step()
+                seconds[phase] = time.monotonic() - lap
+        finally:
+            if started:
+                ray.shutdown()
+    except BaseException as exc:
+        # no run of a study that stopped may stay RUNNING (--resume sets them running again)
+        from medxfer.tune.sweep import _end_open_runs
+
+        _end_open_runs(client, exp_id, parent_id, exc)
+        raise
     log.info("study %s: resume with `medxfer study %s --name %s --resume`", name,
              study.source, name)
     return StudyResult(name, experiment, uri, parent_id, str(study_dir),

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from medxfer.tracking import schema
+from medxfer.tracking.run_names import study_search_run_name
 from medxfer.tune.experiment import schema_tags, trial_params
 from medxfer.tune.mlflow_callback import MlflowSweepCallback
 from medxfer.tune.study_config import cell_key
@@ -25,7 +26,8 @@ def cell_tags(cell: dict) -> dict[str, str]:
     tags = {schema.CELL_ROW: cell["row"], schema.CELL_PHASE: cell["phase"],
             schema.CELL_SEED: str(cell["seed"])}
     for tag, key in ((schema.CELL_FOLD, "fold"), (schema.CELL_FRACTION, "fraction"),
-                     (schema.CELL_N_LABELLED, "n_labelled"), (schema.CELL_TEST_SET, "test_set")):
+                     (schema.CELL_N_LABELLED, "n_labelled"), (schema.CELL_TEST_SET, "test_set"),
+                     (schema.CELL_P_ART, "p_art")):
         if cell.get(key) is not None:
             tags[tag] = f"{cell[key]:g}" if isinstance(cell[key], float) else str(cell[key])
     return tags
@@ -87,7 +89,7 @@ class StudyCallback(MlflowSweepCallback):
                 tags[schema.CELL_SEARCH_RUN] = str(picked.get("run_id"))
                 params.update({f"search.chosen.{k}": str(v)
                                for k, v in picked["config"].items()})
-        name = key or f"search/{cell_key(cell)}/{tid}"
+        name = key or study_search_run_name(cell_key(cell), sampled)
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
         batch = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(batch), 100):

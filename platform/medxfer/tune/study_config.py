@@ -18,10 +18,10 @@
                                      # sweep on that cell's validation split (tune/search_config)
 
 A *cell* is one trained model (:class:`medxfer.config.CellConfig`): training cells are rows x
-folds x label fractions (or counts) x seeds; transfer cells add, per training cell without a
-label fraction, each few-shot test set x fraction. Each runs as one Ray Tune trial with the
-row's experiment plus its coordinates (``cell:``); the trial recomputes its rows from them
-(:mod:`medxfer.data.protocol`).
+folds x label fractions (or counts) x shortcut shares (``protocol.shortcut.p_art``) x seeds;
+transfer cells add, per training cell without a label fraction, each few-shot test set x
+fraction. Each runs as one Ray Tune trial with the row's experiment plus its coordinates
+(``cell:``); the trial recomputes its rows from them (:mod:`medxfer.data.protocol`).
 """
 
 from __future__ import annotations
@@ -153,6 +153,8 @@ def cell_key(cell: CellConfig | dict) -> str:
         parts.append(f"n={c.n_labelled}")
     if c.test_set is not None:
         parts.append(f"test={c.test_set}")
+    if c.p_art is not None:
+        parts.append(f"p_art={c.p_art:g}")
     parts.append(f"seed={c.seed}")
     return "/".join(parts)
 
@@ -164,11 +166,14 @@ def slug(key: str) -> str:
 
 def training_cells(study: Study, n_folds: int | None, id_name: str,
                    sites: list[str] | None = None) -> list[CellConfig]:
-    """Rows x folds x label fractions or counts x seeds (``n_folds`` None: the source's own
-    splits). ``test_set``: ``id_name``, or under leave-one-site-out the held-out ``sites``."""
+    """Rows x folds x label fractions or counts x shortcut shares ``p_art`` x seeds
+    (``n_folds`` None: the source's own splits). ``test_set``: ``id_name``, or under
+    leave-one-site-out the held-out ``sites``."""
     p = study.protocol
     labels = ([{"fraction": f} for f in p.label_fractions] if p.label_fractions else
               [{"n_labelled": m} for m in p.n_labelled] if p.n_labelled else [{}])
+    if p.shortcut is not None:
+        labels = [{**lab, "p_art": share} for lab in labels for share in p.shortcut.p_art]
     folds = [None] if n_folds is None else list(range(n_folds))
     out = []
     for row in study.rows:
@@ -182,12 +187,13 @@ def training_cells(study: Study, n_folds: int | None, id_name: str,
 
 
 def transfer_cells(study: Study, trained: list[CellConfig]) -> list[CellConfig]:
-    """Per training cell: each few-shot test set x fraction."""
+    """Per training cell: each few-shot test set x fraction (a shortcut cell's ``p_art`` names
+    the model it starts from; its fine-tuning data are not confounded)."""
     p = study.protocol
     if p.few_shot is None:
         return []
     return [CellConfig(row=c.row, phase="transfer", fold=c.fold, seed=c.seed, test_set=name,
-                       fraction=f)
+                       fraction=f, p_art=c.p_art)
             for c in trained for name in p.few_shot_sets() for f in p.few_shot.fractions]
 
 

@@ -63,6 +63,25 @@ def _fast(configs) -> bool:
     return all(trial_resources(c).get("CPU", 0) > 0 for c in configs)
 
 
+def _fit(run: PhaseRun, tuner):
+    """``tuner.fit()``; a phase the watchdog stopped ends the study (its runs KILLED, the
+    driver's own frozen raylet stopped so the shutdown cannot hang) with the ``--resume``
+    command, instead of going on to the next phase."""
+    from medxfer.tracking.store import client as mlflow_client
+    from medxfer.tune.stalled import clear_stalled, end_if_stalled, stalled_error
+
+    client = mlflow_client(run.uri)
+    clear_stalled(client, client.get_run(run.parent_id))  # a resumed study runs again
+    results = tuner.fit()
+    if end_if_stalled(client, run.exp_id, run.parent_id):
+        from medxfer.cluster_config import stop_own_raylets
+
+        stop_own_raylets()
+        raise stalled_error(client, run.parent_id, run.name, run.study.path, run.uri, None,
+                            None, verb="study")
+    return results
+
+
 def _tuner(path: Path, fn, new_tuner):
     """``Tuner.restore`` of an interrupted phase (unfinished and errored trials run), else a
     new one."""
@@ -97,6 +116,21 @@ class PhaseRun:
         from medxfer.tune.study_callback import StudyCallback
 
         return StudyCallback(self.uri, self.exp_id, self.name, self.parent_id, **kw)
+
+    def watchdog(self) -> list:
+        """The stall watchdog of a sweep (:mod:`medxfer.tune.stall`) for a phase's Tuner:
+        ``search.stall_timeout_s`` of the study's search, else the default (300 s)."""
+        import functools
+
+        from medxfer.tune.stall import DEFAULT_STALL_TIMEOUT_S, StallCallback
+        from medxfer.tune.stalled import mark_stalled
+
+        s = self.study.search
+        timeout = s.stall_timeout_s if s is not None else DEFAULT_STALL_TIMEOUT_S
+        if timeout is None:
+            return []
+        return [StallCallback(timeout, functools.partial(mark_stalled, self.uri,
+                                                         self.parent_id))]
 
     def count(self, phase: str, results) -> None:
         self.n_trials += len(results)
@@ -133,11 +167,12 @@ def _grid(run: PhaseRun, phase: str, cells, configs: dict[str, dict], chosen=Non
                                         reuse_actors=_fast(configs.values())),
             run_config=tune.RunConfig(
                 name=phase, storage_path=str(run.dir), verbose=run.verbose,
-                callbacks=[run.callback(phase=phase, configs=configs, chosen=chosen)],
+                callbacks=[run.callback(phase=phase, configs=configs, chosen=chosen),
+                           *run.watchdog()],
                 failure_config=tune.FailureConfig(max_failures=p.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
 
-    results = _tuner(run.dir / phase, fn, new).fit()
+    results = _fit(run, _tuner(run.dir / phase, fn, new))
     run.count(phase, results)
     return results
 
@@ -181,12 +216,12 @@ def _search_tuner(run: PhaseRun, name: str, fn, setup, callback, fast: bool):
                 scheduler=make_scheduler(s), num_samples=setup.num_samples,
                 max_concurrent_trials=s.max_concurrent, reuse_actors=fast),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(run.dir), callbacks=[callback],
+                name=name, storage_path=str(run.dir), callbacks=[callback, *run.watchdog()],
                 stop=make_stopper(s), verbose=run.verbose,
                 failure_config=tune.FailureConfig(max_failures=s.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=s.checkpoints_to_keep)))
 
-    results = _tuner(run.dir / name, fn, new).fit()
+    results = _fit(run, _tuner(run.dir / name, fn, new))
     run.count("search", results)
     return results
 

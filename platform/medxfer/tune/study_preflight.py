@@ -13,6 +13,8 @@ the YAML path, and nothing is written:
 * ``protocol.test_sets``: the same task and label count as the source (a model trained on it
   is evaluated there zero-shot), and a train:test split both sides of which hold images;
 * ``protocol.few_shot``: each fraction selects at least one image of the training part.
+* ``protocol.shortcut``: a known confounder whose transform takes ``params``, single-label
+  data with ``target_class`` (and the ``attribute``), and every share's sets can be drawn.
 
 Fractions outside (0, 1] and unknown test-set names are rejected when the YAML is parsed
 (:class:`medxfer.config.ProtocolConfig`).
@@ -129,6 +131,11 @@ def preflight(study: Study) -> StudyPlan:
         where = "protocol.cv" if p.cv is not None else "protocol.leave_one_site_out"
         with _at(study, where):
             fold_names = [name for name, _, _ in folds(source, p)]
+    if p.shortcut is not None:
+        from medxfer.data.shortcut_sets import check_shortcut
+
+        with _at(study, "protocol.shortcut"):
+            check_shortcut(p.shortcut, source)
     others = {}
     for name, entry in p.test_sets.items():
         with _at(study, f"protocol.test_sets.{name}", entry.resolve(data)):
@@ -137,8 +144,9 @@ def preflight(study: Study) -> StudyPlan:
     sites = fold_names if p.leave_one_site_out else None
     plan = StudyPlan(training_cells(study, len(fold_names) if fold_names else None,
                                     source.name, sites), [], source.name, sites)
-    for cell in {(c.fold, c.fraction, c.n_labelled): c for c in plan.train}.values():
-        where = "protocol.n_labelled" if cell.n_labelled else "protocol"
+    for cell in {(c.fold, c.fraction, c.n_labelled, c.p_art): c for c in plan.train}.values():
+        where = ("protocol.n_labelled" if cell.n_labelled else
+                 "protocol.shortcut" if cell.p_art is not None else "protocol")
         with _at(study, where):
             select_cell(source, data, p, cell, others)
     plan.transfer = transfer_cells(study, plan.train)

@@ -17,6 +17,10 @@
 5. log the result (the ground-truth row of ``medxfer.tracking.query``, best config) to the
    parent run and return it.
 
+With ``search.sources`` the source model is searched too: the zoo is scored once Ray is up,
+before the first trial, and the ``joint`` searcher proposes (source, configuration) pairs
+(:mod:`medxfer.tune.zoo_sweep`).
+
 The effective experiment (config + search, after ``--smoke-test``) is saved as
 ``<storage_path>/<name>/medxfer_sweep.json``; ``--resume`` reads it from there, so a resumed
 sweep runs exactly what the interrupted one started.
@@ -24,6 +28,7 @@ sweep runs exactly what the interrupted one started.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -31,12 +36,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
+from medxfer.tune import zoo_sweep
 from medxfer.tune.experiment import (Experiment, experiment_from_dict, safe_name, scaling_of,
                                      trial_params)
+
+if TYPE_CHECKING:
+    from medxfer.tune.zoo_sweep import ZooSources
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +123,16 @@ def _target(exp: Experiment) -> str | None:
     return str((exp.config.get("data") or {}).get("flag") or "") or None
 
 
+def _row(exp: Experiment) -> str | None:
+    """The benchmark row of the sweep's trials (``medxfer.source``, or ``medxfer.arch`` for an
+    architecture prior): the prior's logged tasks of that row weigh more."""
+    from medxfer.tune.experiment import schema_tags
+
+    ws = exp.search.warmstart
+    arch = ws is not None and ws.benchmark_kind == "architecture"
+    return schema_tags(exp.config).get(schema.ARCH if arch else schema.SOURCE)
+
+
 def _create_parent(client, exp_id: str, name: str, exp: Experiment) -> str:
     from mlflow.entities import Param
 
@@ -130,7 +149,7 @@ def _create_parent(client, exp_id: str, name: str, exp: Experiment) -> str:
                    "search.max_concurrent": str(s.max_concurrent),
                    "search.max_failures": str(s.max_failures), "search.seed": str(s.seed),
                    "search.select_by": s.select_by, "search.select_mode": s.select_mode})
-    if s.searcher.uses_prior:
+    if s.searcher.uses_prior and (s.warmstart is not None or s.sources is None):
         ws = s.warmstart
         params.update({
             "search.warmstart.benchmark": str(ws.benchmark if ws else None),
@@ -190,6 +209,27 @@ def _finish_parent(client, uri: str, experiment: str, parent_id: str, exp: Exper
     return best, best_config
 
 
+def _end_open_runs(client, exp_id: str, parent_id: str, exc: BaseException) -> None:
+    """The driver stopped on ``exc``: no run of this sweep may stay RUNNING. The parent and its
+    open children end KILLED (Ctrl-C, a stall) or FAILED; ``--resume`` sets them running
+    again."""
+    from medxfer.tune.stall import SweepStalledInLoop
+    from medxfer.tune.stalled import SweepStalled
+
+    stopped = (KeyboardInterrupt, SweepStalled, SweepStalledInLoop)  # stopped, not broken
+    status = "KILLED" if isinstance(exc, stopped) else "FAILED"
+    try:
+        children = client.search_runs([exp_id], filter_string=(
+            f"tags.`{schema.PARENT_RUN_ID}` = '{parent_id}' and attributes.status = 'RUNNING'"),
+            max_results=10000)
+        for run in children:
+            client.set_terminated(run.info.run_id, status)
+        client.set_terminated(parent_id, status)
+    except Exception:  # noqa: BLE001 - the store may be what failed; keep the first error
+        log.warning("sweep: could not mark the runs of parent %s %s", parent_id, status,
+                    exc_info=True)
+
+
 # --------------------------------------------------------------------------- Ray
 
 
@@ -209,6 +249,16 @@ def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
     return True
 
 
+def _preflight(exp: Experiment, tracking_uri: str | None, trainable) -> None:
+    """Bad input fails here, once, before Ray starts or a run is written (a caller's own
+    ``trainable`` reads none of the config's data, so only the store and space are checked)."""
+    from medxfer.tune.preflight import check_experiment
+
+    check_experiment(exp.config, source=str(exp.path) if exp.path else None,
+                     space=exp.search.space, sweep=True, cli_tracking_uri=tracking_uri,
+                     inputs=trainable is None)
+
+
 def trial_resources(config: dict) -> dict[str, float]:
     """The fast path takes one CPU; a TorchTrainer trial driver takes 0 CPUs + a trial slot."""
     workers, use_gpu = scaling_of(config)
@@ -224,24 +274,32 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
               tracking_uri: str | None = None, address: str | None = None,
               resume: bool = False, trainable: Callable[[dict], None] | None = None,
               num_cpus: int | None = None, verbose: int = 1,
-              storage_path: str | None = None) -> SweepResult:
+              storage_path: str | None = None,
+              sources: ZooSources | None = None) -> SweepResult:
     """Run (or ``resume``) a sweep and return its result (see module docstring).
 
     ``trainable``: what each trial runs, ``fn(config)`` with the contract of
     :func:`medxfer.train.launcher.run_trial` (the default: the configured method). A resumed
-    sweep must be given the same one.
+    sweep must be given the same one. ``sources``: the zoo of ``search.sources``
+    (:mod:`medxfer.tune.zoo_sweep`; built by the layer that scores zoos), scored once Ray is
+    up and before the first trial; not needed to resume.
     """
+    t0 = time.monotonic()
+    if exp is None and not resume:
+        raise MedxferInputError("an experiment is needed unless resuming")
+    if not resume:  # before Ray or MLflow is imported
+        _preflight(exp, tracking_uri, trainable)
+
     from ray import tune
 
     from medxfer.tracking.store import client as mlflow_client, ensure_experiment
     from medxfer.tracking.uri import resolve_tracking_uri
     from medxfer.tune.mlflow_callback import MlflowSweepCallback
     from medxfer.tune.search import make_scheduler, make_searcher, make_stopper
+    from medxfer.tune.stall import StallCallback
+    from medxfer.tune.stalled import clear_stalled, end_if_stalled, mark_stalled, stalled_error
     from medxfer.tune.trainables import make_trial_fn
 
-    t0 = time.monotonic()
-    if exp is None and not resume:
-        raise MedxferInputError("an experiment is needed unless resuming")
     storage = Path(storage_path or (exp.search.resolved_storage_path() if exp else
                                     Path("ray_results").resolve()))
     if resume:
@@ -258,6 +316,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                                     field="name")
         exp = _from_snapshot(sweep_dir / SNAPSHOT)
         name = sweep_dir.name
+        _preflight(exp, tracking_uri, trainable)
     else:
         name = safe_name(name) if name else default_name(exp)
         sweep_dir = storage / name
@@ -268,11 +327,17 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
 
     cfg_tracking = exp.config.get("tracking") or {}
     uri = resolve_tracking_uri(tracking_uri, cfg_tracking.get("uri"))
+    plan = None
     if not resume:
         # Before anything is recorded: a searcher that cannot be built (e.g. a warm-start
         # benchmark missing from the store) leaves no half-made sweep behind.
         try:
-            setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp))
+            if exp.search.sources is None:
+                setup = make_searcher(exp.search, tracking_uri=uri, target=_target(exp),
+                                      row=_row(exp))
+            else:
+                plan = zoo_sweep.prepare(exp.search, sources, tracking_uri=uri,
+                                         target=_target(exp))
         except MedxferInputError as exc:
             if exp.path is None:
                 raise
@@ -293,9 +358,20 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     if parent is not None and parent.info.status != "RUNNING":
         client.update_run(parent_id, status="RUNNING")
 
+    if parent is not None:
+        clear_stalled(client, parent)
+
     s = exp.search
-    started = _init_ray(address, num_cpus, s.max_concurrent)
+    started = False
     try:
+        started = _init_ray(address, num_cpus, s.max_concurrent)
+        if plan is not None:  # score the zoo (Ray tasks), then the joint searcher
+            try:
+                setup = plan.searcher(name, uri, parent_run_id=parent_id)
+            except BaseException:
+                client.delete_run(parent_id)  # no trial ran: the name stays free
+                parent_id = None
+                raise
         resources = trial_resources(exp.config)
         fn = tune.with_resources(make_trial_fn(trainable, exp.config), resources)
         if resume:
@@ -304,8 +380,11 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
             sweep_dir.mkdir(parents=True, exist_ok=True)
             (sweep_dir / SNAPSHOT).write_text(json.dumps(_snapshot(exp), indent=1,
                                                          default=str))
-            callback = MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
-                                           s.select_by, s.select_mode)
+            callbacks = [MlflowSweepCallback(uri, exp_id, name, parent_id, exp.config,
+                                             s.select_by, s.select_mode)]
+            if s.stall_timeout_s is not None:
+                callbacks.append(StallCallback(s.stall_timeout_s, functools.partial(
+                    mark_stalled, uri, parent_id)))
             tuner = tune.Tuner(
                 fn, param_space=setup.param_space,
                 tune_config=tune.TuneConfig(
@@ -314,7 +393,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
                     max_concurrent_trials=s.max_concurrent,
                     reuse_actors=resources.get("CPU", 0) > 0),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(storage), callbacks=[callback],
+                    name=name, storage_path=str(storage), callbacks=callbacks,
                     stop=make_stopper(s), verbose=verbose,
                     failure_config=tune.FailureConfig(max_failures=s.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
@@ -322,14 +401,32 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
         log.info("sweep %s: resume with `medxfer sweep %s --name %s --resume`", name,
                  exp.path or "CONFIG", name)
         results = tuner.fit()
+    except BaseException as exc:
+        if parent_id is not None:
+            _end_open_runs(client, exp_id, parent_id, exc)
+        raise
     finally:
+        # The stall is recorded before the shutdown, which a frozen node may hold up.
+        stalled = (s.stall_timeout_s is not None and parent_id is not None
+                   and end_if_stalled(client, exp_id, parent_id))
         if started:
             import ray
 
+            if stalled:  # ray.shutdown() would wait for a frozen raylet
+                from medxfer.cluster_config import stop_own_raylets
+
+                stop_own_raylets()
             ray.shutdown()
+        if stalled:  # replaces the watchdog's SweepStalledInLoop, if fit() raised it
+            raise stalled_error(client, parent_id, name, exp.path, uri, address, num_cpus)
     n_errored = sum(1 for r in results if r.error is not None)
-    best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
-                                       n_errored)
+    try:
+        best, best_config = _finish_parent(client, uri, experiment, parent_id, exp, results,
+                                           n_errored)
+    except BaseException as exc:
+        if parent_id is not None:
+            _end_open_runs(client, exp_id, parent_id, exc)
+        raise
     return SweepResult(name=name, experiment=experiment, tracking_uri=uri,
                        parent_run_id=parent_id, storage_dir=str(sweep_dir),
                        n_trials=len(results), n_errored=n_errored,
