@@ -15,7 +15,7 @@ def synth(root: Path) -> Path:
 
 
 def make_config(root, method="finetune", *, method_config=None, flag="synthpneumonia",
-                scaling=None, **train) -> dict:
+                scaling=None, backbone="tiny_cnn", **train) -> dict:
     """A validated ExperimentConfig dump for ``method`` on the tiny synthetic data."""
     from medxfer.methods.experiment import parse_experiment
 
@@ -25,7 +25,7 @@ def make_config(root, method="finetune", *, method_config=None, flag="synthpneum
         "method": method, "method_config": method_config or {},
         "data": {"root": str(root), "flag": flag, "n_train_per_class": None,
                  "n_val_per_class": None},
-        "model": {"backbone": "tiny_cnn"}, "train": t,
+        "model": {"backbone": backbone}, "train": t,
         "scaling": scaling or {}}).model_dump()
 
 

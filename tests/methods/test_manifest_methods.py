@@ -50,10 +50,11 @@ def test_supcon_trains_multilabel_on_dicom_and_png(manifest, tmp_path):
 def test_cltci_positives_are_the_manifests_patients(manifest, tmp_path, variant):
     import csv
 
-    from medxfer.methods.contrastive import _datasets
+    from medxfer.data import TwoViews
+    from medxfer.methods.contrastive import pipeline, view_data
 
     cfg = _config(manifest, "cltci", {"variant": variant, "queue_size": 16})
-    two, _ = _datasets(cfg)
+    two = view_data(cfg, TwoViews(pipeline(cfg)))
     ids = np.array([r["patient_id"] for r in csv.DictReader(open(manifest))])[two.train.rows]
     from medxfer.methods.common import WithPatients
 
@@ -67,3 +68,22 @@ def test_cltci_positives_are_the_manifests_patients(manifest, tmp_path, variant)
     final = session.history[-1]
     assert math.isfinite(final["train_loss"]) and math.isfinite(final["val_loss"])
     assert final["n_train"] == len(two.train)
+
+
+def test_cltci_on_a_manifest_without_patient_ids_names_the_column(manifest, tmp_path):
+    import csv
+
+    from medxfer.errors import MedxferInputError
+
+    rows = list(csv.DictReader(open(manifest)))
+    bare = tmp_path / "no_patients.csv"
+    with open(bare, "w", newline="") as f:
+        w = csv.DictWriter(f, [k for k in rows[0] if k != "patient_id"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    cfg = _config(bare, "cltci", {"variant": "moco", "queue_size": 16})
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+        update={"image_root": str(manifest.parent)})})
+    with pytest.raises(MedxferInputError, match="patient_id") as err:
+        run_local(cfg, storage_dir=tmp_path / "run")
+    assert str(bare) in str(err.value)

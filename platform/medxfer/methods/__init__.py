@@ -10,8 +10,9 @@ Ray Train (``medxfer.train`` binds them).
 * :class:`Session`, :func:`get_session`, :func:`use_session`, :class:`LocalSession`: the one
   interface a loop reports through (no Ray or MLflow import anywhere in this package).
 
-Registered (one module each): ``finetune``, ``simclr``, ``supcon``, ``cltci``, ``swav``,
-``dce``, ``scc``. Importing this package also registers the ``dce`` transform
+Registered (one module each): ``finetune``, ``simclr``, ``supcon``, ``cltci``, ``moco``,
+``swav``, ``rotation``, ``pirl``, ``mae``, ``dce``, ``scc``, ``dce_mae``, ``segment``.
+Importing this package also registers the ``dce`` transform
 (:mod:`medxfer.methods.dce_transform`) into :mod:`medxfer.data.transforms`.
 """
 
@@ -21,8 +22,8 @@ from medxfer.methods.session import LocalSession, Session, get_session, use_sess
 from medxfer.methods.experiment import load_config, method_options, parse_experiment
 
 # Registration happens on import (Ray workers import this package and see the same entries).
-from medxfer.methods import (cltci, dce, dce_transform, finetune, scc, simclr,  # noqa: F401
-                             supcon, swav)
+from medxfer.methods import (cltci, dce, dce_mae, dce_transform, finetune,  # noqa: F401
+                             mae, moco, pirl, rotation, scc, segment, simclr, supcon, swav)
 
 __all__ = ["LocalSession", "Method", "MethodOptions", "Session", "get_method", "get_session",
            "list_methods", "load_config", "method_options", "parse_experiment",

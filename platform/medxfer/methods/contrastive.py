@@ -1,15 +1,18 @@
-"""The contrastive family (simclr, supcon, cltci, swav): two-view data, a loss, the probe.
+"""The self-supervised family (simclr, supcon, cltci, moco, swav, rotation, pirl, mae): views
+of each image, a loss, the probe.
 
 A method supplies a :class:`ContrastiveParts` (the network, other modules to checkpoint, and a
 ``loss(net, batch, train)`` function); :func:`run` turns it into the training loop's
 :class:`~medxfer.methods.loop.Parts`, identically for all of them:
 
 * data: the run's train/val datasets (:func:`medxfer.methods.common.load_datasets`: any
-  source, a study cell's selection), each item two views of one image
-  (:class:`medxfer.data.transforms.TwoViews` of ``data.transforms``, default: the seed 000
-  App. B crop 0.6-1.0 + rotation up to 15 degrees + a horizontal flip), its label and its patient
-  id (:class:`medxfer.methods.common.WithPatients`). Pretraining uses every training image,
+  source, a study cell's selection), each item the views of one image (default two,
+  :class:`medxfer.data.transforms.TwoViews` of ``data.transforms``, default: the seed 000
+  App. B crop 0.6-1.0 + rotation up to 15 degrees + a horizontal flip; a method may ask for one
+  view, a jigsaw, multi-crop, ...), its label and its patient id
+  (:class:`medxfer.methods.common.WithPatients`). Pretraining uses every training image,
   unlabelled; a method that needs labels (``labelled_only``: supcon) only the labelled ones;
+  a method may bring its own loader (patient-grouped batches) and optimizer (LARS);
 * per epoch (:mod:`medxfer.methods.loop`, step = epoch): ``train_loss``, ``val_loss`` (the same
   loss on augmented val views, no update), ``lr``; a checkpoint every epoch; early stopping and
   selection as configured (defaults: ``val_loss``, min);
@@ -83,30 +86,40 @@ class ContrastiveParts:
     """What a contrastive method plugs into :func:`run`.
 
     Attributes:
-        net: the online network (trained, wrapped in DDP on several workers).
-        loss: ``loss(net, batch, train) -> scalar``; ``batch = (views, y, patients)`` on the
-            device, ``views = [v1, v2]``; ``train=False`` must not change any state (val).
+        net: the online network (trained, wrapped in DDP on several workers); ``net.encoder``
+            is the encoder saved as ``encoder.pt`` and probed.
+        loss: ``loss(net, batch, train) -> scalar``; ``batch = (views, y, extra)`` on the
+            device (``views`` what ``views`` made of one image, ``extra`` the patient ids);
+            ``train=False`` must not change any state (val).
         extra: other modules to checkpoint (momentum encoder, queue), moved to the device.
-        train_set, val_set: replace the target's two-view splits (e.g. swav's per-modality
+        views: turns the per-image pipeline (``data.transforms``, default
+            :func:`default_transforms`) into an item's views (default: two, ``TwoViews``).
+        train_set, val_set: replace the target's view splits (e.g. swav's per-modality
             groups); their items must be ``(views, y, ...)`` with ``len(y)`` the batch size.
         batch_size: loader batch size for ``train_set``/``val_set`` (default
             ``train.batch_size``).
         on_epoch: called with the 1-based epoch before it trains (schedules inside a method).
         before_step, after_step: called with the network around each ``optimizer.step()``
-            (freeze a part's gradients; renormalise prototypes).
+            (freeze a part's gradients; renormalise prototypes; per-iteration learning rate).
+        train_loader: ``train_loader(train_set, session, batch_size)`` builds the training
+            loader (e.g. patient-grouped batches), see :class:`~medxfer.methods.loop.Parts`.
+        optimizer: replaces ``train.optimizer`` (e.g. LARS).
         labelled_only: pretrain on the labelled training images only (a loss that reads
             labels, under a study's label fraction).
     """
 
-    net: SSLNet
+    net: nn.Module
     loss: Callable[[nn.Module, Any, bool], torch.Tensor]
     extra: dict[str, nn.Module] = field(default_factory=dict)
+    views: Callable[[Callable], Callable] | None = None
     train_set: Any = None
     val_set: Any = None
     batch_size: int | None = None
     on_epoch: Callable[[int], None] | None = None
     before_step: Callable[[nn.Module], None] | None = None
     after_step: Callable[[nn.Module], None] | None = None
+    train_loader: Callable[[Any, Any, int], Any] | None = None
+    optimizer: torch.optim.Optimizer | None = None
     labelled_only: bool = False
 
 
@@ -127,20 +140,39 @@ def build_net(cfg: ExperimentConfig, opts: ContrastiveOptions, chans: int) -> SS
     return SSLNet(encoder, head)
 
 
-def _datasets(cfg: ExperimentConfig):
-    """(two-view data, plain data) of the run (:class:`~medxfer.methods.common.MethodData`)."""
-    from medxfer.data import TwoViews, build_transform
+def pipeline(cfg: ExperimentConfig, default: list[dict] | None = None) -> Callable:
+    """The per-image training pipeline: ``data.transforms``, else ``default``, else
+    :func:`default_transforms`."""
+    from medxfer.data import build_transform
+
+    return build_transform(cfg.data.transforms or default or default_transforms(cfg.data.size))
+
+
+def view_data(cfg: ExperimentConfig, item_transform: Callable | None,
+              flag: str | None = None):
+    """The run's datasets (:func:`~medxfer.methods.common.load_datasets`: any source, a study
+    cell's selection), every image passed through ``item_transform`` (None:
+    ``data.eval_transforms``); with ``flag``, that ``.npz`` flag under ``data.root`` on its own
+    splits instead (another modality). A :class:`~medxfer.methods.common.MethodData`."""
+    from medxfer.data import build_transform
     from medxfer.methods.common import load_datasets
 
     d = cfg.data
-    views = TwoViews(build_transform(d.transforms or default_transforms(d.size)))
-    eval_t = build_transform(d.eval_transforms) if d.eval_transforms else None
-    plain_cfg = d.model_copy(update={"transforms": d.eval_transforms})
-    two = load_datasets(cfg, data=d.model_copy(update={"transforms": None,
-                                                       "eval_transforms": None}),
-                        train_transform=views, eval_transform=views)
-    plain = load_datasets(cfg, data=plain_cfg, train_transform=eval_t, eval_transform=eval_t)
-    return two, plain
+    if item_transform is None and d.eval_transforms:
+        item_transform = build_transform(d.eval_transforms)
+    data = d.model_copy(update={"transforms": None, "eval_transforms": None})
+    if flag is not None and flag != d.flag:
+        data = data.model_copy(update={"flag": flag})
+        cfg = cfg.model_copy(update={"protocol": None, "cell": None})
+    return load_datasets(cfg, data=data, train_transform=item_transform,
+                         eval_transform=item_transform)
+
+
+def view_splits(cfg: ExperimentConfig, item_transform: Callable | None,
+                flag: str | None = None) -> dict:
+    """:func:`view_data` as ``{"train", "val", "labelled"}``, items ``(x, y, patient)``."""
+    data = view_data(cfg, item_transform, flag)
+    return {k: WithPatients(data[k]) for k in ("train", "val", "labelled")}
 
 
 def _epoch(parts: ContrastiveParts, net: nn.Module, loader, opt, device) -> dict[str, float]:
@@ -197,18 +229,25 @@ def run(config: dict[str, Any],
     in_chans)``."""
 
     def build(cfg: ExperimentConfig, opts) -> Parts:
+        from medxfer.data import TwoViews
+
         device = get_session().device
-        two, plain = _datasets(cfg)
+        plain = view_data(cfg, None)
         c = build_parts(cfg, opts, in_chans(cfg, plain.train))
-        pretrain = two.labelled if c.labelled_only else two.train
+        if c.train_set is None or c.val_set is None:
+            views = view_data(cfg, (c.views or TwoViews)(pipeline(cfg)))
+            pretrain = views.labelled if c.labelled_only else views.train
+        train_set = WithPatients(pretrain) if c.train_set is None else c.train_set
+        loader = None if c.train_loader is None else \
+            (lambda session, bs: c.train_loader(train_set, session, bs))
         return Parts(
-            model=c.net, name="net", extra=c.extra,
-            train_set=WithPatients(pretrain) if c.train_set is None else c.train_set,
-            val_set=WithPatients(two.val) if c.val_set is None else c.val_set,
+            model=c.net, name="net", extra=c.extra, train_set=train_set,
+            val_set=WithPatients(views.val) if c.val_set is None else c.val_set,
             batch_size=c.batch_size, drop_last=True, on_epoch=c.on_epoch,
+            train_loader=loader, optimizer=c.optimizer,
             run_epoch=lambda net, loader, opt: _epoch(c, net, loader, opt, device),
             final_metrics=_probe(opts, plain, cfg.train.batch_size, cfg.train.seed, device),
-            data_params=two.params,
+            data_params=plain.params,
             artifacts=lambda selected: {"encoder.pt": clone_state(selected.encoder)})
 
     train_loop(config, build)

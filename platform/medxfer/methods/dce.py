@@ -14,7 +14,12 @@ Y over the pixels of X's middle band -- between its 2nd and 4th sorted k-means c
 divided by std of X there: > 1 means the middle of the histogram was widened) and ``lr``.
 Selection: lowest ``val_loss``. The final checkpoint holds ``dce.pt`` (:func:`save_dce`), which
 the ``dce`` transform (:mod:`medxfer.methods.dce_transform`) loads so that any method can train
-on enhanced images.
+on enhanced images; it records the text removal used here, which the transform then applies
+before enhancing (text removal in every stage that uses this DCE).
+
+Defaults of the strength TS, the square size k and theta's meaning (``theta_mode``) are the
+loss module's (:data:`medxfer.losses.dce.DEFAULT_STRENGTH`, ``DEFAULT_KERNEL_SIZE``,
+``DEFAULT_THETA_MODE``), one place for method and loss.
 
 Text removal uses :mod:`medxfer.data.text_removal` (EasyOCR from local model files, else the
 classical detector); it runs once per image when the dataset is built.
@@ -31,6 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from medxfer.errors import MedxferInputError
+from medxfer.losses.dce import DEFAULT_KERNEL_SIZE, DEFAULT_STRENGTH, DEFAULT_THETA_MODE
 from medxfer.methods.checkpoint import clone_state
 from medxfer.methods.common import in_chans, load_datasets
 from medxfer.methods.loop import Parts, train_loop
@@ -48,6 +54,8 @@ class DCEOptions(MethodOptions):
         w_adapt, w_lcl, w_rcl: loss term weights.
         strength: transformation strength TS (peak of the adaptive alpha target, eq. 2); > 1
             lets the LE-curve steepen the middle band.
+        theta_mode: how theta of eq. 4 enters the Gaussian: ``distance`` (a width, the
+            default) or ``variance`` (the sentence after eq. 4); see :mod:`medxfer.losses.dce`.
         x_shift, y_shift: LE-curve shifts (eq. 1).
         kernel_size: square size k of the region conflict loss (eq. 7-8).
         sharpness: sigmoid temperature of the local-conflict surrogate.
@@ -59,10 +67,11 @@ class DCEOptions(MethodOptions):
     w_adapt: float = Field(1.0, ge=0)
     w_lcl: float = Field(1.0, ge=0)
     w_rcl: float = Field(1.0, ge=0)
-    strength: float = Field(3.0, gt=0)
+    strength: float = Field(DEFAULT_STRENGTH, gt=0)
+    theta_mode: Literal["distance", "variance"] = DEFAULT_THETA_MODE
     x_shift: float = 0.0
     y_shift: float = 0.0
-    kernel_size: int = Field(4, ge=1)
+    kernel_size: int = Field(DEFAULT_KERNEL_SIZE, ge=1)
     sharpness: float = Field(0.01, gt=0)
     base_channels: int = Field(8, ge=1)
     depth: int = Field(2, ge=1)
@@ -129,12 +138,14 @@ def midband_std_ratio(original: Tensor, enhanced: Tensor) -> Tensor:
 
 
 def save_dce(unet: nn.Module, opts: DCEOptions, state: dict[str, Tensor] | None = None) -> dict:
-    """The ``dce.pt`` payload: U-Net hyperparameters, LE-curve shifts and weights."""
+    """The ``dce.pt`` payload: U-Net hyperparameters, LE-curve shifts, weights, and the text
+    removal the U-Net was trained after (the ``dce`` transform repeats it)."""
     u = unwrap(unet)
     return {"format": FORMAT,
             "unet": {"in_chans": u.down[0][0].in_channels, "out_chans": u.out.out_channels,
                      "base_channels": opts.base_channels, "depth": opts.depth},
             "curve": {"x_shift": opts.x_shift, "y_shift": opts.y_shift},
+            "text_removal": {"detector": opts.text_removal, "model_dir": opts.text_model_dir},
             "state_dict": state if state is not None else clone_state(u)}
 
 
@@ -188,7 +199,7 @@ def build_parts(cfg, opts: DCEOptions) -> Parts:
                                 field="method_config.depth")
     unet = ShallowUNet(chans, 1, opts.base_channels, opts.depth, opts.init_alpha)
     criterion = DCELoss(opts.w_adapt, opts.w_lcl, opts.w_rcl, opts.strength, opts.x_shift,
-                        opts.y_shift, opts.kernel_size, opts.sharpness)
+                        opts.y_shift, opts.kernel_size, opts.sharpness, opts.theta_mode)
     return Parts(model=unet, name="unet", train_set=data["train"], val_set=data["val"],
                  drop_last=True, data_params=loaded.params,
                  run_epoch=lambda net, loader, opt: run_epoch(net, criterion, loader, opt,

@@ -73,6 +73,10 @@ class Parts:
             the split is smaller than one batch.
         on_epoch: called with the 1-based epoch before it trains (schedules inside a method).
         optimizer: default: ``train.optimizer`` over the model's trainable parameters.
+        train_loader: ``train_loader(session, batch_size)`` builds the training loader instead
+            of the default shuffled one (e.g. a patient-grouped batch sampler); it shards across
+            ranks itself and is re-seeded per epoch by ``start_epoch`` (its DataLoader's
+            generator or its sampler's ``set_epoch``).
         data_params: reported with every step beside ``n_train``/``n_val``
             (e.g. ``MethodData.params``: ``n_labelled``, ``selection_crc``).
     """
@@ -90,6 +94,7 @@ class Parts:
     drop_last: bool = False
     on_epoch: Callable[[int], None] | None = None
     optimizer: torch.optim.Optimizer | None = None
+    train_loader: Callable[[Session, int], Iterable] | None = None
     data_params: dict[str, float] = field(default_factory=dict)
 
 
@@ -179,9 +184,9 @@ def fit(session: Session, t: TrainConfig, parts: Parts) -> None:
         m.to(session.device)
     model = session.prepare_model(parts.model)
     bs = parts.batch_size or t.batch_size
-    train = session.prepare_loader(make_loader(
-        parts.train_set, t, shuffle=True, batch_size=bs,
-        drop_last=parts.drop_last and len(parts.train_set) > bs))
+    train = parts.train_loader(session, bs) if parts.train_loader is not None else \
+        session.prepare_loader(make_loader(parts.train_set, t, shuffle=True, batch_size=bs,
+                                           drop_last=parts.drop_last and len(parts.train_set) > bs))
     val = _eval_loader(session, parts.val_set, t, bs)
     data = {"n_train": float(len(parts.train_set)), "n_val": float(len(parts.val_set)),
             **parts.data_params}

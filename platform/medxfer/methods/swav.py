@@ -16,38 +16,48 @@ Seed ``001_a9715376ac5cbd5d.txt`` sec. III, composed from parts:
   predicts the labels of the labelled part of ``data.flag`` (a fixed seeded subset; in a
   study cell with a label fraction or count, that cell's nested labelled rows instead):
   loss = (1/N) sum_k [alpha L_ss(x_k) + 1[k labelled] beta L_sup(g(x_k), y_k)].
-* SwAV practice: prototypes frozen (no update) during the first ``freeze_prototypes_epochs``
-  epochs; an optional feature queue (``queue_length`` > 0, from ``queue_start_epoch``) adds
-  the features of previous batches to the Sinkhorn problem when batches are small (codes only,
-  no gradient through the queue).
+* multi-crop (SwAV's form of eq. 1): every image gives ``sum(crops)`` views; codes are
+  computed on the ``crops_for_assign`` views only (the large crops) and every other view
+  predicts each of them: L = sum_{a in assign} 1/(V-1) sum_{v != a} CE(q_a, p_v)
+  (:func:`swapped_prediction`; with two views exactly eq. 1). Views of one size go through the
+  encoder together (one BatchNorm batch per resolution).
+* the recipe (``recipe``, :mod:`.swav_recipe`): ``seed001`` (default) is Table I and III-C:
+  2 + 6 rescale-then-crop views with the III-C augmentations, LARS with warm-up and a cosine
+  from 0.6 to 0.0006 per iteration, prototypes frozen for the first 10,000 iterations;
+  ``simple`` is two random-resized crops with SGD.
+* SwAV practice: an optional feature queue (``queue_length`` > 0, from ``queue_start_epoch``)
+  adds the features of previous batches to the Sinkhorn problem when batches are small (codes
+  only, no gradient through the queue).
 
 Table I (2D) defaults: tau 0.1, eps 0.03, 3 Sinkhorn iterations, 128-d features, 3000
-prototypes, queue 3840 from epoch 10, batch 32, weight decay 1e-6 (its 10000 prototype-freeze
-*iterations* are expressed here in epochs). It runs as a member of the contrastive family
+prototypes, queue 3840 from epoch 10, batch 32, weight decay 1e-6, lr 0.6 (``train.*``
+defaults here). It runs as a member of the contrastive family
 (:mod:`medxfer.methods.contrastive`) in the shared loop (:mod:`medxfer.methods.loop`):
-per-epoch ``train_loss``/``val_loss``, checkpoints, selection, and ``encoder.pt`` (encoder
-without head and prototypes) for ``finetune``.
+per-epoch ``train_loss``/``val_loss`` and ``lr`` (the rate of the epoch's first iteration),
+checkpoints (with the iteration counter), selection, and ``encoder.pt`` (encoder without head
+and prototypes) for ``finetune``/``segment``.
 
 [0] SwAV, 2020, https://arxiv.org/abs/2006.09882
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from medxfer.errors import MedxferInputError
 from medxfer.methods import contrastive
 from medxfer.methods.common import WithPatients
-from medxfer.methods.contrastive import (ContrastiveOptions, ContrastiveParts, SSLNet,
-                                         default_transforms)
+from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, SSLNet
 from medxfer.methods.registry import Method, register_method
 from medxfer.methods.session import get_session, unwrap
+from medxfer.methods.swav_recipe import (IterationSchedule, fill_recipe, iters_per_epoch,
+                                         multicrop_views)
 
 
 class SwaVOptions(ContrastiveOptions):
@@ -61,9 +71,27 @@ class SwaVOptions(ContrastiveOptions):
         modalities: extra dataset flags under ``data.root`` pooled with ``data.flag`` (eq. 4).
         alpha, beta: weights of L_ss and L_sup (eq. 7).
         labelled_fraction: fraction of ``data.flag``'s training images whose labels are used.
-        freeze_prototypes_epochs: epochs at the start during which prototypes do not update.
-        queue_length: features kept per view and modality for the codes (0: no queue).
+        queue_length: features kept per assigned view and modality for the codes (0: none).
         queue_start_epoch: first epoch that fills and uses the queue.
+        recipe: ``seed001`` or ``simple`` (:mod:`.swav_recipe`): the values of the fields
+            below that the YAML leaves out.
+        crops: crops per group (seed 001: [2, 6]).
+        crop_sizes: side per group (None: ``data.size``, then the seed's 92/224 of it).
+        crop_mode: ``rescale_crop`` (seed 001: rescale, augment, crop last) or
+            ``random_resized_crop`` (SwAV: crop by area fraction first).
+        crop_scales: per group the rescale factor range (or the area-fraction range).
+        crops_for_assign: the views that get codes (the large crops).
+        augment: per-crop augmentation without ``data.transforms``: ``medical_ssl`` (III-C)
+            or ``basic`` (rotation, flip).
+        energy_reference: the eq. 8 reference file (``medxfer data energy-reference``;
+            relative to ``data.root``); None: each image's own energies.
+        optimizer: ``lars`` or ``train`` (``train.optimizer``).
+        lr_schedule: ``warmup_cosine`` (per iteration, from ``train.lr`` to ``final_lr``) or
+            ``train`` (``train.scheduler``, per epoch).
+        final_lr: the cosine's end.
+        warmup_epochs: linear warm-up length, in epochs (counted in iterations).
+        freeze_prototypes_iters: iterations at the start during which prototypes do not
+            update.
     """
 
     temperature: float = Field(0.1, gt=0)
@@ -74,13 +102,40 @@ class SwaVOptions(ContrastiveOptions):
     alpha: float = Field(1.0, ge=0)
     beta: float = Field(1.0, ge=0)
     labelled_fraction: float = Field(0.0, ge=0, le=1)
-    freeze_prototypes_epochs: int = Field(1, ge=0)
     queue_length: int = Field(3840, ge=0)
     queue_start_epoch: int = Field(10, ge=1)
+    recipe: Literal["seed001", "simple"] = "seed001"
+    crops: list[Annotated[int, Field(ge=1)]] | None = None
+    crop_sizes: list[Annotated[int, Field(ge=1)]] | None = None
+    crop_mode: Literal["rescale_crop", "random_resized_crop"] | None = None
+    crop_scales: list[tuple[float, float]] | None = None
+    crops_for_assign: list[Annotated[int, Field(ge=0)]] | None = None
+    augment: Literal["medical_ssl", "basic"] | None = None
+    energy_reference: str | None = None
+    optimizer: Literal["lars", "train"] | None = None
+    lr_schedule: Literal["warmup_cosine", "train"] | None = None
+    final_lr: float | None = Field(None, ge=0)
+    warmup_epochs: float | None = Field(None, ge=0)
+    freeze_prototypes_iters: int | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, data: Any) -> Any:
+        return fill_recipe(data)
+
+    @model_validator(mode="after")
+    def _views(self):
+        if sum(self.crops) < 2 or not set(self.crops_for_assign) <= set(range(sum(self.crops))):
+            raise ValueError(f"need >= 2 views and crops_for_assign among them, got crops "
+                             f"{self.crops}, crops_for_assign {self.crops_for_assign}")
+        if self.crop_sizes is not None and len(self.crop_sizes) != len(self.crops):
+            raise ValueError(f"crop_sizes needs one side per crop group, got {self.crop_sizes} "
+                             f"for crops {self.crops}")
+        return self
 
 
 DEFAULTS: dict[str, Any] = {"train": {**contrastive.DEFAULTS["train"], "batch_size": 32,
-                                      "weight_decay": 1e-6}}
+                                      "weight_decay": 1e-6, "lr": 0.6}}
 
 
 class ModalityGroups(Dataset):
@@ -91,10 +146,10 @@ class ModalityGroups(Dataset):
     Smaller datasets are cycled (``i % len``) so an epoch covers the largest one.
 
     Args:
-        datasets: one per modality (modality 0 first), items ``((v1, v2), y, ...)``.
+        datasets: one per modality (modality 0 first), items ``(views, y, ...)``.
         labelled: bool per item of ``datasets[0]``: its label enters L_sup.
 
-    Items: ``((v1, v2), y0, labelled0)``, ``v`` of shape (M, C, H, W), ``y0``/``labelled0``
+    Items: ``(views, y0, labelled0)``, each view of shape (M, C, h, w), ``y0``/``labelled0``
     of modality 0's sample.
     """
 
@@ -107,10 +162,9 @@ class ModalityGroups(Dataset):
 
     def __getitem__(self, i: int):
         items = [d[i % len(d)] for d in self.datasets]
-        v1 = torch.stack([it[0][0] for it in items])
-        v2 = torch.stack([it[0][1] for it in items])
+        views = tuple(torch.stack([it[0][k] for it in items]) for k in range(len(items[0][0])))
         i0 = i % len(self.datasets[0])
-        return (v1, v2), items[0][1], torch.as_tensor(bool(self.labelled[i0]))
+        return views, items[0][1], torch.as_tensor(bool(self.labelled[i0]))
 
 
 def modality_major(v: Tensor) -> Tensor:
@@ -128,10 +182,10 @@ def labelled_mask(n: int, fraction: float, seed: int) -> np.ndarray:
 class SwaVNet(SSLNet):
     """Encoder + projection head + prototypes (+ the label projector g of eq. 5).
 
-    ``forward(views)``: views a list of (B, C, H, W), modality-major; one encoder pass over
-    all views (BatchNorm sees the whole batch). Returns ``(z, scores, logits)``: per view the
-    normalised features (B, dim) and prototype scores (B, K), and g's logits on view 1's
-    modality-0 rows (or None).
+    ``forward(views)``: views a list of (B, C, h_v, w_v), modality-major; one encoder pass
+    per run of consecutive views of one size (BatchNorm sees all views of a resolution, as in
+    SwAV). Returns ``(z, scores, logits)``: per view the normalised features (B, dim) and
+    prototype scores (B, K), and g's logits on view 1's modality-0 rows (or None).
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, prototypes: nn.Module,
@@ -140,7 +194,12 @@ class SwaVNet(SSLNet):
         self.prototypes, self.classifier, self.n_modalities = prototypes, classifier, n_modalities
 
     def forward(self, views):
-        feats = self.encoder(torch.cat(views))
+        runs, start = [], 0
+        for i in range(1, len(views) + 1):  # consecutive views of one size share a pass
+            if i == len(views) or views[i].shape[-2:] != views[start].shape[-2:]:
+                runs.append(self.encoder(torch.cat(views[start:i])))
+                start = i
+        feats = torch.cat(runs)
         z = nn.functional.normalize(self.head(feats), dim=1).chunk(len(views))
         scores = [self.prototypes(zv) for zv in z]
         logits = None
@@ -183,43 +242,57 @@ def queue_codes(scores: Tensor, queued: list[Tensor], epsilon: float, n_iters: i
     from medxfer.losses import sinkhorn
 
     out = []
-    for part, extra in zip(split_modalities(scores.detach(), len(queued)), queued):
+    for part, extra in zip(split_modalities(scores.detach(), len(queued)), queued,
+                           strict=True):
         q = sinkhorn(torch.cat([part, extra]), epsilon, n_iters, gather_distributed)
         out.append(q[: len(part)])
     return torch.cat(out)
 
 
-def swapped_prediction(scores: list[Tensor], codes: list[Tensor], temperature: float) -> Tensor:
-    """Eq. 1 per sample: -sum q2 log p1 - sum q1 log p2, p = softmax(scores / tau). (B,)."""
+def swapped_prediction(scores: list[Tensor], codes: list[Tensor], temperature: float,
+                       assign: list[int] | None = None) -> Tensor:
+    """Per sample: sum_{a in assign} 1/(V-1) sum_{v != a} -sum_k q_a log p_v,
+    p = softmax(scores / tau); ``codes[i]`` belongs to view ``assign[i]`` (default: views 0
+    and 1). With two views: eq. 1, -sum q2 log p1 - sum q1 log p2. Shape (B,)."""
+    assign = [0, 1] if assign is None else assign
     log_p = [torch.log_softmax(s / temperature, dim=1) for s in scores]
-    return -(codes[1] * log_p[0]).sum(1) - (codes[0] * log_p[1]).sum(1)
+    total = scores[0].new_zeros(scores[0].shape[0])
+    for q, a in zip(codes, assign, strict=True):
+        others = [v for v in range(len(scores)) if v != a]
+        total = total - sum((q * log_p[v]).sum(1) for v in others) / len(others)
+    return total
 
 
 def _sources(cfg, opts: SwaVOptions) -> tuple[list, Any]:
-    """Two-view data per modality (:class:`~medxfer.methods.common.MethodData`; modality 0:
+    """Multi-crop data per modality (:class:`~medxfer.methods.common.MethodData`; modality 0:
     the run's data, a study cell's selection; the others: ``data.root``'s ``modalities`` on
     their own splits), and modality 0's."""
-    from medxfer.data import TwoViews, build_transform
-    from medxfer.methods.common import load_datasets
-
     d = cfg.data
-    views = TwoViews(build_transform(d.transforms or default_transforms(d.size)))
-    plain = d.model_copy(update={"transforms": None, "eval_transforms": None})
-    first = load_datasets(cfg, data=plain, train_transform=views, eval_transform=views)
+    views = multicrop_views(cfg, opts)
+    first = contrastive.view_data(cfg, views)
     if opts.modalities and d.root is None:
         raise MedxferInputError("swav modalities are .npz flags under data.root; this data is a "
                                 "manifest", field="method_config.modalities")
-    alone = cfg.model_copy(update={"protocol": None, "cell": None})
     out, chans = [first], first.train.n_channels
     for flag in opts.modalities:
-        m = load_datasets(alone, data=plain.model_copy(update={"flag": flag}),
-                          train_transform=views, eval_transform=views)
+        m = contrastive.view_data(cfg, views, flag)
         if m.train.n_channels != chans:
             raise MedxferInputError(f"swav modality {flag!r} has {m.train.n_channels} channels, "
                                     f"{d.flag!r} has {chans}; set data.as_rgb: true to pool "
                                     "them", field="method_config.modalities")
         out.append(m)
     return out, first
+
+
+def build_optimizer(net: nn.Module, opts: SwaVOptions, t) -> torch.optim.Optimizer:
+    """LARS (seed 001, :func:`medxfer.models.optim.build_lars`) or ``train.optimizer``."""
+    from medxfer.methods.common import build_optimizer as from_train
+    from medxfer.models.optim import build_lars
+
+    params = [p for p in net.parameters() if p.requires_grad]
+    if opts.optimizer == "lars":
+        return build_lars(params, t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return from_train(params, t)
 
 
 def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
@@ -244,10 +317,12 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
                           num_layers=opts.proj_layers)
     net = SwaVNet(encoder, head, SwaVPrototypes(opts.proj_out_dim, opts.n_prototypes, n_mod),
                   nn.Linear(encoder.embed_dim, info.n_classes) if hybrid else None, n_mod)
-    queue = FeatureQueue(2, n_mod, opts.queue_length, opts.proj_out_dim) \
+    assign = list(opts.crops_for_assign)
+    queue = FeatureQueue(len(assign), n_mod, opts.queue_length, opts.proj_out_dim) \
         if opts.queue_length > 0 else None
     state = {"epoch": 1}
-    distributed = get_session().world_size > 1
+    session = get_session()
+    distributed = session.world_size > 1
 
     def codes(model, scores, view: int, train: bool) -> Tensor:
         use_queue = train and queue is not None and state["epoch"] >= opts.queue_start_epoch
@@ -257,26 +332,16 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
         return queue_codes(scores, queued, opts.epsilon, opts.sinkhorn_iterations, distributed)
 
     def loss(model, batch, train: bool):
-        (v1, v2), y, labelled = batch
-        z, scores, logits = model([modality_major(v1), modality_major(v2)])
-        q = [codes(model, scores[a], a, train) for a in range(2)]
-        total = opts.alpha * swapped_prediction(scores, q, opts.temperature).sum()
+        views, y, labelled = batch
+        z, scores, logits = model([modality_major(v) for v in views])
+        q = [codes(model, scores[a], i, train) for i, a in enumerate(assign)]
+        total = opts.alpha * swapped_prediction(scores, q, opts.temperature, assign).sum()
         if logits is not None:
             total = total + opts.beta * (criterion.supervised_per_sample(logits, y)
                                          * labelled.to(logits.dtype)).sum()
         if train and queue is not None and state["epoch"] >= opts.queue_start_epoch:
-            queue.push(z)
+            queue.push([z[a] for a in assign])
         return total / len(z[0])
-
-    def on_epoch(epoch: int) -> None:
-        state["epoch"] = epoch
-
-    def before_step(model) -> None:
-        if state["epoch"] <= opts.freeze_prototypes_epochs:
-            unwrap(model).prototypes.weight.grad = None  # frozen: the optimiser skips them
-
-    def after_step(model) -> None:
-        unwrap(model).prototypes.normalize_()
 
     if study_labels:  # a study's label fraction / count decides which labels L_sup sees
         labelled = np.isin(first.train.rows, first.labelled.rows)
@@ -286,11 +351,29 @@ def build_parts(cfg, opts: SwaVOptions, chans: int) -> ContrastiveParts:
         val_labelled = labelled_mask(len(first.val), opts.labelled_fraction, t.seed)
     train_set = ModalityGroups([WithPatients(s.train) for s in sources], labelled)
     val_set = ModalityGroups([WithPatients(s.val) for s in sources], val_labelled)
-    return ContrastiveParts(net=net, loss=loss,
-                            extra={"queue": queue} if queue is not None else {},
-                            train_set=train_set, val_set=val_set,
-                            batch_size=t.batch_size // n_mod, on_epoch=on_epoch,
-                            before_step=before_step, after_step=after_step)
+    bs = t.batch_size // n_mod
+    optimizer = build_optimizer(net, opts, t)
+    schedule = IterationSchedule(opts, t.lr, t.epochs, iters_per_epoch(
+        len(train_set), bs, session.world_size, drop_last=True))
+
+    def on_epoch(epoch: int) -> None:
+        state["epoch"] = epoch
+        schedule.set_lr(optimizer)  # the loop reports the epoch's first rate
+
+    def before_step(model) -> None:
+        schedule.set_lr(optimizer)
+        if schedule.frozen():
+            unwrap(model).prototypes.weight.grad = None  # frozen: the optimiser skips them
+
+    def after_step(model) -> None:
+        unwrap(model).prototypes.normalize_()
+        schedule.step()
+
+    extra = {"schedule": schedule, **({"queue": queue} if queue is not None else {})}
+    return ContrastiveParts(net=net, loss=loss, extra=extra, train_set=train_set,
+                            val_set=val_set, batch_size=bs, on_epoch=on_epoch,
+                            before_step=before_step, after_step=after_step,
+                            optimizer=optimizer)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -77,6 +77,13 @@ def experiment_from_dict(raw: Any, *, source: str | None = None,
             raise MedxferInputError(f"search.space.{key}: {parent or key!r} is not a section of "
                                     "the experiment config (keys are dotted config paths such "
                                     "as train.lr)", path=source)
+    if "train.lambda_lr" in search.space and "train.scheduler" not in search.space \
+            and config["train"]["scheduler"] != "lambda":
+        # The factor only multiplies the rate under LambdaLR: a searched lambda must show.
+        raise MedxferInputError(f"search.space.train.lambda_lr: train.scheduler is "
+                                f"{config['train']['scheduler']!r}, so the sampled lambda "
+                                "would have no effect; set train.scheduler: lambda",
+                                path=source)
     return Experiment(path=path, config=config, search=search, raw=raw)
 
 

@@ -1,0 +1,229 @@
+"""segment: segmentation fine-tuning (U-Net / DeepLabV3+) from a pretrained encoder, Dice + CE.
+
+Seed ``003_4aa9fa56a835f729.txt`` sec. III-B and IV, Table I: after pretraining "the MLP is thrown
+away and the encoder is used to initialize the encoder of the segmentation network"; U-Net and
+DeepLabV3+ are fine-tuned on M labelled lung masks (M in {10, 20, 50, ...}) as "a three-class
+segmentation problem" (background, left lung, right lung) and scored by the Dice coefficient.
+Sec. IV: Adam, lr 5e-5, cosine schedule, batch 10, 200 epochs; rotation, translation and scale
+augmentation (these are the defaults here, epochs aside).
+
+* Network: :func:`medxfer.models.create_segmentation_model` (segmentation-models-pytorch,
+  ``arch: unet | deeplabv3plus``) on ``model.backbone`` (e.g. ``resnet18``, ``resnet50``,
+  ``xrv_densenet121``, a convolutional timm name); its encoder is filled from ``model.weights``:
+  the ``encoder.pt`` of any pretraining method (cltci, simclr, moco, rotation, pirl, swav, ...),
+  the ``model.pt`` of ``finetune``, a local ImageNet weight file, or nothing (random init).
+* Masks: ``masks: npz``: the ``<split>_masks`` of ``data.flag``'s ``.npz`` (what
+  ``medxfer data synth`` writes; ``classes: left_right`` splits two-lung masks into the paper's
+  three classes, ``binary`` keeps 0/1); ``masks: manifest``: CSVs of images and PNG label maps
+  (``manifest: {train: a.csv, val: b.csv, test: c.csv}``, paths relative to ``data.root``; a
+  ``mask`` column, ``mask_column`` to rename it; ``n_classes`` background included).
+* M labelled images: ``n_labelled`` draws M training images (seeded by ``data.seed``); the
+  rest of the training split is not used.
+* Augmentation: one random rotation/translation/scale per training pair, applied to image and
+  mask alike (:class:`medxfer.data.segmentation.JointAffine`, no flip: it would swap the
+  lungs); ``data.transforms`` act on the image only (intensity), ``data.eval_transforms`` on
+  val/test images.
+* Loss: multi-class soft Dice (foreground classes) + cross-entropy
+  (:class:`medxfer.losses.DiceCELoss`; the paper does not name its loss).
+* Metrics (``run_epoch`` without optimizer, :mod:`medxfer.evaluation.segmentation`): ``loss``,
+  ``mean_dice`` (per image the mean over foreground classes present, then over images) and
+  ``dice_<c>`` per class c (0 = background), prefixed ``val_``/``test_`` by the loop; the final
+  step holds the selected epoch's and ``test_*`` (the test split). Selection: lowest
+  ``val_loss`` by default; ``train.select_by: val_mean_dice`` with ``mode: max`` selects by
+  Dice.
+
+The final checkpoint holds ``model.pt``, the selected network's state dict.
+
+Departures: the paper scores 5-fold cross-validation folds (the study protocol's k-fold runs
+this method per fold); it trains at 256 px.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from medxfer.errors import MedxferInputError
+from medxfer.methods.checkpoint import clone_state
+from medxfer.methods.loop import Parts, train_loop
+from medxfer.methods.registry import Method, MethodOptions, register_method
+from medxfer.methods.session import get_session, to_device
+
+DEFAULTS: dict[str, Any] = {"train": {"optimizer": "adam", "lr": 5e-5, "scheduler": "cosine",
+                                      "batch_size": 10,
+                                      "early_stopping_metric": "val_loss",
+                                      "early_stopping_mode": "min",
+                                      "select_by": "val_loss", "mode": "min"}}
+
+
+class SegmentOptions(MethodOptions):
+    """``method_config`` of segment.
+
+    Attributes:
+        arch: ``unet`` or ``deeplabv3plus``.
+        masks: ``npz`` (``<split>_masks`` of ``data.flag``) or ``manifest`` (PNG label maps).
+        classes: for ``npz``: ``left_right`` (background, left lung, right lung) or ``binary``.
+        manifest: for ``manifest``: split -> CSV (``train``, ``val``; ``test`` optional),
+            relative to ``data.root``.
+        mask_column: the manifest's mask column.
+        n_classes: for ``manifest``: classes, background included.
+        n_labelled: M labelled training images (None: the whole training split).
+        dice_weight, ce_weight: loss term weights.
+        degrees, translate, scale: the joint affine augmentation (0, 0, [1, 1]: none).
+    """
+
+    arch: Literal["unet", "deeplabv3plus"] = "unet"
+    masks: Literal["npz", "manifest"] = "npz"
+    classes: Literal["binary", "left_right"] = "left_right"
+    manifest: dict[Literal["train", "val", "test"], str] | None = None
+    mask_column: str = "mask"
+    n_classes: int = Field(3, ge=2)
+    n_labelled: int | None = Field(None, ge=1)
+    dice_weight: float = Field(1.0, ge=0)
+    ce_weight: float = Field(1.0, ge=0)
+    degrees: float = Field(10.0, ge=0)
+    translate: float = Field(0.1, ge=0, lt=1)
+    scale: tuple[float, float] = (0.9, 1.1)
+
+
+def labelled_indices(n: int, n_labelled: int | None, seed: int) -> np.ndarray | None:
+    """M of ``n`` training rows, drawn by ``seed`` (None: all).
+
+    Raises:
+        MedxferInputError: M larger than the training split.
+    """
+    if n_labelled is None:
+        return None
+    if n_labelled > n:
+        raise MedxferInputError(f"n_labelled is {n_labelled} but the training split has {n} "
+                                "images", field="method_config.n_labelled")
+    return np.sort(np.random.default_rng(seed).permutation(n)[:n_labelled])
+
+
+def _npz_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
+    from medxfer.data import npz_path
+    from medxfer.data.medmnist import load_split
+    from medxfer.data.segmentation import NpzSegmentation
+
+    d = cfg.data
+    n = len(load_split(d.root, d.flag, "train", d.size).images) if opts.n_labelled else 0
+    if opts.n_labelled and n == 0:
+        raise MedxferInputError("the training split is empty", path=str(npz_path(d.root, d.flag,
+                                                                                 d.size)))
+    common = dict(classes=opts.classes, as_rgb=d.as_rgb)
+    return {"train": NpzSegmentation(d.root, d.flag, "train", d.size,
+                                     indices=labelled_indices(n, opts.n_labelled, d.seed),
+                                     joint_transform=joint, transform=train_t, **common),
+            **{s: NpzSegmentation(d.root, d.flag, s, d.size, transform=eval_t, **common)
+               for s in ("val", "test")}}
+
+
+def _manifest_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
+    from medxfer.data.segmentation import ManifestSegmentation
+
+    d, files = cfg.data, opts.manifest or {}
+    for split in ("train", "val"):
+        if split not in files:
+            raise MedxferInputError(f"masks: manifest needs a {split!r} CSV",
+                                    field=f"method_config.manifest.{split}")
+    paths = {s: Path(d.root) / f for s, f in files.items()}
+    channels = 3 if d.as_rgb else 1
+    common = dict(n_classes=opts.n_classes, size=d.size, mask_column=opts.mask_column,
+                  channels=channels)
+    train = ManifestSegmentation(paths["train"], **common)
+    idx = labelled_indices(len(train), opts.n_labelled, d.seed)
+    out = {"train": ManifestSegmentation(paths["train"], indices=idx, joint_transform=joint,
+                                         transform=train_t, **common)}
+    for split in ("val", "test"):
+        if split in paths:
+            out[split] = ManifestSegmentation(paths[split], transform=eval_t, **common)
+    return out
+
+
+def load_segmentation_sets(cfg, opts: SegmentOptions) -> dict:
+    """``{"train", "val"[, "test"]}`` of (image, mask) items (module docstring)."""
+    from medxfer.data import build_transform
+    from medxfer.data.segmentation import JointAffine
+
+    d = cfg.data
+    joint = JointAffine(opts.degrees, opts.translate, opts.scale)
+    train_t = build_transform(d.transforms) if d.transforms else None
+    eval_t = build_transform(d.eval_transforms) if d.eval_transforms else None
+    build = _npz_sets if opts.masks == "npz" else _manifest_sets
+    return build(cfg, opts, joint, train_t, eval_t)
+
+
+def dice_metrics(rows: np.ndarray) -> dict[str, float]:
+    """``mean_dice`` (foreground) and ``dice_<c>`` from per-image Dice rows (n, K) with NaN
+    where a class is absent from both maps."""
+    fg = rows[:, 1:]
+    present = ~np.isnan(fg)
+    per_image = [row[ok].mean() for row, ok in zip(fg, present, strict=True) if ok.any()]
+    out = {"mean_dice": float(np.mean(per_image)) if per_image else float("nan")}
+    for c in range(rows.shape[1]):
+        col = rows[:, c][~np.isnan(rows[:, c])]
+        out[f"dice_{c}"] = float(col.mean()) if col.size else float("nan")
+    return out
+
+
+def run_epoch(net: nn.Module, criterion, loader, opt, n_classes: int,
+              device) -> dict[str, float]:
+    """One pass: mean ``loss``; training with ``opt``, else evaluation with the Dice metrics."""
+    from medxfer.evaluation.segmentation import dice_per_class
+
+    train = opt is not None
+    net.train(train)
+    total, n, rows = torch.zeros((), device=device), 0, []
+    with torch.set_grad_enabled(train):
+        for x, mask in loader:
+            x, mask = to_device(x, device), to_device(mask, device)
+            logits = net(x)
+            loss = criterion(logits, mask)
+            if train:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            else:
+                rows.append(dice_per_class(logits.argmax(1), mask, n_classes))
+            total += loss.detach() * len(x)
+            n += len(x)
+    out = {"loss": float(total) / max(n, 1)}
+    if rows:
+        out.update(dice_metrics(np.concatenate(rows)))
+    return out
+
+
+def build_parts(cfg, opts: SegmentOptions) -> Parts:
+    """The segmentation net, its Dice + CE epoch step, and the test split as ``test_*``."""
+    from medxfer.losses import DiceCELoss
+    from medxfer.methods.common import in_chans
+    from medxfer.models import create_segmentation_model
+
+    device = get_session().device
+    sets = load_segmentation_sets(cfg, opts)
+    k = sets["train"].n_classes
+    net = create_segmentation_model(opts.arch, cfg.model.backbone,
+                                    in_chans=in_chans(cfg, sets["train"]), n_classes=k,
+                                    weights=cfg.model.weights)
+    criterion = DiceCELoss(opts.dice_weight, opts.ce_weight)
+    return Parts(model=net, train_set=sets["train"], val_set=sets["val"],
+                 test_sets={"test": sets["test"]} if "test" in sets else {}, drop_last=True,
+                 run_epoch=lambda model, loader, opt: run_epoch(model, criterion, loader, opt,
+                                                                k, device),
+                 artifacts=lambda selected: {"model.pt": clone_state(selected)})
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Segmentation fine-tuning on ``data.flag``'s masks; see the module docstring."""
+    train_loop(config, build_parts)
+
+
+METHOD = register_method(Method(
+    name="segment", train_loop_per_worker=train_loop_per_worker, config_schema=SegmentOptions,
+    defaults=DEFAULTS,
+    description="segmentation fine-tuning: U-Net / DeepLabV3+ from a pretrained encoder, Dice"))
