@@ -5,10 +5,15 @@
    ``finetune`` method (supervised pretraining), recorded in ``sweep/<demo>-pretrain``;
 3. a HyperOpt fine-tuning sweep of every source on every target (``sweep/<demo>-<target>-<source>``,
    trials tagged ``medxfer.benchmark=dataset``): the ground truth, logged in MLflow;
-4. score every source on every target with every transferability metric
+4. a small study (``medxfer study``, experiment ``study/<demo>-study``): full fine-tuning and
+   linear probing of ``synthpneumonia`` under 2-fold cross-validation, tested zero-shot on a
+   shifted hospital (seed ``000_3dd3de5c534b555f.txt`` Table 2's ID and OOD 0% columns), its
+   data declared in the study and written on first use;
+5. score every source on every target with every transferability metric
    (``transferability/<demo>``);
-5. evaluate the scores against the logged ground truth (weighted tau per target, ranks,
-   Friedman, critical difference), print the tau table and write the HTML report.
+6. evaluate the scores against the logged ground truth (weighted tau per target, ranks,
+   Friedman, critical difference) and print the tau table;
+7. write the HTML report (with the study's table).
 
 Everything goes into one MLflow store (the embedded default unless ``--tracking-uri``) and one
 output folder. Each run of the demo has its own name (``demo-<time>``), so re-running never
@@ -61,6 +66,40 @@ class DemoResult:
     evaluation: object
     report: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    study: object = None           # the study's table (StudySummary.table)
+
+
+def study_config(plan: DemoPlan, uri: str) -> dict:
+    """The demo's study: 2 rows x 2 folds (4 cells), each also scored on hospital h1."""
+    root = str(plan.data / "study")
+    return {
+        "name": f"{plan.name}-study",
+        "synthesize": {"out": root, "modalities": ["synthpneumonia"], "n_per_class": 30,
+                       "hospitals": 1, "seed": plan.seed},
+        "method": "finetune",
+        "data": {"root": root, "flag": "synthpneumonia", "size": 28, "source": "scratch"},
+        "model": {"backbone": "tiny_cnn", "arch": "tiny_cnn"},
+        "train": {"epochs": 2, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+                  "batch_size": 16},
+        "tracking": {"uri": uri},
+        "methods": [{"name": "full-ft", "method": "finetune"},
+                    {"name": "linear", "method": "finetune",
+                     "method_config": {"freeze_backbone": True}}],
+        "protocol": {"cv": {"folds": 2},
+                     "test_sets": {"h1": {"root": root, "flag": "synthpneumonia_h1"}},
+                     "seeds": [plan.seed], "max_concurrent": plan.max_concurrent,
+                     "storage_path": str(plan.out / "ray_results")},
+    }
+
+
+def run_small_study(plan: DemoPlan, uri: str, echo: Callable[[str], None]):
+    """Run :func:`study_config` on the running Ray runtime; returns its table."""
+    from medxfer.cli.study import run_and_report
+    from medxfer.tune.study_config import study_from_dict
+
+    study = study_from_dict(study_config(plan, uri), source="demo study")
+    _, summary = run_and_report(study, tracking_uri=uri, verbose=0, echo=echo)
+    return summary.table
 
 
 def _base_config(plan: DemoPlan, uri: str, flag: str) -> dict:
@@ -191,16 +230,16 @@ def run_demo(plan: DemoPlan, tracking_uri: str,
         seconds[step] = now - t
         t = now
 
-    echo(f"[1/6] synthetic data -> {plan.data}")
+    echo(f"[1/7] synthetic data -> {plan.data}")
     synthesize(plan.data, size=28, n_per_class=plan.n_per_class, seed=plan.seed,
                modalities=list(dict.fromkeys(plan.sources + plan.targets)))
     lap("synthesize")
 
-    echo(f"[2/6] pretraining {len(plan.sources)} sources (tiny_cnn, 128-d embedding)")
+    echo(f"[2/7] pretraining {len(plan.sources)} sources (tiny_cnn, 128-d embedding)")
     weights = pretrain(plan, tracking_uri, echo)
     lap("pretrain")
 
-    echo(f"[3/6] HyperOpt fine-tuning sweeps: {len(plan.sources)} sources x "
+    echo(f"[3/7] HyperOpt fine-tuning sweeps: {len(plan.sources)} sources x "
          f"{len(plan.targets)} targets x {plan.trials} trials (Ray Tune, local runtime)")
     started = not ray.is_initialized()
     if started:
@@ -208,15 +247,19 @@ def run_demo(plan: DemoPlan, tracking_uri: str,
                        log_to_driver=False)
     try:
         finetune_sweeps(plan, tracking_uri, weights, echo)
+        gt = ground_truth(tracking_uri, f"sweep/{plan.name}-*-*")
+        gt = gt.loc[[s for s in plan.sources if s in gt.index],
+                    [c for c in plan.targets if c in gt.columns]]
+        lap("sweeps")
+        echo(f"[4/7] a small study (2 rows x 2 folds, zero-shot on a shifted hospital) -> "
+             f"study/{plan.name}-study")
+        table = run_small_study(plan, tracking_uri, echo)
+        lap("study")
     finally:
         if started:
             ray.shutdown()
-    gt = ground_truth(tracking_uri, f"sweep/{plan.name}-*-*")
-    gt = gt.loc[[s for s in plan.sources if s in gt.index],
-                [c for c in plan.targets if c in gt.columns]]
-    lap("sweeps")
 
-    echo(f"[4/6] transferability scores ({plan.metrics}) -> transferability/{plan.name}")
+    echo(f"[5/7] transferability scores ({plan.metrics}) -> transferability/{plan.name}")
     zoo = write_zoo(plan, weights)
     for tgt in plan.targets:
         score_zoo(zoo, plan.data, tgt, metrics=plan.metrics, size=28,
@@ -224,15 +267,16 @@ def run_demo(plan: DemoPlan, tracking_uri: str,
                   progress=False, random_state=plan.seed)
     lap("score")
 
-    echo("[5/6] evaluation against the logged ground truth")
+    echo("[6/7] evaluation against the logged ground truth")
     scores = read_scores_mlflow(tracking_uri, plan.name)
     ev = evaluate(scores, gt)
     lap("evaluate")
 
-    echo(f"[6/6] report -> {plan.out / 'report'}")
+    echo(f"[7/7] report -> {plan.out / 'report'}")
     report = write_report(plan.out / "report", tracking_uri=tracking_uri,
-                          name=f"sweep/{plan.name}-*-*", estimates=plan.name)
+                          name=f"sweep/{plan.name}-*-*", estimates=plan.name,
+                          studies=[f"{plan.name}-study"])
     lap("report")
     return DemoResult(tracking_uri, plan.name, gt, ev.taus, ev,
                       Path(getattr(report, "index", plan.out / "report" / "index.html")),
-                      seconds)
+                      seconds, table)

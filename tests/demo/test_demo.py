@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 from mlflow import MlflowClient
@@ -47,4 +48,22 @@ def test_demo_pipeline_end_to_end(tmp_path, tracking_uri, ray_runtime):
         tau = res.taus.loc["synthorgan", m]
         assert math.isnan(tau) or abs(tau) == pytest.approx(1.0)
     assert res.report.is_file() and "ground-truth" in res.report.read_text()
-    assert any(line.startswith("[6/6]") for line in lines)
+    assert any(line.startswith("[7/7]") for line in lines)
+
+    # The small study: 2 rows x 2 folds, each cell also scored zero-shot on hospital h1; its
+    # table in the report equals the cells' mean ± std.
+    exp = client.get_experiment_by_name("study/demo-test-study")
+    cells = [r for r in client.search_runs([exp.experiment_id])
+             if r.data.tags.get(schema.KIND) == schema.KIND_CELL]
+    assert sorted((r.data.tags[schema.CELL_ROW], r.data.tags[schema.CELL_FOLD])
+                  for r in cells) == [("full-ft", "0"), ("full-ft", "1"), ("linear", "0"),
+                                      ("linear", "1")]
+    assert all(r.info.status == "FINISHED" and "h1_test_auc" in r.data.metrics for r in cells)
+    assert list(res.study.columns) == ["ID", "h1 0%"]
+    page = res.report.read_text()
+    for row in ("full-ft", "linear"):
+        for col, key in (("ID", "test_auc"), ("h1 0%", "h1_test_auc")):
+            v = [r.data.metrics[key] for r in cells if r.data.tags[schema.CELL_ROW] == row]
+            text = f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
+            assert res.study.loc[row, col] == text
+            assert f'data-row="{row}" data-col="{col}">{text}</td>' in page

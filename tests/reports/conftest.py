@@ -99,10 +99,45 @@ def _sweep(client, uri, name="s1", trials=TRIALS):
     client.set_terminated(parent.info.run_id)
 
 
+# The cells of study/mini-study, (row, phase, fold, test_set, fraction, metrics), and its table
+# by hand: mean ± sample std over folds.
+STUDY_CELLS = [("a", "train", k, "src", None, {"test_auc": v, "h1_test_auc": z})
+               for k, (v, z) in enumerate([(0.8, 0.5), (0.9, 0.6), (1.0, 0.7)])]
+STUDY_CELLS += [("b", "train", k, "src", None, {"test_auc": v, "h1_test_auc": 0.5})
+                for k, v in enumerate([0.7, 0.8])]
+STUDY_TABLE = {("a", "ID"): "0.90 ± 0.10", ("a", "h1 0%"): "0.60 ± 0.10",
+               ("b", "ID"): "0.75 ± 0.07", ("b", "h1 0%"): "0.50 ± 0.00"}
+
+
+def _study(client, uri, name="mini-study"):
+    """A finished study as ``medxfer study`` records it: cell runs under a parent whose table
+    the real writer (:func:`medxfer.reports.study.record_summary`) logs."""
+    from mlflow.entities import Metric
+
+    from medxfer.reports.study import record_summary, summarize
+    from medxfer.tracking import schema
+    from medxfer.tracking.store import ensure_experiment
+
+    exp = ensure_experiment(uri, f"study/{name}")
+    parent = client.create_run(exp, tags={schema.KIND: schema.KIND_STUDY, schema.STUDY: name})
+    records = []
+    for row, phase, fold, test_set, fraction, metrics in STUDY_CELLS:
+        run = client.create_run(exp, tags={schema.KIND: schema.KIND_CELL, schema.STUDY: name,
+                                           schema.PARENT_RUN_ID: parent.info.run_id})
+        client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0)
+                                                   for k, v in metrics.items()])
+        client.set_terminated(run.info.run_id)
+        records.append({"run_id": run.info.run_id, "row": row, "phase": phase, "fold": fold,
+                        "test_set": test_set, "fraction": fraction, "n_labelled": None,
+                        "status": "FINISHED", "metrics": metrics})
+    record_summary(uri, parent.info.run_id, summarize(records, rows=["a", "b"]))
+    client.set_terminated(parent.info.run_id)
+
+
 @pytest.fixture(scope="package")
 def report_store(tmp_path_factory) -> str:
     """sqlite URI of a store with benchmark/mini, transferability/mini, sweep/s1, a shortcut
-    study (study/shortcut) and one run of every analysis (analysis/synth)."""
+    study (study/shortcut), study/mini-study and one run of every analysis (analysis/synth)."""
     from mlflow import MlflowClient
 
     tmp = tmp_path_factory.mktemp("report_store")
@@ -111,6 +146,7 @@ def report_store(tmp_path_factory) -> str:
     client = MlflowClient(tracking_uri=uri)
     _estimates(client, uri)
     _sweep(client, uri)
+    _study(client, uri)
     log_shortcut_study(client, uri)
     log_analyses(tmp, uri)
     return uri

@@ -18,7 +18,7 @@ from medxfer.transferability.evaluation import evaluate, prepare_scores
 from medxfer.transferability.scores_io import read_scores_mlflow
 
 from .analysis_runs import SHORTCUT
-from .conftest import EXPECTED_CURVES, TARGETS, TRIALS
+from .conftest import EXPECTED_CURVES, STUDY_TABLE, TARGETS, TRIALS
 
 #: The analysis figures of the report store, in run order (one run per verb).
 ANALYSIS_CHARTS = ["analysis-saliency", "analysis-domain-gap", "analysis-domain-gap",
@@ -66,7 +66,7 @@ def page(report_dir):
 def test_sections_and_charts_present(page):
     sections = [a["id"] for t, a in page.tags if t == "section"]
     assert sections == ["ground-truth", "estimates", "scores", "taus", "critical-difference",
-                        "sweeps", "shortcut-studies", "analyses"]
+                        "sweeps", "shortcut-studies", "analyses", "studies"]
     charts = [a.get("data-chart") for a in page.find("figure")]
     # One chart per sweep: the PNG, no second drawing of the same curves.
     assert charts == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far", "shortcut",
@@ -76,6 +76,21 @@ def test_sections_and_charts_present(page):
     assert not page.find("p", **{"class": "not-drawn"})
     for fig in page.find("img"):  # shown 1:1: the width attribute is the PNG's own
         assert int(fig["width"]) > 100 and int(fig["height"]) > 50
+
+
+def test_study_table_is_the_parents_table(report_dir):
+    _, out = report_dir
+    text = (out / "index.html").read_text(encoding="utf-8")
+    section = text[text.index('<section id="studies">'):]
+    assert "study/mini-study" in section
+    for (row, col), cell in STUDY_TABLE.items():
+        assert f'data-row="{row}" data-col="{col}">{cell}</td>' in section
+    csv = pd.read_csv(out / "study_mini-study.csv", index_col=0)
+    assert {(r, c): csv.loc[r, c] for r, c in STUDY_TABLE} == STUDY_TABLE
+    found = {s["study"]: s for s in query.study_tables(report_dir[0])}
+    assert found["mini-study"]["table"].loc["b", "ID"] == "0.75 ± 0.07"
+    assert found["shortcut"]["table"] is None  # curves only: not in the Studies section
+    assert "study/shortcut" not in section
 
 
 def test_estimate_scores_by_target_equal_the_logged_ones(report_dir, page):
@@ -206,8 +221,8 @@ def test_empty_store_gives_no_data_notes(tracking_uri, tmp_path, capsys):
     assert main(["report", "--output", str(out), "--tracking-uri", tracking_uri]) == 0
     page = _Page((out / "index.html").read_text(encoding="utf-8"))
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 8  # ground truth, estimates, scores, taus, CD, sweeps, shortcut,
-    # analyses
+    assert len(notes) == 9  # ground truth, estimates, scores, taus, CD, sweeps, shortcut,
+    # analyses, studies
     assert not list(out.glob("*.png"))
 
 
@@ -232,7 +247,8 @@ def test_full_benchmark_architecture_table(benchmark_store, tmp_path):
     for (a, t), v in cells.items():
         assert v == gt.loc[a, t]
     notes = page.find("p", **{"class": "no-data"})
-    assert len(notes) == 7  # no estimates (4 sections), sweeps, shortcut studies, analyses
+    assert len(notes) == 8  # no estimates (4 sections), sweeps, shortcut studies, analyses,
+    # studies
     assert f"{gt.shape[0]} archs x {gt.shape[1]} targets" in (out / "index.html").read_text()
 
 

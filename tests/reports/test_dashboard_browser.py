@@ -13,6 +13,8 @@ import shutil
 
 import pytest
 
+from .conftest import STUDY_TABLE
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -105,6 +107,9 @@ def test_report_renders_in_chromium(report_dir, browser, tmp_path):
           analyses: [...document.querySelectorAll('article.analysis')].map(a => [
             a.dataset.analysis, a.querySelectorAll('img').length,
             a.querySelectorAll('table').length]),
+          study: Object.fromEntries([...document.querySelectorAll(
+            '#studies table td')].map(td => [td.dataset.row + '|' + td.dataset.col,
+                                            td.textContent])),
         };""")
     _assert_fits_1400(browser.execute_script(MEASURE))
     _screenshot(browser, tmp_path / "report.png")
@@ -112,7 +117,9 @@ def test_report_renders_in_chromium(report_dir, browser, tmp_path):
     assert not severe, severe
     assert state["ready"] == "complete"
     assert state["sections"] == ["ground-truth", "estimates", "scores", "taus",
-                                 "critical-difference", "sweeps", "shortcut-studies", "analyses"]
+                                 "critical-difference", "sweeps", "shortcut-studies", "analyses",
+                                 "studies"]
+    assert state["study"] == {f"{r}|{c}": v for (r, c), v in STUDY_TABLE.items()}
     assert state["charts"] == ["gt-heatmap", "score-grid", "cd-diagram", "best-so-far",
                                "shortcut", "analysis-saliency", "analysis-domain-gap",
                                "analysis-domain-gap", "analysis-similarity", "analysis-spectrum"]

@@ -28,10 +28,82 @@ STUDIES = sorted(p for p in EXAMPLE.parent.glob("*.yaml")
                  if "protocol" in (yaml.safe_load(p.read_text()) or {}))
 
 
+#: Hand-counted cells of the shipped studies: (rows, folds, label columns, seeds, transfer
+#: cells). Folds 1: the source's own splits; transfer = train cells x few-shot sets x fractions.
+SHIPPED = {
+    "study_example.yaml": (1, 3, 1, 1, 3 * 2 * 2),
+    "study_seed000_ood.yaml": (5, 5, 1, 1, 25 * 2 * 4),
+    "study_seed000_ood_smoke.yaml": (4, 2, 1, 1, 8 * 2 * 1),
+    "study_seed001_fractions.yaml": (3, 1, 4, 3, 0),
+    "study_seed001_fractions_smoke.yaml": (2, 1, 4, 1, 0),
+    "study_seed002_cxr.yaml": (2, 1, 1, 3, 0),
+    "study_seed002_cxr_smoke.yaml": (2, 1, 1, 1, 0),
+    "study_seed003_labelled.yaml": (4, 5, 4, 1, 0),
+    "study_seed003_labelled_smoke.yaml": (2, 2, 2, 1, 0),
+    "study_thesis.yaml": (2, 1, 1, 3, 0),
+    "study_thesis_smoke.yaml": (2, 1, 1, 2, 0),
+}
+SMOKES = [p for p in STUDIES if p.stem.endswith("_smoke")]
+
+
+def _expand(study):
+    from medxfer.tune.study_config import training_cells, transfer_cells
+
+    p = study.protocol
+    train = training_cells(study, p.cv.folds if p.cv else None, "source")
+    return train, transfer_cells(study, train)
+
+
+def test_five_paper_studies_ship_with_smoke_variants():
+    names = {p.name for p in STUDIES}
+    assert set(SHIPPED) <= names
+    for stem in ("seed000_ood", "seed001_fractions", "seed002_cxr", "seed003_labelled",
+                 "thesis"):
+        assert {f"study_{stem}.yaml", f"study_{stem}_smoke.yaml"} <= names
+
+
 @pytest.mark.parametrize("path", STUDIES, ids=[p.name for p in STUDIES])
-def test_shipped_studies_validate(path):
+def test_shipped_studies_validate_and_expand_to_their_cells(path):
     study = load_study(path)
-    assert study.rows and study.protocol.seeds
+    p = study.protocol
+    train, transfer = _expand(study)
+    if path.name in SHIPPED:
+        n_rows, n_folds, n_labels, n_seeds, n_transfer = SHIPPED[path.name]
+        assert len(study.rows) == n_rows
+        assert len(train) == n_rows * n_folds * n_labels * n_seeds
+        assert len(transfer) == n_transfer
+    keys = [cell_key(c) for c in train + transfer]
+    assert len(set(keys)) == len(keys)
+    assert {c.row for c in train} == {r.name for r in study.rows}
+    assert {c.seed for c in train} == set(p.seeds)
+    assert {c.fold for c in train} == (set(range(p.cv.folds)) if p.cv else {None})
+    assert {c.fraction for c in train} == set(p.label_fractions or [None])
+    assert {c.n_labelled for c in train} == set(p.n_labelled or [None])
+    assert {(c.test_set, c.fraction) for c in transfer} == {
+        (t, f) for t in p.few_shot_sets() for f in (p.few_shot.fractions if p.few_shot else [])}
+    if path.stem.endswith("_smoke"):  # runs on a fresh clone: declares the data it trains on
+        assert study.synth is not None
+        out = Path(study.synth.out)
+        paths = [study.rows[0].config["data"][k] for k in ("root", "manifest")]
+        paths += [getattr(t, k) for t in p.test_sets.values() for k in ("root", "manifest")]
+        assert all(Path(x).is_relative_to(out) for x in paths if x), paths
+
+
+@pytest.mark.parametrize("path", SMOKES, ids=[p.name for p in SMOKES])
+def test_smoke_studies_write_their_data_and_pass_preflight(path, tmp_path):
+    """The declared data, written into an empty folder, satisfies the protocol (the cells the
+    preflight finds are the expansion above)."""
+    from medxfer.config import read_yaml
+    from medxfer.data.synth_studies import ensure_synthetic
+
+    study = study_from_dict(read_yaml(path), source=str(path), path=path, base_dir=tmp_path)
+    folder, written = ensure_synthetic(study.synth, source=study.source)
+    assert written and folder.is_relative_to(tmp_path)
+    plan = preflight(study)
+    train, transfer = _expand(study)
+    assert [cell_key(c) for c in plan.train + plan.transfer] == \
+        [cell_key(c.model_copy(update={"test_set": plan.id_name})) if c.phase == "train"
+         else cell_key(c) for c in train + transfer]
 
 
 def test_example_study_validates_and_expands(in_study_dir):
@@ -154,3 +226,60 @@ def test_cell_keys():
     c = CellConfig(row="r", phase="transfer", fold=2, fraction=0.25, test_set="h1", seed=3)
     assert cell_key(c) == "r/transfer/fold=2/fraction=0.25/test=h1/seed=3"
     assert cell_key(c.model_dump()) == cell_key(c)
+
+
+def test_synthesize_writes_once_and_never_over_other_data(tmp_path):
+    from medxfer.data.synth_studies import SYNTH_MARKER, SynthSpec, ensure_synthetic
+
+    spec = SynthSpec(out="d/s", modalities=["synthpneumonia"], n_per_class=4, hospitals=1,
+                     manifests=[{"name": "cxr", "patients": 3, "size": 32}])
+    folder, written = ensure_synthetic(spec, base_dir=tmp_path)
+    assert written and folder == tmp_path / "d" / "s"
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == sorted(["synthpneumonia.npz", "synthpneumonia.json", "synthpneumonia_h1.npz",
+                            "synthpneumonia_h1.json", "manifest.json", "cxr.csv", "cxr",
+                            SYNTH_MARKER])
+    assert [p.name for p in folder.parent.iterdir()] == ["s"]  # no temporary folder left
+    stamp = (folder / "synthpneumonia.npz").stat().st_mtime_ns
+    assert ensure_synthetic(spec, base_dir=tmp_path) == (folder, False)
+    assert (folder / "synthpneumonia.npz").stat().st_mtime_ns == stamp
+    with pytest.raises(MedxferInputError, match="written by another synthesize"):
+        ensure_synthetic(spec.model_copy(update={"n_per_class": 5}), base_dir=tmp_path)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(MedxferInputError, match=f"mine exists and holds no {SYNTH_MARKER}"):
+        ensure_synthetic(spec.model_copy(update={"out": "mine"}), base_dir=tmp_path)
+
+
+def test_bad_synthesize_section_names_the_field(tmp_path):
+    raw = {**yaml.safe_load(EXAMPLE.read_text()), "synthesize": {"out": "x", "hospitals": -1,
+                                                                 "modalities": ["nope"]}}
+    with pytest.raises(MedxferInputError, match=r"synthesize.modalities: unknown modalities "
+                                                r"\['nope'\].*synthesize.hospitals"):
+        study_from_dict(raw, source="s.yaml")
+
+
+def test_a_missing_path_without_a_declaration_is_still_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = load_study(EXAMPLE)
+    assert study.synth is None
+    with pytest.raises(MedxferInputError, match=r"study_example.yaml.*data: .*"
+                                                 r"data/synth/synthpneumonia"):
+        preflight(study)
+    assert not (tmp_path / "data").exists()
+
+
+def test_data_synth_writes_several_cxr_corpora(tmp_path, capsys):
+    import json
+
+    from medxfer.cli import main
+
+    out = tmp_path / "d"
+    assert main(["data", "synth", "--out", str(out), "--modalities", "none", "--cxr-patients",
+                 "3", "--cxr-name", "src,tgt", "--cxr-shifts", "0,0.5"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["src", "src.csv", "tgt", "tgt.csv"]
+    shifts = {n: json.loads((out / n / "README.json").read_text())["shift"]
+              for n in ("src", "tgt")}
+    assert shifts == {"src": 0.0, "tgt": 0.5}
+    assert main(["data", "synth", "--out", str(out), "--cxr-patients", "3", "--cxr-name",
+                 "a,b", "--cxr-shifts", "0.5"]) == 2
+    assert "--cxr-shifts '0.5': expected 2" in capsys.readouterr().err

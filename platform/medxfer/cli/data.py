@@ -32,7 +32,8 @@ def synth(
         help="Write patient attributes (sex, age group) for every modality; synthlesion always "
              "has them.")] = False,
     modalities: Annotated[Optional[str], typer.Option(
-        help="Comma-separated flags (default: all; see `medxfer data synth --list`).")] = None,
+        help="Comma-separated flags (default: all; see `medxfer data synth --list`), or none "
+             "(only the CXR manifests).")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the modalities and exit.")] = False,
     hospitals: Annotated[int, typer.Option(
         help="Also write this many shifted hospitals <flag>_h1.. of each modality (OOD test "
@@ -43,7 +44,11 @@ def synth(
     cxr_patients: Annotated[int, typer.Option(
         help="Also write a synthetic chest X-ray manifest <out>/<cxr-name>.csv with this many "
              "patients (PNG and DICOM, 14 labels, patient ids, sites).")] = 0,
-    cxr_name: Annotated[str, typer.Option(help="Name of the CXR manifest.")] = "cxr",
+    cxr_name: Annotated[str, typer.Option(
+        help="Name of the CXR manifest; comma-separated names write several corpora.")] = "cxr",
+    cxr_shifts: Annotated[Optional[str], typer.Option(
+        help="Comma-separated acquisition shift of each CXR manifest, 0..1 (default: --shift "
+             "with --hospitals, else 0).")] = None,
 ) -> None:
     """Write synthetic modalities as MedMNIST .npz files (+ .json metadata) that the loader reads.
 
@@ -54,7 +59,9 @@ def synth(
 
     --hospitals N writes N shifted copies of each modality (new patients, a contrast, blur
     and noise shift growing with --shift), --cxr-patients N a CXR manifest with DICOM and PNG
-    images; see medxfer.data.synth_studies.
+    images (several with --cxr-name a,b --cxr-shifts 0,0.5: corpora with different
+    acquisitions); see medxfer.data.synth_studies. A study's synthesize: section writes the
+    same on its first run.
 
     Example: medxfer data synth --out data/synth --n-per-class 100 --text
     """
@@ -71,27 +78,49 @@ def synth(
 
         raise MedxferInputError("--out DIR is required (where to write the .npz files)",
                                 field="out")
+    names = [n.strip() for n in cxr_name.split(",") if n.strip()]
+    shifts = _shifts(cxr_shifts, len(names), shift if hospitals else 0.0)
     flags = [f.strip() for f in modalities.split(",") if f.strip()] if modalities else None
-    paths = synthesize(out, size=size, n_per_class=n_per_class, seed=seed, text=text,
-                       text_prob=text_prob, n_sites=sites, attributes=attributes,
-                       modalities=flags,
-                       progress=lambda it: track(list(it), description="synthesising"))
-    typer.echo(f"wrote {len(paths)} modalities to {out}: {', '.join(p.name for p in paths)}")
+    if flags == ["none"]:
+        flags = []
+    if flags != []:
+        paths = synthesize(out, size=size, n_per_class=n_per_class, seed=seed, text=text,
+                           text_prob=text_prob, n_sites=sites, attributes=attributes,
+                           modalities=flags,
+                           progress=lambda it: track(list(it), description="synthesising"))
+        typer.echo(f"wrote {len(paths)} modalities to {out}: "
+                   f"{', '.join(p.name for p in paths)}")
     if hospitals or cxr_patients:
         from medxfer.data.synth_studies import synthesize_cxr_manifest, synthesize_hospitals
 
-        for flag in flags or list(MODALITIES):
+        for flag in (flags if flags is not None else list(MODALITIES)):
             if hospitals:
                 written = synthesize_hospitals(out, flag, hospitals=hospitals, shift=shift,
                                                size=size, n_per_class=n_per_class, seed=seed,
                                                n_sites=sites)
                 typer.echo(f"wrote {len(written)} hospitals of {flag}: "
                            f"{', '.join(p.name for p in written)}")
-        if cxr_patients:
-            csv_path = synthesize_cxr_manifest(out, cxr_name, patients=cxr_patients,
+        for name, cxr_shift in zip(names, shifts, strict=True) if cxr_patients else ():
+            csv_path = synthesize_cxr_manifest(out, name, patients=cxr_patients,
                                                size=max(size, 32), seed=seed, n_sites=sites,
-                                               shift=shift if hospitals else 0.0)
-            typer.echo(f"wrote the CXR manifest {csv_path}")
+                                               shift=cxr_shift)
+            typer.echo(f"wrote the CXR manifest {csv_path} (shift {cxr_shift:g})")
+
+
+def _shifts(text: str | None, n: int, default: float) -> list[float]:
+    """``--cxr-shifts``: one shift in [0, 1] per manifest name."""
+    from medxfer.errors import MedxferInputError
+
+    if text is None:
+        return [default] * n
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if len(values) != n or not all(0 <= v <= 1 for v in values):
+        raise MedxferInputError(f"--cxr-shifts {text!r}: expected {n} comma-separated "
+                                "numbers in [0, 1], one per --cxr-name", field="cxr-shifts")
+    return values
 
 
 @data_app.command()

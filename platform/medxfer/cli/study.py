@@ -3,37 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
 from medxfer.cli.common import TrackingUriOption
 
+if TYPE_CHECKING:
+    from medxfer.tune.study_config import Study
 
-def run_and_report(config: Path, *, name: str | None = None, tracking_uri: str | None = None,
+
+def run_and_report(config: "Path | Study", *, name: str | None = None,
+                   tracking_uri: str | None = None,
                    address: str | None = None, resume: bool = False,
                    num_cpus: int | None = None, verbose: int = 1,
                    echo: Callable[[str], None] = print):
-    """Run the study (:func:`medxfer.tune.study.run_study`), then write its table (and, after
+    """Run the study (a YAML path or a validated :class:`~medxfer.tune.study_config.Study`;
+    :func:`medxfer.tune.study.run_study`), then write its table (and, after
     a search, ``study_search.json``: each cell's chosen configuration) to the parent run
     (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
     ``(StudyResult, StudySummary)``.
 
-    The YAML's paths and the tracking store are checked first
+    A ``synthesize:`` section's data is written first when its folder is absent; the YAML's
+    paths and the tracking store are checked then
     (:func:`medxfer.tune.preflight.check_study_paths`, no heavy import), then the protocol
     against the data (:func:`medxfer.tune.study_preflight.preflight`), both before Ray starts or
     anything is written."""
     from medxfer.config import read_yaml
     from medxfer.tune.preflight import check_study_paths
+    from medxfer.tune.study_config import Study, ensure_declared_data, load_study
 
-    check_study_paths(read_yaml(config), source=str(config), cli_tracking_uri=tracking_uri)
+    given = config if isinstance(config, Study) else None
+    raw = given.raw if given else read_yaml(config)
+    source = given.source if given else str(config)
+    ensure_declared_data(raw, source)  # a synthesize: section's data, before paths are checked
+    check_study_paths(raw, source=source, cli_tracking_uri=tracking_uri)
     from mlflow import MlflowClient
 
     from medxfer.reports.study import record_summary, summarize
     from medxfer.tune.study import run_study
-    from medxfer.tune.study_config import load_study
 
-    study = load_study(config)
+    study = given or load_study(config)
     result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
                        resume=resume, num_cpus=num_cpus, verbose=verbose)
     client = MlflowClient(tracking_uri=result.tracking_uri)
@@ -96,6 +106,8 @@ def study(
     fractions) x seeds as Ray Tune trials, each cell an MLflow child run of the study's run in
     experiment study/NAME, which gets mean ± std per cell and the paper-shaped table
     (study_table.csv/md/tex/txt). A protocol the data cannot satisfy exits 2 before Ray starts.
+    A synthesize: section (the *_smoke.yaml studies) writes the study's synthetic data first
+    when its folder is absent.
 
     Example: medxfer study search_spaces/study_example.yaml --tracking-uri sqlite:///mlruns.db
     """

@@ -17,6 +17,10 @@
   ``shift`` changes the acquisition as for hospitals, so two manifests with different names
   and shifts are two corpora.
 
+* :class:`SynthSpec` / :func:`ensure_synthetic` -- a study's ``synthesize:`` section: the data
+  above (and modalities) written into one folder on first use, atomically (a temporary sibling
+  renamed into place), so a shipped smoke study runs on a fresh clone with no prior step.
+
 Everything is deterministic in ``seed`` (DICOM UIDs included); the outputs of
 :func:`medxfer.data.synth.synthesize` are not touched.
 """
@@ -28,9 +32,11 @@ import json
 import os
 import zlib
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medxfer.data.medmnist import DatasetInfo, write_sidecar
 from medxfer.data.synth import MODALITIES, generate_modality
@@ -171,3 +177,116 @@ def synthesize_cxr_manifest(out: str | os.PathLike, name: str = "cxr", *, patien
         {"generator": "medxfer data synth --cxr", "patients": patients, "images": len(rows),
          "size": size, "seed": seed, "shift": shift, "labels": list(CXR14_LABELS)}, indent=1))
     return csv_path
+
+
+# ----------------------------------------------------------- a study's declared data
+
+class ManifestSpec(BaseModel):
+    """One synthetic CXR corpus of a :class:`SynthSpec` (:func:`synthesize_cxr_manifest`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    patients: int = Field(60, ge=2)
+    shift: float = Field(0.0, ge=0, le=1)
+    size: Literal[32, 64, 128] = 64
+
+
+class SynthSpec(BaseModel):
+    """Synthetic data a study declares (its ``synthesize:`` section), written on first use.
+
+    The same as ``medxfer data synth --out OUT --modalities ... --n-per-class ... --hospitals
+    ... --shift ... --cxr-name ...``: ``modalities`` (``[]``: none) at ``size`` with
+    ``n_per_class`` training images per class, ``hospitals`` shifted copies of each, and the
+    CXR ``manifests``. ``out`` holds nothing else: :func:`ensure_synthetic` writes it whole
+    or not at all.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    out: str
+    modalities: list[str] = Field(default_factory=lambda: ["synthpneumonia"])
+    size: Literal[28, 64, 128, 224] = 28
+    n_per_class: int = Field(50, ge=1)
+    seed: int = 0
+    sites: int = Field(3, ge=1)
+    hospitals: int = Field(0, ge=0)
+    shift: float = Field(0.5, ge=0, le=1)
+    manifests: list[ManifestSpec] = Field(default_factory=list)
+
+    @field_validator("modalities")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(MODALITIES))
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; valid: {sorted(MODALITIES)}")
+        return v
+
+
+#: Written last into a declared folder: the spec that produced it.
+SYNTH_MARKER = "medxfer_synth.json"
+
+
+def write_synthetic(spec: SynthSpec, out: Path) -> list[Path]:
+    """Write everything ``spec`` declares under ``out`` (not atomic; see
+    :func:`ensure_synthetic`)."""
+    from medxfer.data.synth import synthesize
+
+    paths = synthesize(out, size=spec.size, n_per_class=spec.n_per_class, seed=spec.seed,
+                       n_sites=spec.sites, modalities=spec.modalities) if spec.modalities else []
+    for flag in spec.modalities if spec.hospitals else []:
+        paths += synthesize_hospitals(out, flag, hospitals=spec.hospitals, shift=spec.shift,
+                                      size=spec.size, n_per_class=spec.n_per_class,
+                                      seed=spec.seed, n_sites=spec.sites)
+    for m in spec.manifests:
+        paths.append(synthesize_cxr_manifest(out, m.name, patients=m.patients, size=m.size,
+                                             seed=spec.seed, n_sites=spec.sites, shift=m.shift))
+    return paths
+
+
+def ensure_synthetic(spec: SynthSpec, *, base_dir: str | os.PathLike | None = None,
+                     source: str = "study") -> tuple[Path, bool]:
+    """Make sure the folder ``spec.out`` holds the declared data; returns ``(folder, written)``.
+
+    Absent: everything is written into a temporary sibling folder, then renamed into place in
+    one step, so a crash or a concurrent study never leaves a half-written folder (the loser
+    of a race drops its copy). Present with the same declaration (:data:`SYNTH_MARKER`):
+    kept. Present otherwise: an error, since it may be the user's own data.
+
+    Raises:
+        MedxferInputError: ``synthesize.out`` exists but was not written from this spec.
+    """
+    import shutil
+    import tempfile
+
+    out = Path(spec.out)
+    if not out.is_absolute():
+        out = Path(base_dir or Path.cwd()) / out
+    want = spec.model_dump(exclude={"out"})
+    if out.exists():
+        _check_marker(out, want, source)
+        return out, False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write_synthetic(spec, tmp)
+        (tmp / SYNTH_MARKER).write_text(json.dumps(want, indent=1, sort_keys=True))
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not out.exists():
+                raise
+            _check_marker(out, want, source)  # another process wrote it first
+            return out, False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, True
+
+
+def _check_marker(out: Path, want: dict, source: str) -> None:
+    marker = out / SYNTH_MARKER
+    found = json.loads(marker.read_text()) if marker.is_file() else None
+    if found != json.loads(json.dumps(want)):
+        what = ("was written by another synthesize: declaration" if found is not None else
+                f"exists and holds no {SYNTH_MARKER}")
+        raise MedxferInputError(f"synthesize.out: {out} {what}; remove it, or point "
+                                "synthesize.out (and the data paths) at a new folder",
+                                path=source)

@@ -44,7 +44,8 @@ class ReportResult:
 def write_report(output: str | Path, *, tracking_uri: str | None = None, name: str | None = None,
                  estimates: str | None = None, benchmark: str = schema.BENCHMARK_DATASET,
                  sweeps: list[str] | None = None, invert: tuple[str, ...] = (),
-                 select_by: str = "val_loss", mode: str = "min") -> ReportResult:
+                 select_by: str = "val_loss", mode: str = "min",
+                 studies: list[str] | None = None) -> ReportResult:
     """Write ``index.html``, the PNG figures and the CSV tables into ``output``.
 
     Everything is written to a temporary folder first and moved into ``output`` once the whole
@@ -56,6 +57,7 @@ def write_report(output: str | Path, *, tracking_uri: str | None = None, name: s
         estimates: ``transferability/<name>`` (or ``<name>``) with estimate runs to show and
             evaluate; default the only ``transferability/*`` experiment, if there is one.
         sweeps: sweep names for the best-so-far curves; default every ``sweep/*`` experiment.
+        studies: study names whose tables to show; default every ``study/*`` experiment.
         invert: metrics scored as 1 - score (as ``estimate evaluate --invert``).
         select_by, mode: the ground truth's run selection, also the curves' metric.
 
@@ -75,7 +77,8 @@ def write_report(output: str | Path, *, tracking_uri: str | None = None, name: s
         eval_html = _evaluation(uri, estimates, benchmark, gt, invert, Path(staging), res, meta)
         sweep_html = _sweeps(uri, sweeps, select_by, mode, Path(staging), res, meta)
         more = [analyses.shortcut_section(uri, Path(staging), res, meta),
-                analyses.analyses_section(uri, Path(staging), res, meta)]
+                analyses.analyses_section(uri, Path(staging), res, meta),
+                _studies(uri, studies, Path(staging), res, meta)]
         meta["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         page = html.page("medxfer report", _header(uri, meta), [gt_html, *eval_html, sweep_html,
                                                             *more])
@@ -280,6 +283,13 @@ def _sweeps(uri, sweeps, metric, mode, out, res, meta) -> str:
     curves.to_csv(csv, index=False)
     res.tables.append(csv)
     return _section("sweeps", title, "".join(body))
+
+
+def _studies(uri, names, out, res, meta) -> str:
+    from medxfer.reports.studies import TITLE, studies_body
+
+    body, reason = studies_body(uri, names, out, res.tables, meta)
+    return _section("studies", TITLE, _note(res, "studies", reason) if reason else body)
 
 
 def _header(uri: str, meta: dict[str, str]) -> str:

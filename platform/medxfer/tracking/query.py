@@ -774,3 +774,32 @@ def run_files(tracking_uri: str | None, run_id: str, dest, *,
         else:
             os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = bar
     return out
+
+
+STUDY_TABLE = "study_table.csv"
+
+
+def study_tables(tracking_uri: str | None = None, names: list[str] | None = None
+                 ) -> list[dict]:
+    """The studies of the store (``study/<name>`` parents, ``medxfer.kind=study``), newest
+    first per experiment: ``experiment``, ``study``, ``run_id``, ``start_time`` and ``table``
+    (the parent's ``study_table.csv`` as a DataFrame indexed by method row; None while the
+    study has not written it). ``names``: only these studies (without the ``study/`` prefix).
+    """
+    import tempfile
+
+    import pandas as pd
+
+    runs = [r for r in kind_runs(tracking_uri, "study", schema.KIND_STUDY)
+            if names is None or r["experiment"] in names]
+    runs.sort(key=lambda r: (r["experiment"], -r["start_time"]))
+    out = []
+    for r in runs:
+        with tempfile.TemporaryDirectory(prefix="medxfer-study-") as tmp:
+            files = run_files(tracking_uri, r["run_id"], tmp, suffixes=(".csv",),
+                              only=(STUDY_TABLE,))
+            table = (pd.read_csv(files[STUDY_TABLE], index_col=0, dtype=str,
+                                 keep_default_na=False) if STUDY_TABLE in files else None)
+        out.append({"experiment": f"study/{r['experiment']}", "study": r["experiment"],
+                    "run_id": r["run_id"], "start_time": r["start_time"], "table": table})
+    return out

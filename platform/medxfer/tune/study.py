@@ -2,7 +2,9 @@
 
 :func:`run_study` is what ``medxfer study`` calls:
 
-1. :func:`~medxfer.tune.study_preflight.preflight` checks the protocol against the data and
+1. a ``synthesize:`` section's data is written if its folder is absent
+   (:func:`medxfer.data.synth_studies.ensure_synthetic`), then
+   :func:`~medxfer.tune.study_preflight.preflight` checks the protocol against the data and
    expands the cells, before anything is written or Ray starts;
 2. the experiment ``study/<name>`` and its parent run (``medxfer.kind=study``) are created (or
    found, with ``resume``) in this process; Ray starts (or ``--address`` joins a cluster);
@@ -200,6 +202,12 @@ def run_study(study: Study | None, *, name: str | None = None,
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     study, name, study_dir = _locate(study, name, Path(storage_path) if storage_path else None,
                                      resume)
+    if study.synth is not None:  # before the preflight reads it and before Ray starts
+        from medxfer.data.synth_studies import ensure_synthetic
+
+        folder, written = ensure_synthetic(study.synth, source=study.source)
+        if written:
+            log.info("study %s: wrote its synthetic data to %s", name, folder)
     plan = preflight(study)
     uri = resolve_tracking_uri(tracking_uri, study.rows[0].config["tracking"].get("uri"))
     experiment = schema.experiment_name("study", name)

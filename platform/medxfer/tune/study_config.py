@@ -16,6 +16,9 @@
       seeds: [0]
     search: {...}                    # optional: each training cell's hyperparameters from a
                                      # sweep on that cell's validation split (tune/search_config)
+    synthesize: {out: data/synth, hospitals: 1}   # optional: synthetic data the study writes
+                                     # before it starts when the folder is absent
+                                     # (medxfer.data.synth_studies.SynthSpec)
 
 A *cell* is one trained model (:class:`medxfer.config.CellConfig`): training cells are rows x
 folds x label fractions (or counts) x shortcut shares (``protocol.shortcut.p_art``) x seeds;
@@ -32,11 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medxfer.config import CellConfig, ProtocolConfig, deep_merge, read_yaml
+from medxfer.config import (CellConfig, ProtocolConfig, absolute_path, deep_merge,
+                            format_errors, read_yaml)
+from medxfer.data.synth_studies import SynthSpec
 from medxfer.errors import MedxferInputError
 from medxfer.tune.search_config import SearchConfig, parse_search
 
-STUDY_ONLY_KEYS = ("name", "methods")
+STUDY_ONLY_KEYS = ("name", "methods", "synthesize")
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
 
@@ -58,6 +63,7 @@ class Study:
     protocol: ProtocolConfig
     search: SearchConfig | None
     raw: dict = field(default_factory=dict)
+    synth: SynthSpec | None = None
 
     @property
     def source(self) -> str:
@@ -135,7 +141,37 @@ def study_from_dict(raw: Any, *, source: str = "study", path: Path | None = None
                                     "experiment (such as train.lr)", path=source)
     protocol = ProtocolConfig.model_validate(rows[0].config["protocol"])
     name = raw.get("name") or (path.stem if path else "study")
-    return Study(path, str(name), rows, protocol, search, raw)
+    synth = _synth(raw.get("synthesize"), source, base_dir)
+    return Study(path, str(name), rows, protocol, search, raw, synth)
+
+
+def ensure_declared_data(raw: Any, source: str = "study",
+                         base_dir: str | Path | None = None) -> None:
+    """Write the data a study's ``synthesize:`` section declares, when its folder is absent
+    (:func:`medxfer.data.synth_studies.ensure_synthetic`); nothing without the section."""
+    from medxfer.data.synth_studies import ensure_synthetic
+
+    spec = _synth(raw.get("synthesize"), source, base_dir) if isinstance(raw, dict) else None
+    if spec is not None:
+        ensure_synthetic(spec, source=source)
+
+
+def _synth(raw: Any, source: str, base_dir: str | Path | None) -> SynthSpec | None:
+    """The ``synthesize:`` section, its ``out`` absolute against ``base_dir`` (or the working
+    directory) like the data paths."""
+    from pydantic import ValidationError
+
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise MedxferInputError("synthesize: expected a mapping such as {out: data/synth, "
+                                "hospitals: 2}", path=source)
+    try:
+        spec = SynthSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise MedxferInputError("; ".join(format_errors(exc, "synthesize")),
+                                path=source) from None
+    return spec.model_copy(update={"out": absolute_path(spec.out, base_dir or Path.cwd())})
 
 
 # --------------------------------------------------------------------------------- cells
