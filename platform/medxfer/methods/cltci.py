@@ -44,7 +44,6 @@ from torch.utils.data import Dataset
 from medxfer.methods import contrastive
 from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, build_net
 from medxfer.methods.registry import Method, register_method
-from medxfer.methods.session import unwrap
 
 #: Seed 003 sec. III-A.2: the key encoder's momentum is the original MoCo's.
 MOMENTUM = 0.999
@@ -138,7 +137,7 @@ def _splits(cfg, opts: CLTCIOptions) -> tuple[Any, Any]:
 
 
 def build_parts(cfg, opts: CLTCIOptions, chans: int) -> ContrastiveParts:
-    from medxfer.losses import CLTCILoss, CLTCIMoCoLoss, cltci_moco_loss, momentum_update
+    from medxfer.losses import CLTCILoss, CLTCIMoCoLoss, cltci_moco_loss
 
     net = build_net(cfg, opts, chans)
     train_set, val_set = _splits(cfg, opts)
@@ -162,10 +161,7 @@ def build_parts(cfg, opts: CLTCIOptions, chans: int) -> ContrastiveParts:
     def loss(net, batch, train: bool):
         (v1, v2), _, patients = batch
         q = net(v1)
-        with torch.no_grad():
-            if train:
-                momentum_update(unwrap(net), key_net, opts.momentum)
-            k = key_net(v2)
+        k = contrastive.momentum_keys(net, key_net, v2, opts.momentum, train)
         if train:
             return moco(q, k, patients)  # contrasts with the queue, then enqueues k
         keys, ids = moco.queue.get()  # validation: leave the queue untouched

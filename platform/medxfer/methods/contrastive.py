@@ -140,6 +140,20 @@ def build_net(cfg: ExperimentConfig, opts: ContrastiveOptions, chans: int) -> SS
     return SSLNet(encoder, head)
 
 
+def momentum_keys(net: nn.Module, key_net: nn.Module, view: torch.Tensor, momentum: float,
+                  train: bool) -> torch.Tensor:
+    """MoCo's keys (He et al. 2020, https://arxiv.org/abs/1911.05722 eq. 2): on a training
+    step the key encoder first moves towards the query encoder (``theta_k <- m theta_k +
+    (1 - m) theta_q``), then embeds ``view``; no gradient reaches either. ``(B, D)``."""
+    from medxfer.losses import momentum_update
+    from medxfer.methods.session import unwrap
+
+    with torch.no_grad():
+        if train:
+            momentum_update(unwrap(net), key_net, momentum)
+        return key_net(view)
+
+
 def pipeline(cfg: ExperimentConfig, default: list[dict] | None = None) -> Callable:
     """The per-image training pipeline: ``data.transforms``, else ``default``, else
     :func:`default_transforms`."""

@@ -18,7 +18,7 @@ its ``data.transforms``/``data.eval_transforms`` to see the images the encoder w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -27,28 +27,21 @@ from medxfer.methods import mae
 from medxfer.methods.contrastive import default_transforms
 from medxfer.methods.experiment import method_options, parse_experiment
 from medxfer.methods.pipeline import Pipeline, run_stages
-from medxfer.methods.registry import Method, MethodOptions, register_method
-from medxfer.methods.scc import PRETRAIN_SELECTION, dce_stage
+from medxfer.methods.registry import Method, register_method
+from medxfer.methods.scc import PRETRAIN_SELECTION, DCEStageOptions, dce_stage
 
 PIPELINE = Pipeline(stages=("dce", "mae"), artifacts={"dce": "dce.pt"},
                     stage_file="dce_mae_stage.json", carry_dir="dce_mae")
 
 
-class DCEMAEOptions(MethodOptions):
-    """``method_config`` of dce_mae.
+class DCEMAEOptions(DCEStageOptions):
+    """``method_config`` of dce_mae (the DCE stage's as
+    :class:`~medxfer.methods.scc.DCEStageOptions`; MAE gets the rest of ``train.epochs``).
 
     Attributes:
-        dce_epochs: DCE stage length; MAE gets the rest of ``train.epochs``.
-        dce_lr: Adam learning rate of the DCE stage.
-        text_removal, text_model_dir: text removal before DCE, in both stages (see ``scc``).
-        dce, mae: further ``method_config`` of each stage's method.
+        mae: further ``method_config`` of the MAE stage.
     """
 
-    dce_epochs: int = Field(5, ge=1)
-    dce_lr: float = Field(1e-3, gt=0)
-    text_removal: Literal["none", "auto", "classical", "easyocr"] = "none"
-    text_model_dir: str | None = None
-    dce: dict[str, Any] = Field(default_factory=dict)
     mae: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -23,13 +23,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import torch
 from pydantic import Field
 
 from medxfer.methods import contrastive
 from medxfer.methods.contrastive import ContrastiveOptions, ContrastiveParts, build_net
 from medxfer.methods.registry import Method, register_method
-from medxfer.methods.session import unwrap
 
 
 class MoCoOptions(ContrastiveOptions):
@@ -47,7 +45,7 @@ class MoCoOptions(ContrastiveOptions):
 
 
 def build_parts(cfg, opts: MoCoOptions, chans: int) -> ContrastiveParts:
-    from medxfer.losses import MoCoLoss, moco_loss, momentum_update
+    from medxfer.losses import MoCoLoss, moco_loss
 
     net = build_net(cfg, opts, chans)
     key_net = copy.deepcopy(net).requires_grad_(False)
@@ -57,10 +55,7 @@ def build_parts(cfg, opts: MoCoOptions, chans: int) -> ContrastiveParts:
     def loss(net, batch, train: bool):
         (v1, v2), _, _ = batch
         q = net(v1)
-        with torch.no_grad():
-            if train:
-                momentum_update(unwrap(net), key_net, opts.momentum)
-            k = key_net(v2)
+        k = contrastive.momentum_keys(net, key_net, v2, opts.momentum, train)
         if train:
             return criterion(q, k)  # contrasts with the queue, then enqueues k
         queue, _ = criterion.memory_bank.get()  # validation: the queue stays as it is

@@ -51,27 +51,36 @@ STAGES, STAGE_FILE, CARRY_DIR = PIPELINE.stages, PIPELINE.stage_file, PIPELINE.c
 ARTIFACTS = PIPELINE.artifacts
 
 
-class SCCOptions(MethodOptions):
-    """``method_config`` of scc.
+class DCEStageOptions(MethodOptions):
+    """``method_config`` of a pipeline whose first stage is DCE (``scc``, ``dce_mae``).
 
     Attributes:
-        dce_epochs, simclr_epochs: stage lengths; fine-tuning gets the rest of
-            ``train.epochs``.
-        temperature: SimCLR's tau (eq. 9).
+        dce_epochs: DCE stage length.
         dce_lr: Adam learning rate of the DCE stage.
         text_removal: ``none``, or the detector run before DCE in every stage (``auto``,
             ``classical``, ``easyocr``).
         text_model_dir: EasyOCR's local model directory (never downloaded).
-        dce, simclr, finetune: further ``method_config`` of each stage's method.
+        dce: further ``method_config`` of the DCE stage.
     """
 
     dce_epochs: int = Field(5, ge=1)
-    simclr_epochs: int = Field(20, ge=1)
-    temperature: float = Field(0.5, gt=0)
     dce_lr: float = Field(1e-3, gt=0)
     text_removal: Literal["none", "auto", "classical", "easyocr"] = "none"
     text_model_dir: str | None = None
     dce: dict[str, Any] = Field(default_factory=dict)
+
+
+class SCCOptions(DCEStageOptions):
+    """``method_config`` of scc (the DCE stage's as :class:`DCEStageOptions`).
+
+    Attributes:
+        simclr_epochs: SimCLR stage length; fine-tuning gets the rest of ``train.epochs``.
+        temperature: SimCLR's tau (eq. 9).
+        simclr, finetune: further ``method_config`` of each stage's method.
+    """
+
+    simclr_epochs: int = Field(20, ge=1)
+    temperature: float = Field(0.5, gt=0)
     simclr: dict[str, Any] = Field(default_factory=dict)
     finetune: dict[str, Any] = Field(default_factory=dict)
 

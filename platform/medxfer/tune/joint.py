@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import pickle
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,16 +65,12 @@ import numpy as np
 
 from medxfer.errors import MedxferInputError
 from medxfer.tune.joint_prior import JointPrior
-from medxfer.tune.warmstart import (CONFIDENCE, SAME_ROW, ConfigKeyPrior, TaskWeights,
-                                    WarmStartPrior, row_weights, space_values)
+from medxfer.tune.warmstart import (CONFIDENCE, SAME_ROW, ConfigKeyPrior, PicklingSearcher,
+                                    TaskWeights, WarmStartPrior, row_weights, space_values)
 
 if TYPE_CHECKING:
     from medxfer.tune.searchers import SearchRequest, SearchSetup
 
-try:  # the searcher must subclass Ray's; priors and picks work without Ray installed
-    from ray.tune.search import Searcher
-except ImportError:  # pragma: no cover
-    Searcher = object  # type: ignore[misc,assignment]
 
 SOURCE_KEY = "source"
 # Defaults chosen on the dataset benchmark with generated scores (module docstring).
@@ -125,7 +120,7 @@ def select(sources: Sequence[str], values: Sequence[float], belief: Mapping[str,
     return best[names[int(np.argmax(post))]]
 
 
-class JointSearcher(Searcher):
+class JointSearcher(PicklingSearcher):
     """Source x configuration search with a transferability belief and a warm-start prior.
 
     The param space (Tune's ``param_space`` or ``space``) has a ``source_key`` dimension (a
@@ -181,7 +176,7 @@ class JointSearcher(Searcher):
             return None
         src = self._next_source()
         if src is None:
-            return Searcher.FINISHED
+            return self.FINISHED
         c = self._next_config(src)
         self._tried[src][c] = True
         self._live[trial_id] = len(self.trials)
@@ -205,14 +200,6 @@ class JointSearcher(Searcher):
             # Results are compared within a source: sources differ in level, not only order.
             y = value if (self._mode or "min") == "min" else -value
             self._tasks.observe(trial["config"], y, group=self.sources.index(trial["source"]))
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
 
     # --- the final pick ---------------------------------------------------------------------
     def selected(self) -> dict | None:

@@ -319,7 +319,20 @@ def space_values(space: dict) -> dict[str, list]:
     return out
 
 
-class WarmStartSearcher(Searcher):
+class PicklingSearcher(Searcher):
+    """A Tune searcher whose whole state is its attributes: Tune checkpoints it (to resume a
+    sweep) by pickling them."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+
+class WarmStartSearcher(PicklingSearcher):
     """Prior-ranked, adaptively reweighted search over a finite set of configurations.
 
     ``candidates``: the configurations (dicts); default the cartesian product of the param
@@ -408,14 +421,6 @@ class WarmStartSearcher(Searcher):
         self._values[idx] = value
         if self._adaptive:
             self._tasks.observe(idx, value if self._mode != "max" else -value)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
 
     # --- internals --------------------------------------------------------------------------
     def _set_candidates_from_space(self, space: dict) -> None:
