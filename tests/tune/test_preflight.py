@@ -122,7 +122,8 @@ def test_searched_values_are_validated_as_trials_see_them(data):
     exp = _exp(data, {"algorithm": "random", "num_samples": 4, "space": {
         "train.batch_size": {"choice": [0, 32]},
         "train.momentum": {"uniform": [0.5, 1.5]},
-        "train.lambda_lr": {"uniform": [0.6, 1.0]}}})
+        "train.lambda_lr": {"uniform": [0.6, 1.0]},
+        "train.scheduler": {"choice": ["lambda"]}}})  # a searched lambda needs LambdaLR
     with pytest.raises(MedxferInputError) as err:
         check_inputs(exp.config, source="exp.yaml", space=exp.search.space, sweep=True)
     assert str(err.value).splitlines()[1:] == [
