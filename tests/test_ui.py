@@ -12,7 +12,6 @@ selenium with explicit paths, never downloading anything (``SE_OFFLINE=true``).
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_helpers import chromium
 from mlflow import MlflowClient
 
 from medxfer.tracking import schema
@@ -32,11 +32,6 @@ from sweep_helpers import experiment
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "medxfer.cli"]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--window-size=1400,1000"]
 
 
 def _free_port() -> int:
@@ -145,24 +140,8 @@ def test_ui_refuses_a_busy_port_and_a_server_uri(tmp_path):
 
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: install Debian's browser with "
-                    "`apt-get install -y chromium chromium-driver` (make test does this)")
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(180)
-    try:
+    with chromium(tmp_path, monkeypatch, height=1000) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _sweep(tmp_path, uri):

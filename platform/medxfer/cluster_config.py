@@ -103,3 +103,21 @@ def stop_own_raylets(grace_s: float = 5.0) -> None:
             proc.kill()
         except psutil.Error:
             continue
+
+
+def start_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
+    """Connect to the cluster at ``address``, or start the loopback-only local runtime
+    (:func:`init_local_ray`) with ``slots`` trial slots; nothing if Ray is already up. True
+    when this call started it (and so shuts it down)."""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return True
+    init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={TRIAL_SLOT: slots},
+                   object_store_memory=512 * 1024 * 1024)
+    return True

@@ -46,7 +46,22 @@ THESIS_PER_CLASS = (100, 25)
 REPORT_PARAMS = ("n_train", "n_val", "n_labelled", "selection_crc")
 
 
-class DataConfig(_Strict):
+class _SourceFields(_Strict):
+    """Where images come from: ``root`` + ``flag`` (a MedMNIST-layout ``.npz``) or ``manifest``
+    and its columns; shared by :class:`DataConfig` and :class:`TestSetConfig`."""
+
+    root: str | None = None
+    flag: str | None = None
+    manifest: str | None = None
+    image_root: str | None = None
+    labels: list[str] | str | None = None
+    uncertain: Literal["error", "zero", "one"] = "error"
+    patient_column: str | None = None
+    site_column: str | None = None
+    split_column: str | None = None
+
+
+class DataConfig(_SourceFields):
     """The data a method trains on: a MedMNIST-layout ``.npz`` or a chest X-ray manifest.
 
     * ``root`` + ``flag``: ``<root>/<flag>.npz`` (or ``<flag>_<size>.npz``) with its own
@@ -68,15 +83,6 @@ class DataConfig(_Strict):
     :func:`medxfer.data.transforms.build_transform` (None: the method's default).
     """
 
-    root: str | None = None
-    flag: str | None = None
-    manifest: str | None = None
-    image_root: str | None = None
-    labels: list[str] | str | None = None
-    uncertain: Literal["error", "zero", "one"] = "error"
-    patient_column: str | None = None
-    site_column: str | None = None
-    split_column: str | None = None
     val_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     source: str | None = None
@@ -213,7 +219,7 @@ def _fractions(v: list[float] | None) -> list[float] | None:
     return sorted(v)
 
 
-class TestSetConfig(_Strict):
+class TestSetConfig(_SourceFields):
     """A named test set from another source (seed ``000_3dd3de5c534b555f.txt`` sec. 4.1: OOD
     datasets split 9:1, or 8:2 for the breast sets, into a few-shot training part and a test part).
 
@@ -224,15 +230,6 @@ class TestSetConfig(_Strict):
     """
 
     __test__ = False  # not a pytest class
-    root: str | None = None
-    flag: str | None = None
-    manifest: str | None = None
-    image_root: str | None = None
-    labels: list[str] | str | None = None
-    uncertain: Literal["error", "zero", "one"] = "error"
-    patient_column: str | None = None
-    site_column: str | None = None
-    split_column: str | None = None
     size: Literal[28, 64, 128, 224] | None = None
     as_rgb: bool | None = None
     transforms: list[Any] | None = None

@@ -9,41 +9,18 @@ when missing) through selenium with explicit paths; selenium-manager never downl
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
+from browser_helpers import chromium
 
 from .conftest import STUDY_TABLE
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--window-size=1400,2400"]
 
 
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: install Debian's browser with "
-                    "`apt-get install -y chromium chromium-driver` (make test does this)")
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(180)
-    try:
+    with chromium(tmp_path, monkeypatch, height=2400, console_log=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 # Measured in the page: the document's and each table box's widths, each figure's natural and

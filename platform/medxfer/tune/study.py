@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medxfer.cluster_config import start_ray as _start_ray  # a module name tests can patch
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
 from medxfer.tune import study_phases as phases
@@ -137,23 +138,7 @@ def cell_records(tracking_uri: str, experiment_id: str, parent_run_id: str) -> l
     return sorted(out, key=lambda r: r["key"] or "")
 
 
-# ----------------------------------------------------------------------------- Ray
 
-
-def _start_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
-    """Connect or start Ray; True when this call started it (and so shuts it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, log_to_driver=True)
-        return True
-    from medxfer.cluster_config import TRIAL_SLOT, init_local_ray
-
-    init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={TRIAL_SLOT: slots},
-                   object_store_memory=512 * 1024 * 1024)
-    return True
 
 
 # ------------------------------------------------------------------------------- entry

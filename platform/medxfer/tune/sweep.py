@@ -31,13 +31,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from medxfer.cluster_config import start_ray
 from medxfer.errors import MedxferInputError
 from medxfer.tracking import schema
 from medxfer.tune import zoo_sweep
@@ -230,25 +230,6 @@ def _end_open_runs(client, exp_id: str, parent_id: str, exc: BaseException) -> N
                     exc_info=True)
 
 
-# --------------------------------------------------------------------------- Ray
-
-
-def _init_ray(address: str | None, num_cpus: int | None, slots: int) -> bool:
-    """Connect or start Ray; True when this call started it (and so shuts it down)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if address:
-        ray.init(address=address, log_to_driver=True)
-        return True
-    from medxfer.cluster_config import init_local_ray  # loopback-only local runtime
-
-    init_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, resources={"trial_slot": slots},
-                   object_store_memory=512 * 1024 * 1024)
-    return True
-
-
 def _preflight(exp: Experiment, tracking_uri: str | None, trainable) -> None:
     """Bad input fails here, once, before Ray starts or a run is written (a caller's own
     ``trainable`` reads none of the config's data, so only the store and space are checked)."""
@@ -364,7 +345,7 @@ def run_sweep(exp: Experiment | None = None, *, name: str | None = None,
     s = exp.search
     started = False
     try:
-        started = _init_ray(address, num_cpus, s.max_concurrent)
+        started = start_ray(address, num_cpus, s.max_concurrent)
         if plan is not None:  # score the zoo (Ray tasks), then the joint searcher
             try:
                 setup = plan.searcher(name, uri, parent_run_id=parent_id)
