@@ -54,3 +54,19 @@ class Family:
             self.proc.kill()
             self.proc.wait(timeout=30)
         psutil.wait_procs(list(self.seen), timeout=30)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver, then every process it had started (raylet, GCS, workers)."""
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)

@@ -523,6 +523,16 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def get_path(data: Mapping[str, Any], dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``dotted = "a.b"``; None where a key is missing."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     """``data["a"]["b"] = value`` for ``dotted = "a.b"`` (creating dicts on the way)."""
     keys = dotted.split(".")

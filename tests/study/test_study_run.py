@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
+from process_helpers import kill_tree
 import yaml
 
 from medxfer.config import CellConfig, DataConfig, ProtocolConfig
@@ -72,21 +71,6 @@ def _terminated(phase_dir: Path) -> set[str]:
     return done
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    for p in family:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(family, timeout=30)
-
-
 def _finished_cells(uri: str, name: str) -> set[str]:
     try:
         _, runs = _runs(uri, name)
@@ -125,7 +109,7 @@ def test_study_killed_and_resumed_records_every_cell_once(study_data, tmp_path):
             assert time.monotonic() - t0 < 400, "no training cell finished in time"
             time.sleep(0.2)
     finally:
-        _kill_tree(driver)
+        kill_tree(driver)
         log1.close()
     before = _finished_cells(uri, "study-example")
     assert 1 <= len(before) < 15

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from process_helpers import kill_tree
 import yaml
 
 from medxfer.tracking import schema
@@ -60,22 +59,6 @@ def _saved_terminated(sweep_dir: Path) -> set[str]:
     return done
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the driver, then every process it had started (raylet, GCS, workers)."""
-    try:
-        family = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    for p in family:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(family, timeout=30)
-
-
 @pytest.mark.timeout(600)
 def test_killed_driver_resumes_unfinished_trials_once(tmp_path, tracking_uri):
     log = tmp_path / "attempts.jsonl"
@@ -111,7 +94,7 @@ def test_killed_driver_resumes_unfinished_trials_once(tmp_path, tracking_uri):
                 f"{_saved_terminated(sweep_dir)}")
             time.sleep(0.2)
     finally:
-        _kill_tree(driver)
+        kill_tree(driver)
         out1.close()
     done_before = _finished(tracking_uri, "kill")
     assert 2 <= len(done_before) < 5

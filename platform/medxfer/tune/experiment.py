@@ -118,23 +118,6 @@ def smoke_test(exp: Experiment, *, trials: int = 2, epochs: int = 1) -> Experime
 # --------------------------------------------------------------------------- config -> schema
 
 
-def _get(cfg: dict, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def set_path(cfg: dict, dotted: str, value: Any) -> None:
-    node = cfg
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
 def schema_tags(config: dict) -> dict[str, str]:
     """Run-schema tags of a trial from its config (source, target, arch, method, benchmark):
     those of :func:`medxfer.tracking.runs.trial_tags`, without ``kind`` (set by the caller)."""

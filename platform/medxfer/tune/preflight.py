@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medxfer.config import absolute_path, set_path
+from medxfer.config import absolute_path, get_path, set_path
 from medxfer.errors import MedxferInputError
 
 #: An extra check: raises MedxferInputError on a config it cannot accept.
@@ -99,20 +99,11 @@ def _without_source(exc: MedxferInputError, source: str | None) -> str:
     return str(exc)
 
 
-def _get(config: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 # --------------------------------------------------------------------------- pass 1: paths
 
 
 def _check_root(config: Mapping[str, Any], pf: Preflight) -> None:
-    root, flag = _get(config, "data.root"), _get(config, "data.flag")
+    root, flag = get_path(config, "data.root"), get_path(config, "data.flag")
     if not isinstance(root, str):
         return
     path = Path(absolute_path(root, Path.cwd()))
@@ -131,19 +122,19 @@ def _check_any_flag_file(config: Mapping[str, Any], pf: Preflight) -> None:
     parse; this cheaper test needs no torch)."""
     import glob
 
-    root, flag = _get(config, "data.root"), _get(config, "data.flag")
+    root, flag = get_path(config, "data.root"), get_path(config, "data.flag")
     if not isinstance(root, str) or not isinstance(flag, str):
         return
     path = Path(absolute_path(root, Path.cwd()))
     if path.is_dir() and not any(path.glob(f"{glob.escape(flag)}*.npz")):
-        size = _get(config, "data.size")
+        size = get_path(config, "data.size")
         pf.add("data.flag", _missing_flag(path, flag, size if isinstance(size, int) else 28))
 
 
 def _check_manifest(config: Mapping[str, Any], pf: Preflight) -> None:
     """``data.manifest`` a CSV file and ``data.image_root`` (when given) a folder; the CSV's
     columns and images are read after the parse."""
-    manifest, image_root = _get(config, "data.manifest"), _get(config, "data.image_root")
+    manifest, image_root = get_path(config, "data.manifest"), get_path(config, "data.image_root")
     if isinstance(manifest, str):
         path = Path(absolute_path(manifest, Path.cwd()))
         if not path.is_file():
@@ -171,7 +162,7 @@ def _check_data_paths(config: Mapping[str, Any], pf: Preflight,
 
 
 def _check_weights_file(config: Mapping[str, Any], pf: Preflight) -> None:
-    weights = _get(config, "model.weights")
+    weights = get_path(config, "model.weights")
     if not isinstance(weights, str):
         return
     path = Path(absolute_path(weights, Path.cwd()))
@@ -211,7 +202,7 @@ def check_paths(raw: Mapping[str, Any], *, source: str | None = None,
     pf.raise_if_any()  # the mistakes above cost no import at all
     if sweep:
         pf.run(_search_section, config.get("search"), source)
-    backbone = _get(config, "model.backbone")
+    backbone = get_path(config, "model.backbone")
     if isinstance(backbone, str) and "model.backbone" not in searched:
         # Before the parse: a timm name costs torch and timm, not the method registry too.
         _add(pf, "model.backbone", _cached(pf, _backbone, backbone))
@@ -249,7 +240,7 @@ def _check_store(config: Mapping[str, Any], cli_tracking_uri: str | None,
     environment) is raised as it is, without the YAML's name in front."""
     from medxfer.tracking.uri import check_store, tracking_uri_origin
 
-    yaml_uri = _get(config, "tracking.uri")
+    yaml_uri = get_path(config, "tracking.uri")
     yaml_uri = yaml_uri if isinstance(yaml_uri, str) else None
     try:
         check_store(cli_tracking_uri, yaml_uri)
@@ -390,31 +381,31 @@ def _method(name: str) -> None:
 
 def _check_variant(config: Mapping[str, Any], pf: Preflight) -> None:
     """Every input check of pass 2 on one configuration (a sweep checks several)."""
-    method = _get(config, "method")
+    method = get_path(config, "method")
     if isinstance(method, str):
         _add(pf, "method", _cached(pf, _method, method))
     _check_root(config, pf)
     _check_manifest(config, pf)
     _check_weights_file(config, pf)
-    manifest = _get(config, "data.manifest")
+    manifest = get_path(config, "data.manifest")
     if isinstance(manifest, str) and Path(manifest).is_file():
         _add(pf, "data.manifest", _problem(_manifest_rows, config["data"]))
-    root, flag = _get(config, "data.root"), _get(config, "data.flag")
-    size = _get(config, "data.size") or 28
+    root, flag = get_path(config, "data.root"), get_path(config, "data.flag")
+    size = get_path(config, "data.size") or 28
     data_ok = False
     if isinstance(root, str) and isinstance(flag, str) and Path(root).is_dir():
         data_ok = not _add(pf, "data.flag", _cached(pf, _data_file, root, flag, size)) and \
             not _add(pf, "data.flag", _cached(pf, _data_info, root, flag))
-    chans = _get(config, "model.in_chans")
+    chans = get_path(config, "model.in_chans")
     if data_ok and isinstance(chans, int):
-        have = 3 if _get(config, "data.as_rgb") else _channels(root, flag)
+        have = 3 if get_path(config, "data.as_rgb") else _channels(root, flag)
         if chans != have:
             pf.add("model.in_chans", f"is {chans} but {flag} images have {have} channel(s) "
                                      "(data.as_rgb: true feeds 3)")
-    backbone = _get(config, "model.backbone")
+    backbone = get_path(config, "model.backbone")
     if isinstance(backbone, str):
         _add(pf, "model.backbone", _cached(pf, _backbone, backbone))
-    weights = _get(config, "model.weights")
+    weights = get_path(config, "model.weights")
     if isinstance(weights, str) and Path(weights).is_file():
         _add(pf, "model.weights", _cached(pf, _state_dict_file, weights))
 
@@ -427,7 +418,7 @@ def _add(pf: Preflight, key: str, problem: str | None) -> bool:
 
 def _check_transforms(config: Mapping[str, Any], pf: Preflight) -> None:
     for key in ("data.transforms", "data.eval_transforms"):
-        spec = _get(config, key)
+        spec = get_path(config, key)
         if spec is not None:
             problem = _problem(_transforms, spec)
             if problem is not None:
@@ -620,15 +611,15 @@ def check_study_paths(raw: Any, *, source: str | None = None,
         where = f"protocol.test_sets.{name}"
         pf.written = {f"data.{k}": f"{where}.{k}"
                       for k in ("root", "flag", "manifest", "image_root")}
-        size = entry.get("size") or _get(raw, "data.size")
+        size = entry.get("size") or get_path(raw, "data.size")
         _check_data_paths({"data": {**entry, "size": size}}, pf)
     pf.written = {}
     _check_store(raw, cli_tracking_uri, pf)
     pf.raise_if_any()  # the mistakes above cost no import at all
     for prefix, config, over in _study_rows(raw):
-        backbone = _get(config, "model.backbone")
+        backbone = get_path(config, "model.backbone")
         if isinstance(backbone, str):
             key = "model.backbone"
-            pf.written = {key: prefix + key if _get(over, key) is not None else key}
+            pf.written = {key: prefix + key if get_path(over, key) is not None else key}
             _add(pf, key, _cached(pf, _backbone, backbone))
     pf.raise_if_any()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-from medxfer.tune.experiment import SWEEP_ONLY_KEYS, set_path
+from medxfer.config import set_path
+from medxfer.tune.experiment import SWEEP_ONLY_KEYS
 
 Trainable = Callable[[dict], None]
 
