@@ -77,7 +77,9 @@ def port_problem(host: str, port: int) -> str | None:
 
 #: The MLflow 3.17 UI picks its view from the ``workflowType`` URL parameter (else the choice
 #: saved by its "GenAI | Model training" switch, default GenAI) and opens an experiment on a
-#: traces overview; ``/runs`` with ``machine_learning`` opens the run table.
+#: traces overview; ``/runs`` with ``machine_learning`` opens the run table. The medxfer app
+#: (:mod:`medxfer.tracking.server_app`) makes that the default, so bare experiment links work
+#: there too; the printed links carry it for stock servers.
 RUNS_VIEW = "runs?workflowType=machine_learning"
 
 

@@ -13,6 +13,14 @@ by the server on its own backend store, answered as ``{"columns": [...], "rows":
 It is read-only, takes keys as bound parameters, and answers 404 on a server whose backend is
 not a SQL database, so a client falls back to ``runs/search`` there and on stock servers.
 
+The app also makes the UI open an experiment on its run table. MLflow 3.17's UI picks its
+view from the ``workflowType`` URL parameter, else from the choice its "GenAI | Model training"
+switch saved in the browser's local storage (``mlflow.workflowType_v1``), default GenAI; the
+``mlflow.experimentKind`` tag that medxfer sets on its experiments is read only while that switch
+is hidden. So the UI page served here carries one line of script that sets the saved choice to
+``machine_learning`` when the browser has none: a bare ``#/experiments/<id>`` link opens on the
+runs, and a user who flips the switch keeps their choice.
+
 Everything else is MLflow's server, unchanged (``mlflow.server:app`` wrapped in MLflow's FastAPI
 app under uvicorn, as ``--app-name basic-auth`` does). The package must be installed in the
 server's environment::
@@ -72,6 +80,29 @@ def _runs_table():
     return jsonify(columns=fields.columns(), rows=[list(r) for r in rows])
 
 
+#: The browser's saved UI view (MLflow 3.17's ``useLocalStorage`` key ``mlflow.workflowType``,
+#: version 1) and the default this app gives it.
+WORKFLOW_KEY = "mlflow.workflowType_v1"
+DEFAULT_VIEW_SCRIPT = (
+    "<script>try{if(localStorage.getItem('%s')===null)"
+    "localStorage.setItem('%s',JSON.stringify('machine_learning'))}catch(e){}</script>"
+    % (WORKFLOW_KEY, WORKFLOW_KEY))
+
+
+def _default_view(response):
+    """Insert :data:`DEFAULT_VIEW_SCRIPT` into the UI's page (``index.html``), before MLflow's
+    own scripts run; other responses pass unchanged."""
+    if response.mimetype != "text/html" or response.status_code != 200:
+        return response
+    response.direct_passthrough = False
+    page = response.get_data(as_text=True)
+    if "<head>" not in page or WORKFLOW_KEY in page:
+        return response
+    response.set_data(page.replace("<head>", "<head>" + DEFAULT_VIEW_SCRIPT, 1))
+    response.headers.pop("ETag", None)   # the file's tag no longer describes the body
+    return response
+
+
 def create_app(app=None):
     """The ``mlflow.app`` entry point: MLflow's Flask app with the table endpoint added, wrapped
     in MLflow's FastAPI app when the server runs under uvicorn (MLflow 3's default)."""
@@ -84,6 +115,7 @@ def create_app(app=None):
         rule = _add_static_prefix(TABLE_ENDPOINT.replace("/api", root, 1))
         app.add_url_rule(rule, endpoint=f"medxfer_runs_table{root.replace('/', '_')}",
                          view_func=_runs_table, methods=["POST"])
+    app.after_request(_default_view)
     if _MLFLOW_SGI_NAME.get() == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
