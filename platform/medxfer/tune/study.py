@@ -214,7 +214,8 @@ def run_study(study: Study | None, *, name: str | None = None,
             (study_dir / SNAPSHOT).write_text(json.dumps(
                 {"raw": study.raw, "source": source, "base_dir": str(Path.cwd())},
                 indent=1, default=str))
-        run = PhaseRun(study, plan, name, study_dir, uri, exp_id, parent_id, verbose)
+        run = PhaseRun(study, plan, name, study_dir, uri, exp_id, parent_id, verbose,
+                       address=address, num_cpus=num_cpus)
         seconds: dict[str, float] = {}
         started = _start_ray(address, num_cpus, study.protocol.max_concurrent or 2)
         try:

@@ -77,8 +77,8 @@ def _fit(run: PhaseRun, tuner):
         from medxfer.cluster_config import stop_own_raylets
 
         stop_own_raylets()
-        raise stalled_error(client, run.parent_id, run.name, run.study.path, run.uri, None,
-                            None, verb="study")
+        raise stalled_error(client, run.parent_id, run.name, run.study.path, run.uri,
+                            run.address, run.num_cpus, verb="study")
     return results
 
 
@@ -108,6 +108,9 @@ class PhaseRun:
     exp_id: str
     parent_id: str
     verbose: int
+    #: how the driver reached Ray (``--address``, ``--num-cpus``): the resume line repeats them
+    address: str | None = None
+    num_cpus: int | None = None
     n_trials: int = 0
     n_errored: int = 0
     concurrency: dict[str, int] = field(default_factory=dict)
