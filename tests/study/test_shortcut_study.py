@@ -88,6 +88,10 @@ def test_tag_shortcut_iid_rises_ood_falls(tag_data, tmp_path, tracking_uri, ray_
     assert iid[0.5] - iid[0.0] > 0.05 and iid[1.0] - iid[0.5] > 0.05  # i.i.d. rises at each step
     assert ood[0.0] - ood[0.5] > 0.05 and ood[0.5] - ood[1.0] > 0.03  # o.o.d. falls at each step
     assert ood[1.0] < 0.5 < iid[1.0]  # the tag alone decides at p_art 1
+    assert ood[0.0] > iid[0.0] - 0.1  # no shortcut learned: the reversed tag does not hurt
+    # 2 folds: t = 12.7, so i.i.d. at 0.5 (t interval ~0.82 +- 0.26) and o.o.d. at 0.5 reach
+    # past [0, 1] before the table clips them
+    assert curves["lo"].min() == 0.0 and curves["hi"].max() == 1.0
     report = write_report(tmp_path / "report", tracking_uri=tracking_uri)
     assert any(p.name.endswith(SHORTCUT_FIGURE) for p in report.figures)
     assert 'data-chart="shortcut"' in report.index.read_text()
