@@ -44,7 +44,7 @@ SHIPPED = {
     "study_thesis.yaml": (2, 1, 1, 3, 0),
     "study_thesis_smoke.yaml": (2, 1, 1, 2, 0),
     "thesis_ch4_shortcut.yaml": (2, 5, 6, 1, 0),
-    "thesis_ch4_shortcut_smoke.yaml": (2, 2, 3, 1, 0),
+    "thesis_ch4_shortcut_smoke.yaml": (1, 2, 3, 1, 0),
 }
 SMOKES = [p for p in STUDIES if p.stem.endswith("_smoke")]
 
