@@ -65,3 +65,21 @@ def test_curves_and_permutations_from_records():
     assert (ood.source_a, ood.source_b) == ("imagenet", "radimagenet")
     assert ood["diff"] == pytest.approx(0.25 - 0.61)
     assert ood.p == pytest.approx(2 / 6)  # 2 + 2 values, separated: 2 of C(4, 2)
+
+
+def test_curves_clip_the_interval_to_the_auc_range():
+    """iid at p_art 1: 0.99 and 0.97 -> mean 0.98, s = sqrt(0.0002), half-width
+    12.706 * 0.014142 / sqrt(2) = 0.12706: the t interval [0.85294, 1.10706] is clipped to
+    [0.85294, 1]. ood at p_art 1: 0.02 and 0.10 -> mean 0.06, s = sqrt(0.0032), half-width
+    12.706 * 0.056569 / sqrt(2) = 0.50825: [-0.44825, 0.56825] becomes [0, 0.56825]. A single
+    fold keeps NaN bounds."""
+    recs = [_rec("imagenet", 1.0, 0, 0.99, 0.02), _rec("imagenet", 1.0, 1, 0.97, 0.10),
+            _rec("radimagenet", 1.0, 0, 0.90, 0.40)]
+    curves = shortcut_curves(recs).set_index(["source", "set", "p_art"])
+    iid, ood = curves.loc[("imagenet", "iid", 1.0)], curves.loc[("imagenet", "ood", 1.0)]
+    assert mean_ci([0.99, 0.97]).hi == pytest.approx(1.10706, abs=1e-5)  # the raw interval
+    assert (iid["lo"], iid["hi"]) == (pytest.approx(0.85294, abs=1e-5), 1.0)
+    assert mean_ci([0.02, 0.10]).lo == pytest.approx(-0.44825, abs=1e-5)
+    assert (ood["lo"], ood["hi"]) == (0.0, pytest.approx(0.56825, abs=1e-5))
+    single = curves.loc[("radimagenet", "iid", 1.0)]
+    assert single["n"] == 1 and math.isnan(single["lo"]) and math.isnan(single["hi"])

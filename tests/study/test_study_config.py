@@ -28,8 +28,9 @@ STUDIES = sorted(p for p in EXAMPLE.parent.glob("*.yaml")
                  if "protocol" in (yaml.safe_load(p.read_text()) or {}))
 
 
-#: Hand-counted cells of the shipped studies: (rows, folds, label columns, seeds, transfer
-#: cells). Folds 1: the source's own splits; transfer = train cells x few-shot sets x fractions.
+#: Hand-counted cells of the shipped studies: (rows, folds, label columns (x shortcut shares
+#: p_art), seeds, transfer cells). Folds 1: the source's own splits; transfer = train cells x
+#: few-shot sets x fractions.
 SHIPPED = {
     "study_example.yaml": (1, 3, 1, 1, 3 * 2 * 2),
     "study_seed000_ood.yaml": (7, 5, 1, 1, 35 * 2 * 4),
@@ -42,6 +43,8 @@ SHIPPED = {
     "study_seed003_labelled_smoke.yaml": (2, 2, 2, 1, 0),
     "study_thesis.yaml": (2, 1, 1, 3, 0),
     "study_thesis_smoke.yaml": (2, 1, 1, 2, 0),
+    "thesis_ch4_shortcut.yaml": (2, 5, 6, 1, 0),
+    "thesis_ch4_shortcut_smoke.yaml": (1, 2, 3, 1, 0),
 }
 SMOKES = [p for p in STUDIES if p.stem.endswith("_smoke")]
 

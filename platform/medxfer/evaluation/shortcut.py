@@ -9,7 +9,10 @@ i.i.d. test set and on the o.o.d. set (confounder reversed); two sources are com
 
 Choices the thesis leaves open (ours): the CI is Student's t interval of the mean,
 ``mean +- t_{0.975, n-1} s / sqrt(n)`` (sample std ``s``, ddof 1; a single fold has no
-interval; not clipped to the AUC's [0, 1], the figure clips its bands); the permutation test
+interval). :func:`mean_ci` gives the raw interval; the curves' table (:func:`shortcut_curves`,
+``shortcut_curves.csv``) clips it to the AUC's range [0, 1], as the figure clips its bands: with
+two or three folds ``t`` is 12.7 or 4.3, so a mean near 1 would otherwise get an upper bound
+above 1, which no AUC can reach. The permutation test
 is two-sided and unpaired, on the difference of the mean fold AUCs, enumerating every
 relabelling when there are at most ``EXACT_LIMIT`` of them (Monte Carlo with ``n_perm`` draws
 otherwise, p = (1 + #extreme) / (1 + n_perm)). With five folds per source
@@ -112,16 +115,22 @@ def fold_values(records: list[dict], metric: str = "auc") -> dict[tuple[str, flo
     return out
 
 
-def shortcut_curves(records: list[dict], metric: str = "auc", level: float = 0.95):
+def shortcut_curves(records: list[dict], metric: str = "auc", level: float = 0.95,
+                    bounds: tuple[float, float] = (0.0, 1.0)):
     """One row per (source, set, p_art): ``n``, ``mean``, ``lo``, ``hi`` (a DataFrame sorted by
-    source, set, p_art) of :func:`fold_values`."""
+    source, set, p_art) of :func:`fold_values`.
+
+    ``lo`` and ``hi`` are :func:`mean_ci`'s interval clipped to ``bounds`` (the range of
+    ``metric``; AUC's [0, 1] by default); NaN (a single fold) stays NaN.
+    """
     import pandas as pd
 
     rows = []
     for (source, p_art, name), values in sorted(fold_values(records, metric).items()):
         ci = mean_ci(values, level)
+        lo, hi = np.clip([ci.lo, ci.hi], *bounds)  # np.clip keeps NaN
         rows.append({"source": source, "set": name, "p_art": p_art, "n": ci.n,
-                     "mean": ci.mean, "lo": ci.lo, "hi": ci.hi})
+                     "mean": ci.mean, "lo": float(lo), "hi": float(hi)})
     return pd.DataFrame(rows, columns=["source", "set", "p_art", "n", "mean", "lo", "hi"])
 
 
