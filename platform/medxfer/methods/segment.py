@@ -105,28 +105,81 @@ def labelled_indices(n: int, n_labelled: int | None, seed: int) -> np.ndarray | 
     return np.sort(np.random.default_rng(seed).permutation(n)[:n_labelled])
 
 
+def cell_rows(cfg, opts: SegmentOptions):
+    """The run's rows of its ``.npz`` source: ``(source, selection, labelled rows)``.
+
+    A study cell's (``cfg.protocol``, ``cfg.cell``: its fold's training, validation and test
+    rows and the cell's M labelled images, :func:`medxfer.data.protocol.select_cell`, as for
+    every method), else the file's own splits with ``n_labelled`` of its training split.
+
+    Raises:
+        MedxferInputError: ``n_labelled`` given both here and by the study's cell; a shortcut
+            study (its confounders mark classification images).
+    """
+    from medxfer.data.protocol import select_cell
+    from medxfer.data.sources import load_source
+
+    d, protocol, cell = cfg.data, cfg.protocol, cfg.cell
+    if protocol is not None and protocol.shortcut is not None:
+        raise MedxferInputError("segment does not run shortcut studies", field="protocol.shortcut")
+    from_cell = cell is not None and (cell.n_labelled is not None or cell.fraction is not None)
+    if from_cell and opts.n_labelled is not None:
+        raise MedxferInputError("the study's cell sets the labelled images "
+                                "(protocol.n_labelled / label_fractions); leave it out here",
+                                field="method_config.n_labelled")
+    source = load_source(d)
+    others = {}
+    if protocol is not None and (cell is None or cell.phase == "train"):
+        others = {n: load_source(t.resolve(d)) for n, t in protocol.test_sets.items()}
+    sel = select_cell(source, d, protocol, cell, others)
+    labelled = sel.labelled
+    if not from_cell and opts.n_labelled is not None:
+        if len(sel.train) == 0:
+            raise MedxferInputError("the training split is empty", path=source.where)
+        labelled = sel.train[labelled_indices(len(sel.train), opts.n_labelled, d.seed)]
+    return source, sel, labelled, others
+
+
 def _npz_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
-    from medxfer.data import npz_path
-    from medxfer.data.medmnist import load_split
-    from medxfer.data.segmentation import NpzSegmentation
+    from medxfer.data.segmentation import RowsSegmentation
 
     d = cfg.data
-    n = len(load_split(d.root, d.flag, "train", d.size).images) if opts.n_labelled else 0
-    if opts.n_labelled and n == 0:
-        raise MedxferInputError("the training split is empty", path=str(npz_path(d.root, d.flag,
-                                                                                 d.size)))
-    common = dict(classes=opts.classes, as_rgb=d.as_rgb)
-    return {"train": NpzSegmentation(d.root, d.flag, "train", d.size,
-                                     indices=labelled_indices(n, opts.n_labelled, d.seed),
-                                     joint_transform=joint, transform=train_t, **common),
-            **{s: NpzSegmentation(d.root, d.flag, s, d.size, transform=eval_t, **common)
-               for s in ("val", "test")}}
+    if d.manifest is not None:
+        raise MedxferInputError("masks: npz needs a .npz source (data.root and data.flag); "
+                                "for a manifest use masks: manifest", field="method_config.masks")
+    source, sel, labelled, others = cell_rows(cfg, opts)
+
+    def rows(data, src, r, **kw):
+        return RowsSegmentation(data.root, data.flag, data.size, src.splits, r,
+                                classes=opts.classes, as_rgb=d.as_rgb, **kw)
+
+    out = {"train": rows(d, source, labelled, joint_transform=joint, transform=train_t),
+           "val": rows(d, source, sel.val, transform=eval_t),
+           "params": {"n_labelled": float(len(labelled)), "selection_crc": float(sel.crc())}}
+    if sel.test is not None:
+        out["test"] = rows(d, source, sel.test, transform=eval_t)
+    for name, r in sel.test_sets.items():  # a study's other sources, zero-shot
+        test_set = cfg.protocol.test_sets[name]
+        if test_set.manifest is not None:
+            raise MedxferInputError("segment scores other .npz sources only (their masks)",
+                                    field=f"protocol.test_sets.{name}")
+        own = test_set.eval_transforms
+        from medxfer.data import build_transform
+
+        out[f"{name}_test"] = rows(test_set.resolve(d), others[name], r,
+                                   transform=build_transform(own) if own is not None
+                                   else eval_t)
+    return out
 
 
 def _manifest_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
     from medxfer.data.segmentation import ManifestSegmentation
 
     d, files = cfg.data, opts.manifest or {}
+    if cfg.protocol is not None:
+        raise MedxferInputError("a study's folds and labelled images select rows of data.root's "
+                                ".npz; masks: manifest runs on its own CSV splits only",
+                                field="method_config.masks")
     for split in ("train", "val"):
         if split not in files:
             raise MedxferInputError(f"masks: manifest needs a {split!r} CSV",
@@ -146,7 +199,8 @@ def _manifest_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
 
 
 def load_segmentation_sets(cfg, opts: SegmentOptions) -> dict:
-    """``{"train", "val"[, "test"]}`` of (image, mask) items (module docstring)."""
+    """``{"train", "val"[, "test", "<set>_test"]}`` of (image, mask) items (module docstring),
+    and, for ``.npz`` masks, ``"params"``: the run's ``n_labelled`` and ``selection_crc``."""
     from medxfer.data import build_transform
     from medxfer.data.segmentation import JointAffine
 
@@ -212,7 +266,8 @@ def build_parts(cfg, opts: SegmentOptions) -> Parts:
                                     weights=cfg.model.weights)
     criterion = DiceCELoss(opts.dice_weight, opts.ce_weight)
     return Parts(model=net, train_set=sets["train"], val_set=sets["val"],
-                 test_sets={"test": sets["test"]} if "test" in sets else {}, drop_last=True,
+                 test_sets={k: v for k, v in sets.items() if k not in ("train", "val", "params")},
+                 data_params=sets.get("params", {}), drop_last=True,
                  run_epoch=lambda model, loader, opt: run_epoch(model, criterion, loader, opt,
                                                                 k, device),
                  artifacts=lambda selected: {"model.pt": clone_state(selected)})
