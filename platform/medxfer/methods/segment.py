@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from medxfer.errors import MedxferInputError
@@ -59,6 +59,38 @@ DEFAULTS: dict[str, Any] = {"train": {"optimizer": "adam", "lr": 5e-5, "schedule
                                       "early_stopping_metric": "val_loss",
                                       "early_stopping_mode": "min",
                                       "select_by": "val_loss", "mode": "min"}}
+
+
+#: Methods that cannot be a pretraining stage: staged themselves, or no encoder to hand on.
+NOT_PRETRAINING = ("segment", "scc", "dce_mae", "dce")
+
+
+class PretrainOptions(MethodOptions):
+    """``method_config.pretrain`` of segment: a pretraining stage on the run's training images.
+
+    Attributes:
+        method: a registered method whose final checkpoint holds ``encoder.pt`` (cltci, simclr,
+            moco, rotation, pirl, swav, mae, supcon) or ``model.pt`` (finetune).
+        method_config: its options.
+        epochs: its length (``train.epochs`` stays the segmentation's).
+        train: ``train.*`` of the stage (default: the method's defaults, selection by its
+            ``val_loss``; the run's ``seed`` and ``num_workers``).
+    """
+
+    method: str
+    method_config: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(5, ge=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("method")
+    @classmethod
+    def _pretraining(cls, v: str) -> str:
+        from medxfer.methods.registry import list_methods
+
+        valid = [m for m in list_methods() if m not in NOT_PRETRAINING]
+        if v not in valid:
+            raise ValueError(f"{v!r} is not a pretraining method; valid: {', '.join(valid)}")
+        return v
 
 
 class SegmentOptions(MethodOptions):
@@ -75,6 +107,8 @@ class SegmentOptions(MethodOptions):
         n_labelled: M labelled training images (None: the whole training split).
         dice_weight, ce_weight: loss term weights.
         degrees, translate, scale: the joint affine augmentation (0, 0, [1, 1]: none).
+        pretrain: a pretraining stage whose encoder initialises the network
+            (:class:`PretrainOptions`); None: ``model.weights`` (or random).
     """
 
     arch: Literal["unet", "deeplabv3plus"] = "unet"
@@ -89,6 +123,7 @@ class SegmentOptions(MethodOptions):
     degrees: float = Field(10.0, ge=0)
     translate: float = Field(0.1, ge=0, lt=1)
     scale: tuple[float, float] = (0.9, 1.1)
+    pretrain: PretrainOptions | None = None
 
 
 def labelled_indices(n: int, n_labelled: int | None, seed: int) -> np.ndarray | None:
@@ -273,9 +308,50 @@ def build_parts(cfg, opts: SegmentOptions) -> Parts:
                  artifacts=lambda selected: {"model.pt": clone_state(selected)})
 
 
+def pipeline(method: str):
+    """The stages of a segment run with ``pretrain``: the pretraining method, then segment."""
+    from medxfer.methods.pipeline import Pipeline
+
+    artifact = "model.pt" if method == "finetune" else "encoder.pt"
+    return Pipeline(stages=(method, "segment"), artifacts={method: artifact},
+                    stage_file="segment_stage.json", carry_dir="pretrain")
+
+
+def stage_config(cfg, opts: SegmentOptions, stage: str, carry: Path) -> dict:
+    """The experiment of one stage: the pretraining method on the run's data, model, cell
+    and protocol (its own defaults, augmentations and ``pretrain.train``), or segment from the
+    pretrained encoder (``model.weights``)."""
+    from medxfer.methods.experiment import parse_experiment
+    from medxfer.methods.scc import PRETRAIN_SELECTION
+
+    raw = cfg.model_dump()
+    pre = opts.pretrain
+    if stage == "segment":
+        raw["method_config"] = {**raw["method_config"], "pretrain": None}
+        raw["model"]["weights"] = str(carry / pipeline(pre.method).artifacts[pre.method])
+        return parse_experiment(raw, source="segment stage segment").model_dump()
+    data = {k: v for k, v in raw["data"].items() if k not in ("transforms", "eval_transforms")}
+    train = {**PRETRAIN_SELECTION, "seed": cfg.train.seed, "num_workers": cfg.train.num_workers,
+             "epochs": pre.epochs, **pre.train}
+    stage_raw = {"method": pre.method, "method_config": pre.method_config, "data": data,
+                 "train": train, **{k: raw[k] for k in ("model", "scaling", "tracking",
+                                                        "protocol", "cell")}}
+    return parse_experiment(stage_raw, source=f"segment stage {pre.method}").model_dump()
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Segmentation fine-tuning on ``data.flag``'s masks; see the module docstring."""
-    train_loop(config, build_parts)
+    """Segmentation fine-tuning on ``data.flag``'s masks, after the ``pretrain`` stage if
+    any; see the module docstring."""
+    from medxfer.methods.experiment import method_options, parse_experiment
+    from medxfer.methods.pipeline import run_stages
+
+    cfg = parse_experiment(config)
+    opts: SegmentOptions = method_options(cfg)
+    if opts.pretrain is None:
+        train_loop(config, build_parts)
+        return
+    run_stages(pipeline(opts.pretrain.method),
+               lambda stage, carry: stage_config(cfg, opts, stage, carry))
 
 
 METHOD = register_method(Method(
