@@ -164,6 +164,9 @@ def _bad(in_study_dir, tmp_path, edit) -> Path:
      "data.patient_column", "no patient column 'subject'"),
     (lambda r: r["protocol"].update(n_labelled=[5, 500], few_shot=None), "protocol.n_labelled",
      "n_labelled 500 exceeds"),
+    (lambda r: r["protocol"].update(metric="dice"), "protocol.metric", "unknown metric 'dice'"),
+    (lambda r: r["protocol"].update(metric="mean_dice"), "protocol.metric",
+     "'mean_dice' is not reported by rows ['finetune']"),
 ])
 def test_unsatisfiable_protocols_exit_2_before_ray(in_study_dir, tmp_path, capsys,
                                                    monkeypatch, edit, yaml_path, message):
