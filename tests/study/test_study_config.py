@@ -38,8 +38,8 @@ SHIPPED = {
     "study_seed001_fractions_smoke.yaml": (2, 1, 4, 1, 0),
     "study_seed002_cxr.yaml": (2, 1, 1, 3, 0),
     "study_seed002_cxr_smoke.yaml": (2, 1, 1, 1, 0),
-    "study_seed003_labelled.yaml": (4, 5, 4, 1, 0),
-    "study_seed003_labelled_smoke.yaml": (2, 2, 2, 1, 0),
+    "study_seed003_labelled.yaml": (14, 5, 4, 1, 0),
+    "study_seed003_labelled_smoke.yaml": (2, 2, 1, 1, 0),
     "study_thesis.yaml": (2, 1, 1, 3, 0),
     "study_thesis_smoke.yaml": (2, 1, 1, 2, 0),
 }

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from medxfer.errors import MedxferInputError
@@ -91,6 +91,20 @@ class PretrainOptions(MethodOptions):
         if v not in valid:
             raise ValueError(f"{v!r} is not a pretraining method; valid: {', '.join(valid)}")
         return v
+
+    @model_validator(mode="after")
+    def _options(self) -> "PretrainOptions":
+        """The stage's ``method_config`` is checked now, not when the stage starts."""
+        from pydantic import ValidationError
+
+        from medxfer.methods.registry import get_method
+
+        try:
+            get_method(self.method).config_schema.model_validate(self.method_config)
+        except ValidationError as exc:
+            bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"method_config of {self.method}: {bad}") from None
+        return self
 
 
 class SegmentOptions(MethodOptions):
