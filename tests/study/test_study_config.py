@@ -32,8 +32,8 @@ STUDIES = sorted(p for p in EXAMPLE.parent.glob("*.yaml")
 #: cells). Folds 1: the source's own splits; transfer = train cells x few-shot sets x fractions.
 SHIPPED = {
     "study_example.yaml": (1, 3, 1, 1, 3 * 2 * 2),
-    "study_seed000_ood.yaml": (7, 5, 1, 1, 35 * 2 * 4),
-    "study_seed000_ood_smoke.yaml": (5, 2, 1, 1, 10 * 2 * 1),
+    "study_seed000_ood.yaml": (9, 5, 1, 1, 45 * 2 * 4),
+    "study_seed000_ood_smoke.yaml": (6, 2, 1, 1, 12 * 2 * 1),
     "study_seed001_fractions.yaml": (3, 1, 4, 3, 0),
     "study_seed001_fractions_smoke.yaml": (2, 1, 4, 1, 0),
     "study_seed002_cxr.yaml": (2, 1, 1, 3, 0),

@@ -17,8 +17,19 @@ augmentation (these are the defaults here, epochs aside).
   three classes, ``binary`` keeps 0/1); ``masks: manifest``: CSVs of images and PNG label maps
   (``manifest: {train: a.csv, val: b.csv, test: c.csv}``, paths relative to ``data.root``; a
   ``mask`` column, ``mask_column`` to rename it; ``n_classes`` background included).
-* M labelled images: ``n_labelled`` draws M training images (seeded by ``data.seed``); the
-  rest of the training split is not used.
+* Pretraining stage (``pretrain: {method, method_config, epochs, train}``): the pretraining
+  method runs first on the run's training images (labels unused) and its ``encoder.pt``
+  (``model.pt`` for ``finetune``) initialises the network, in one resumable trial
+  (:class:`medxfer.methods.pipeline.Pipeline`, reports ``stage`` 0 then 1; the checkpoint
+  carries ``pretrain/encoder.pt``), as seed 003 Table I's rows (Rotation, PIRL, SimCLR, MoCo,
+  CL-TCI) pretrain before fine-tuning.
+* Rows (``.npz`` masks, :func:`cell_rows`): a study cell's fold (``protocol.cv``, patient
+  grouped), its M labelled images (``protocol.n_labelled``, drawn from the fold's training rows
+  as for every method, :func:`medxfer.data.protocol.select_cell`), validation and test rows and
+  the other sources' test parts (``protocol.test_sets``, metrics ``<set>_test_*``); outside a
+  study the file's own splits, and ``n_labelled`` draws M training images (seeded by
+  ``data.seed``); the rest of the training split is not used. Runs report ``n_labelled`` and
+  ``selection_crc``.
 * Augmentation: one random rotation/translation/scale per training pair, applied to image and
   mask alike (:class:`medxfer.data.segmentation.JointAffine`, no flip: it would swap the
   lungs); ``data.transforms`` act on the image only (intensity), ``data.eval_transforms`` on
@@ -34,8 +45,8 @@ augmentation (these are the defaults here, epochs aside).
 
 The final checkpoint holds ``model.pt``, the selected network's state dict.
 
-Departures: the paper scores 5-fold cross-validation folds (the study protocol's k-fold runs
-this method per fold); it trains at 256 px.
+Departures: the paper pretrains once on the unlabelled corpus; in a study the ``pretrain`` stage
+runs per cell on the fold's training images (no test image is seen). It trains at 256 px.
 """
 
 from __future__ import annotations
