@@ -145,3 +145,30 @@ def test_pretraining_stage_hands_its_encoder_to_the_segmentation_net(study_data,
         assert torch.allclose(tuned[n], p, atol=1e-6), n
     assert any(not torch.allclose(dict(fresh.named_parameters())[n], tuned[n], atol=1e-3)
                for n in names)
+
+
+def test_a_segment_study_on_data_without_masks_exits_2_before_ray(study_data, tmp_path,
+                                                                  capsys, monkeypatch):
+    import yaml
+
+    from medxfer.cli import main
+    from medxfer.data.synth import synthesize
+
+    synthesize(tmp_path / "d", n_per_class=4, modalities=["synthpath"])  # no masks
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr("medxfer.tune.study._start_ray", no_ray)
+    raw = _raw(str(tmp_path / "d"), protocol={"cv": {"folds": 2}, "n_labelled": [2]})
+    raw["data"]["flag"] = "synthpath"
+    del raw["cell"]
+    path = tmp_path / "seg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    store = tmp_path / "store.db"
+    rc = main(["study", str(path), "--tracking-uri", f"sqlite:///{store}", "--name", "bad"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert f"{path}: data: " in err and "synthpath.npz" in err
+    assert "no masks: expected the key 'train_masks'" in err
+    assert not store.exists()

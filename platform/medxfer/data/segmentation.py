@@ -309,6 +309,24 @@ class ManifestSegmentation(_SegmentationBase):
         return image, torch.from_numpy(mask)
 
 
+def check_npz_masks(root: str | os.PathLike, flag: str, size: int = 28) -> None:
+    """Every split of the ``.npz`` has ``<split>_masks`` (a study's folds pool the splits).
+
+    Raises:
+        MedxferInputError: naming the file and the missing key.
+    """
+    from medxfer.data.medmnist import _open_npz, npz_path
+
+    path = npz_path(root, flag, size)
+    with _open_npz(path) as npz:
+        for split in ("train", "val", "test"):
+            if f"{split}_masks" not in npz.files:
+                raise MedxferInputError(f"no masks: expected the key '{split}_masks' (segment "
+                                        "rows segment every image of a fold); `medxfer data "
+                                        "synth` writes them for every modality but synthpath",
+                                        path=str(path), field=f"{split}_masks")
+
+
 class RowsSegmentation(Dataset):
     """Images and masks of rows of a ``.npz`` *source* (:mod:`medxfer.data.sources`: its
     ``train``, ``val`` and ``test`` splits one after another), so a study cell's rows
