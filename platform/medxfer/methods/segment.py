@@ -166,7 +166,8 @@ def labelled_indices(n: int, n_labelled: int | None, seed: int) -> np.ndarray | 
 
 
 def cell_rows(cfg, opts: SegmentOptions):
-    """The run's rows of its ``.npz`` source: ``(source, selection, labelled rows)``.
+    """The run's rows of its ``.npz`` source: ``(source, selection, labelled rows, the test
+    sets' sources)``.
 
     A study cell's (``cfg.protocol``, ``cfg.cell``: its fold's training, validation and test
     rows and the cell's M labelled images, :func:`medxfer.data.protocol.select_cell`, as for
@@ -201,6 +202,7 @@ def cell_rows(cfg, opts: SegmentOptions):
 
 
 def _npz_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
+    from medxfer.data import build_transform
     from medxfer.data.segmentation import RowsSegmentation
 
     d = cfg.data
@@ -224,8 +226,6 @@ def _npz_sets(cfg, opts: SegmentOptions, joint, train_t, eval_t) -> dict:
             raise MedxferInputError("segment scores other .npz sources only (their masks)",
                                     field=f"protocol.test_sets.{name}")
         own = test_set.eval_transforms
-        from medxfer.data import build_transform
-
         out[f"{name}_test"] = rows(test_set.resolve(d), others[name], r,
                                    transform=build_transform(own) if own is not None
                                    else eval_t)
