@@ -91,7 +91,7 @@ def test_seed003_smoke_study_segments_with_dice(tmp_path, tracking_uri, ray_runt
     assert parent.data.params["protocol.metric"] == "mean_dice"
     tables = []
     body, why = studies_body(tracking_uri, None, tmp_path, tables, {})
-    assert why is None
+    assert why is None and "<p>test mean_dice, parent run" in body
     for row in ("cltci-moco", "random"):
         values = [r["metrics"]["test_mean_dice"] for r in result.records if r["row"] == row]
         assert parent.data.metrics[metric_name(row, "id_n10", "mean")] == \
