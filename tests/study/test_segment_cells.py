@@ -172,3 +172,25 @@ def test_a_segment_study_on_data_without_masks_exits_2_before_ray(study_data, tm
     assert f"{path}: data: " in err and "synthpath.npz" in err
     assert "no masks: expected the key 'train_masks'" in err
     assert not store.exists()
+
+
+def test_a_restart_inside_the_pretraining_stage_ends_identically(study_data, tmp_path,
+                                                                  one_thread):
+    """Killed after cltci's first epoch, the run resumes there and ends with the same model."""
+    from medxfer.train.launcher import run_local
+
+    root = str(study_data / "data" / "synth")
+    raw = _raw(root, protocol=None, cell=None, method_config={
+        "arch": "unet", "n_labelled": 8, "pretrain": {
+            "method": "cltci", "epochs": 2, "train": {"batch_size": 8},
+            "method_config": {"variant": "moco", "queue_size": 16}}})
+    raw["data"].update(n_train_per_class=8, n_val_per_class=4)
+    cfg = parse_experiment(raw).model_dump()
+    full = run_local(cfg, storage_dir=tmp_path / "full")
+    assert [h["stage"] for h in full.history] == [0, 0, 1, 1]
+    second = run_local(cfg, storage_dir=tmp_path / "again", resume_from=full.checkpoints[0])
+    assert [h["stage"] for h in second.history] == [0, 1, 1]
+    a, b = (torch.load(Path(r.checkpoints[-1]) / "model.pt", weights_only=True)
+            for r in (full, second))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert second.history[-1]["test_mean_dice"] == full.history[-1]["test_mean_dice"]
