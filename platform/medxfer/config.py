@@ -201,6 +201,18 @@ class TrackingConfig(_Strict):
 
 
 _SET_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+#: A study's table metrics (``test_<metric>``, higher is better): what the classification
+#: methods report (:func:`medxfer.evaluation.metrics.classification_metrics`) and what
+#: ``segment`` reports (``mean_dice``, and ``dice_<c>`` for class c).
+CLASSIFICATION_METRICS = ("auc", "acc", "f1_micro", "f1_macro", "map")
+SEGMENTATION_METRICS = ("mean_dice",)
+_DICE_CLASS = re.compile(r"^dice_[0-9]+$")
+
+
+def is_segmentation_metric(name: str) -> bool:
+    """``mean_dice`` or a per-class ``dice_<c>``."""
+    return name in SEGMENTATION_METRICS or bool(_DICE_CLASS.match(name))
 _RATIO = re.compile(r"^\s*(\d+(\.\d*)?)\s*:\s*(\d+(\.\d*)?)\s*$")
 #: Names a test set cannot take: the loop's own split names.
 RESERVED_SET_NAMES = ("train", "val", "test", "labelled")
@@ -349,7 +361,10 @@ class ProtocolConfig(_Strict):
     * ``shortcut``: a confounder in one class with shares ``p_art`` (:class:`ShortcutConfig`),
       one training cell per share, each tested i.i.d. (``test``) and o.o.d. (``ood``).
     * ``seeds``: training seeds (``train.seed``); ``seed`` fixes every split of the study.
-    * ``metric``: the table's metric (``test_<metric>``); ``max_concurrent``/``max_failures``:
+    * ``metric``: the table's metric (``test_<metric>``, higher is better): one of
+      :data:`CLASSIFICATION_METRICS` or :data:`SEGMENTATION_METRICS` (or ``dice_<c>``); None:
+      the study picks ``mean_dice`` when its rows run ``segment``, else ``auc``
+      (:func:`medxfer.tune.study_config.study_from_dict`). ``max_concurrent``/``max_failures``:
       Ray Tune's; ``storage_path``: where the study's Tune experiments and models live.
     """
 
@@ -363,7 +378,7 @@ class ProtocolConfig(_Strict):
     shortcut: ShortcutConfig | None = None
     seeds: list[int] = Field(default_factory=lambda: [0])
     seed: int = 0
-    metric: str = "auc"
+    metric: str | None = None
     max_concurrent: int | None = Field(None, ge=1)
     max_failures: int = Field(1, ge=0)
     storage_path: str = "ray_results"
@@ -372,6 +387,15 @@ class ProtocolConfig(_Strict):
     @classmethod
     def _check_fractions(cls, v: list[float] | None) -> list[float] | None:
         return _fractions(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str | None) -> str | None:
+        if v is None or v in CLASSIFICATION_METRICS or is_segmentation_metric(v):
+            return v
+        raise ValueError(f"unknown metric {v!r}; expected one of "
+                         f"{list(CLASSIFICATION_METRICS + SEGMENTATION_METRICS)} or dice_<c> "
+                         "(the table shows test_<metric>)")
 
     @field_validator("leave_one_site_out")
     @classmethod

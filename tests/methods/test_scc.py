@@ -57,6 +57,37 @@ def test_restart_resumes_in_the_right_stage_and_ends_identically(full, synth_roo
     assert second.history[-1]["test_auc"] == pytest.approx(full.history[-1]["test_auc"])
 
 
+def test_dce_star_skips_simclr_and_fine_tunes_the_runs_weights(synth_root, tmp_path):
+    """``simclr_epochs: 0`` (seed 000 Table 2's DCE*): DCE, then fine-tuning; no SimCLR step
+    or encoder, and fine-tuning starts from ``model.weights`` (at lr 1e-12 the fine-tuned
+    backbone still equals that file)."""
+    from medxfer.models.backbones import create_backbone
+
+    start = tmp_path / "start.pt"
+    torch.manual_seed(7)
+    torch.save(create_backbone("tiny_cnn", in_chans=1).state_dict(), start)
+    cfg = make_config(synth_root, "scc", method_config={"dce_epochs": 1, "simclr_epochs": 0},
+                      epochs=2, optimizer="adam", lr=1e-12)
+    cfg["model"]["weights"] = str(start)
+    run = run_local(cfg, storage_dir=tmp_path / "run")
+    assert [h["stage"] for h in run.history] == [0, 2, 2]
+    assert [_stage(c)["stage"] for c in run.checkpoints] == ["dce", "finetune", "finetune"]
+    assert not any(k.startswith(("simclr", "train_nt_xent")) for h in run.history for k in h)
+    last = Path(run.checkpoints[-1])
+    assert (last / "scc/dce.pt").is_file() and not (last / "scc/encoder.pt").exists()
+    assert "test_auc" in run.history[-1]
+    tuned = torch.load(last / "model.pt", map_location="cpu", weights_only=True)
+    given = torch.load(start, map_location="cpu", weights_only=True)
+    weights = [k for k, v in given.items() if v.dtype.is_floating_point and "running" not in k]
+    matched = 0
+    for key in weights:
+        found = [t for t in tuned if t.endswith("." + key) or t == key]
+        if found:
+            matched += 1
+            assert torch.allclose(tuned[found[0]], given[key], atol=1e-6), key
+    assert matched == len(weights), (sorted(tuned)[:5], weights[:5])
+
+
 def test_stage_lengths_must_leave_finetuning_epochs(synth_root, tmp_path):
     cfg = make_config(synth_root, "scc", method_config=MC, epochs=2)
     with pytest.raises(MedxferInputError, match=r"train.epochs \(2\) must exceed"):

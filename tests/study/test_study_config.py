@@ -33,14 +33,14 @@ STUDIES = sorted(p for p in EXAMPLE.parent.glob("*.yaml")
 #: few-shot sets x fractions.
 SHIPPED = {
     "study_example.yaml": (1, 3, 1, 1, 3 * 2 * 2),
-    "study_seed000_ood.yaml": (7, 5, 1, 1, 35 * 2 * 4),
-    "study_seed000_ood_smoke.yaml": (5, 2, 1, 1, 10 * 2 * 1),
+    "study_seed000_ood.yaml": (9, 5, 1, 1, 45 * 2 * 4),
+    "study_seed000_ood_smoke.yaml": (6, 2, 1, 1, 12 * 2 * 1),
     "study_seed001_fractions.yaml": (3, 1, 4, 3, 0),
     "study_seed001_fractions_smoke.yaml": (2, 1, 4, 1, 0),
     "study_seed002_cxr.yaml": (2, 1, 1, 3, 0),
     "study_seed002_cxr_smoke.yaml": (2, 1, 1, 1, 0),
-    "study_seed003_labelled.yaml": (4, 5, 4, 1, 0),
-    "study_seed003_labelled_smoke.yaml": (2, 2, 2, 1, 0),
+    "study_seed003_labelled.yaml": (14, 5, 4, 1, 0),
+    "study_seed003_labelled_smoke.yaml": (2, 2, 1, 1, 0),
     "study_thesis.yaml": (2, 1, 1, 3, 0),
     "study_thesis_smoke.yaml": (2, 1, 1, 2, 0),
     "thesis_ch4_shortcut.yaml": (2, 5, 6, 1, 0),
@@ -167,6 +167,9 @@ def _bad(in_study_dir, tmp_path, edit) -> Path:
      "data.patient_column", "no patient column 'subject'"),
     (lambda r: r["protocol"].update(n_labelled=[5, 500], few_shot=None), "protocol.n_labelled",
      "n_labelled 500 exceeds"),
+    (lambda r: r["protocol"].update(metric="dice"), "protocol.metric", "unknown metric 'dice'"),
+    (lambda r: r["protocol"].update(metric="mean_dice"), "protocol.metric",
+     "'mean_dice' is not reported by rows ['finetune']"),
 ])
 def test_unsatisfiable_protocols_exit_2_before_ray(in_study_dir, tmp_path, capsys,
                                                    monkeypatch, edit, yaml_path, message):

@@ -13,6 +13,8 @@ masks, "a three-class segmentation problem" (background, left lung, right lung),
 * :class:`ManifestSegmentation`: a CSV with ``path`` (the image) and a mask column (default
   ``mask``) of PNG label maps whose pixel values are class indices (0 = background); a mask
   holding only 0 and 255 is read as 0/1. Optional ``patient_id``.
+* :class:`RowsSegmentation`: rows of a ``.npz`` source (its splits pooled, as a study's
+  folds see them) with their masks.
 * :class:`JointAffine`: rotation, translation, scale (and an optional horizontal flip, off by
   default since it swaps left and right lungs), sampled once and applied to the image
   (bilinear) and the mask (nearest).
@@ -305,3 +307,78 @@ class ManifestSegmentation(_SegmentationBase):
                                     f"{tuple(image.shape[-2:])}; pass size= to resize both",
                                     path=where, field=self.mask_column)
         return image, torch.from_numpy(mask)
+
+
+def check_npz_masks(root: str | os.PathLike, flag: str, size: int = 28) -> None:
+    """Every split of the ``.npz`` has ``<split>_masks`` (a study's folds pool the splits).
+
+    Raises:
+        MedxferInputError: naming the file and the missing key.
+    """
+    from medxfer.data.medmnist import _open_npz, npz_path
+
+    path = npz_path(root, flag, size)
+    with _open_npz(path) as npz:
+        for split in ("train", "val", "test"):
+            if f"{split}_masks" not in npz.files:
+                raise MedxferInputError(f"no masks: expected the key '{split}_masks' (segment "
+                                        "rows segment every image of a fold); `medxfer data "
+                                        "synth` writes them for every modality but synthpath",
+                                        path=str(path), field=f"{split}_masks")
+
+
+class RowsSegmentation(Dataset):
+    """Images and masks of rows of a ``.npz`` *source* (:mod:`medxfer.data.sources`: its
+    ``train``, ``val`` and ``test`` splits one after another), so a study cell's rows
+    (:func:`medxfer.data.protocol.select_cell`: a fold pools the splits) become (image, mask)
+    items.
+
+    Args:
+        root, flag, size: The ``.npz`` (as :class:`NpzSegmentation`).
+        splits: ``(N,)`` the source's split of each of its rows (``Source.splits``).
+        rows: Source rows, in item order.
+        classes, joint_transform, transform, as_rgb: As :class:`NpzSegmentation`.
+
+    Attributes:
+        rows, n_classes (the parts' largest), patients (per item or None), n_channels.
+    """
+
+    def __init__(self, root: str | os.PathLike, flag: str, size: int, splits: np.ndarray,
+                 rows: Sequence[int] | np.ndarray, *, classes: str = "binary",
+                 joint_transform: Callable | None = None, transform: Callable | None = None,
+                 as_rgb: bool = False):
+        splits = np.asarray(splits)
+        self.rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        names = ("train", "val", "test")
+        starts = np.cumsum([0] + [int(np.sum(splits == s)) for s in names])
+        part_of = np.searchsorted(starts, self.rows, side="right") - 1
+        self.parts, where = [], {}
+        for k, split in enumerate(names):
+            local = self.rows[part_of == k] - starts[k]
+            if local.size:
+                where[k] = len(self.parts)
+                self.parts.append(NpzSegmentation(
+                    root, flag, split, size, classes=classes, indices=local,
+                    joint_transform=joint_transform, transform=transform, as_rgb=as_rgb))
+        # item i -> (part, index in the part), in the order of ``rows``
+        seen = dict.fromkeys(where, 0)
+        self.items = []
+        for k in part_of.tolist():
+            self.items.append((where[k], seen[k]))
+            seen[k] += 1
+        self.n_classes = max((p.n_classes for p in self.parts), default=2)
+        pats = [p.patients for p in self.parts]
+        self.patients = (None if not pats or any(p is None for p in pats)
+                         else np.asarray([pats[p][j] for p, j in self.items]))
+        self._channels = self.parts[0].n_channels if self.parts else (3 if as_rgb else 1)
+
+    @property
+    def n_channels(self) -> int:
+        return self._channels
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        p, j = self.items[i]
+        return self.parts[p][j]

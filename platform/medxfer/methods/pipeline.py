@@ -35,12 +35,19 @@ class Pipeline:
         artifacts: stage -> the file of its final checkpoint the next stages need.
         stage_file: the stage marker written into every checkpoint.
         carry_dir: the checkpoint folder holding the finished stages' artifacts.
+        numbers: the ``stage`` each stage reports (default: its index), so a pipeline that
+            leaves a stage out keeps the full pipeline's numbers.
     """
 
     stages: tuple[str, ...]
     artifacts: Mapping[str, str]
     stage_file: str
     carry_dir: str
+    numbers: tuple[int, ...] | None = None
+
+    def number(self, index: int) -> int:
+        """The ``stage`` reported by stage ``index``."""
+        return index if self.numbers is None else self.numbers[index]
 
 
 class StageSession:
@@ -88,7 +95,8 @@ class StageSession:
                 shutil.copy2(Path(checkpoint_dir) / name, self.carry / name)
             share(self.carry, name)
             return
-        out = dict(metrics, epoch=int(metrics["epoch"]) + self.offset, stage=self.index)
+        out = dict(metrics, epoch=int(metrics["epoch"]) + self.offset,
+                   stage=self.pipeline.number(self.index))
         if not self.last:  # the run's data params are those of the last stage
             for key in REPORT_PARAMS:
                 out.pop(key, None)

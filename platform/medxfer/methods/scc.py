@@ -25,6 +25,8 @@ The stages run as a :class:`~medxfer.methods.pipeline.Pipeline` (:mod:`.pipeline
 step over ``train.epochs`` (``dce_epochs`` + ``simclr_epochs`` + fine-tuning epochs, the
 rest), every report carrying ``stage`` (0 dce, 1 simclr, 2 finetune), every checkpoint the stage
 marker (``scc_stage.json``) plus the finished stages' artifacts (``scc/dce.pt``,
+``scc/encoder.pt``). ``simclr_epochs: 0`` leaves the SimCLR stage out (Table 2's DCE*: DCE
+enhancement, then supervised fine-tuning of ``model.weights``; stages 0 and 2, no
 ``scc/encoder.pt``); the fine-tuning's final step is the trial's last step: the selected
 model's val and test metrics (DESIGN.md), with ``model.pt``. The run's data params
 (``n_train``, ...) are the fine-tuning stage's (its labelled images under a study's label
@@ -47,6 +49,9 @@ from medxfer.methods.registry import Method, MethodOptions, register_method
 PIPELINE = Pipeline(stages=("dce", "simclr", "finetune"),
                     artifacts={"dce": "dce.pt", "simclr": "encoder.pt"},
                     stage_file="scc_stage.json", carry_dir="scc")
+#: ``simclr_epochs: 0`` (seed 000 Table 2's DCE*): DCE, then fine-tuning from ``model.weights``.
+DCE_FT = Pipeline(stages=("dce", "finetune"), artifacts={"dce": "dce.pt"},
+                  stage_file=PIPELINE.stage_file, carry_dir=PIPELINE.carry_dir, numbers=(0, 2))
 STAGES, STAGE_FILE, CARRY_DIR = PIPELINE.stages, PIPELINE.stage_file, PIPELINE.carry_dir
 ARTIFACTS = PIPELINE.artifacts
 
@@ -75,11 +80,14 @@ class SCCOptions(DCEStageOptions):
 
     Attributes:
         simclr_epochs: SimCLR stage length; fine-tuning gets the rest of ``train.epochs``.
+            0: no SimCLR stage (seed 000 Table 2's DCE*: DCE, then supervised fine-tuning of
+            ``model.weights``); the run's param ``simclr_epochs`` is 0 and no step reports
+            stage 1.
         temperature: SimCLR's tau (eq. 9).
         simclr, finetune: further ``method_config`` of each stage's method.
     """
 
-    simclr_epochs: int = Field(20, ge=1)
+    simclr_epochs: int = Field(20, ge=0)
     temperature: float = Field(0.5, gt=0)
     simclr: dict[str, Any] = Field(default_factory=dict)
     finetune: dict[str, Any] = Field(default_factory=dict)
@@ -136,7 +144,8 @@ def stage_config(cfg, opts: SCCOptions, stage: str, carry: Path, ft_epochs: int)
     else:
         mc = dict(opts.finetune)
         t.update(epochs=ft_epochs)
-        raw["model"]["weights"] = str(carry / ARTIFACTS["simclr"])
+        if opts.simclr_epochs:  # else fine-tuning starts from the run's model.weights
+            raw["model"]["weights"] = str(carry / ARTIFACTS["simclr"])
     raw.update(method=stage, method_config=mc)
     return parse_experiment(raw, source=f"scc stage {stage}").model_dump()
 
@@ -151,7 +160,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             f"train.epochs ({cfg.train.epochs}) must exceed dce_epochs + simclr_epochs "
             f"({opts.dce_epochs} + {opts.simclr_epochs}): the rest are fine-tuning epochs",
             field="train.epochs")
-    run_stages(PIPELINE, lambda stage, carry: stage_config(cfg, opts, stage, carry, ft_epochs))
+    run_stages(PIPELINE if opts.simclr_epochs else DCE_FT,
+               lambda stage, carry: stage_config(cfg, opts, stage, carry, ft_epochs))
 
 
 METHOD = register_method(Method(

@@ -34,8 +34,10 @@ def studies_body(uri: str, names: list[str] | None, out: Path, tables: list[Path
     meta["studies"] = ", ".join(newest)
     blocks = []
     for exp, s in newest.items():
+        metric = f"test {s['metric']}, " if s.get("metric") else ""
         head = (f'<article class="study" data-study="{html.esc(s["study"])}"><h3>'
-                f"{html.esc(exp)}</h3><p>parent run <code>{html.esc(s['run_id'])}</code></p>")
+                f"{html.esc(exp)}</h3><p>{html.esc(metric)}parent run "
+                f"<code>{html.esc(s['run_id'])}</code></p>")
         csv = out / f"study_{figures.slug(s['study'])}.csv"
         s["table"].to_csv(csv)
         tables.append(csv)

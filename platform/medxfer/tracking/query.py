@@ -729,21 +729,24 @@ def _histories_client(uri: str, run_ids: list[str], metrics: tuple[str, ...]) ->
 
 # --- runs with files: analyses and studies --------------------------------------------------------
 
-def kind_runs(tracking_uri: str | None, prefix: str, kind: str) -> list[dict]:
+def kind_runs(tracking_uri: str | None, prefix: str, kind: str,
+              params: tuple[str, ...] = ()) -> list[dict]:
     """The active runs tagged ``medxfer.kind=<kind>`` in the ``<prefix>/*`` experiments (e.g.
     ``analysis`` runs, ``study`` parent runs): dicts with ``experiment`` (name without the
-    prefix), ``run_id``, ``start_time`` (ms) and ``analysis`` (the ``medxfer.analysis`` tag or
-    None), sorted by experiment and start."""
+    prefix), ``run_id``, ``start_time`` (ms), ``analysis`` (the ``medxfer.analysis`` tag or
+    None) and ``params`` (the run's values of ``params``, None where unset), sorted by
+    experiment and start."""
     uri = resolve_tracking_uri(tracking_uri)
     experiments = _experiments(uri, prefix)
     if not experiments:
         return []
-    fields = _Fields(tags=(schema.KIND, schema.ANALYSIS), required=(schema.KIND,))
+    fields = _Fields(tags=(schema.KIND, schema.ANALYSIS), params=params, required=(schema.KIND,))
     records = _runs(uri, list(experiments.values()), fields,
                     [f"tags.`{schema.KIND}` = '{kind}'"])
     names = {i: n.split("/", 1)[1] for n, i in experiments.items()}
     out = [{"experiment": names[r["experiment_id"]], "run_id": r["run_id"],
-            "start_time": int(r["start_time"] or 0), "analysis": r[f"tags.{schema.ANALYSIS}"]}
+            "start_time": int(r["start_time"] or 0), "analysis": r[f"tags.{schema.ANALYSIS}"],
+            "params": {k: r[f"params.{k}"] for k in params}}
            for r in records if r[f"tags.{schema.KIND}"] == kind]
     return sorted(out, key=lambda r: (r["experiment"], r["start_time"], r["run_id"]))
 
@@ -782,15 +785,17 @@ STUDY_TABLE = "study_table.csv"
 def study_tables(tracking_uri: str | None = None, names: list[str] | None = None
                  ) -> list[dict]:
     """The studies of the store (``study/<name>`` parents, ``medxfer.kind=study``), newest
-    first per experiment: ``experiment``, ``study``, ``run_id``, ``start_time`` and ``table``
-    (the parent's ``study_table.csv`` as a DataFrame indexed by method row; None while the
-    study has not written it). ``names``: only these studies (without the ``study/`` prefix).
+    first per experiment: ``experiment``, ``study``, ``run_id``, ``start_time``, ``metric`` (the
+    parent's ``protocol.metric`` param: the table's ``test_<metric>``, None if unrecorded) and
+    ``table`` (the parent's ``study_table.csv`` as a DataFrame indexed by method row; None while
+    the study has not written it). ``names``: only these studies (without the ``study/`` prefix).
     """
     import tempfile
 
     import pandas as pd
 
-    runs = [r for r in kind_runs(tracking_uri, "study", schema.KIND_STUDY)
+    runs = [r for r in kind_runs(tracking_uri, "study", schema.KIND_STUDY,
+                                 params=("protocol.metric",))
             if names is None or r["experiment"] in names]
     runs.sort(key=lambda r: (r["experiment"], -r["start_time"]))
     out = []
@@ -801,5 +806,6 @@ def study_tables(tracking_uri: str | None = None, names: list[str] | None = None
             table = (pd.read_csv(files[STUDY_TABLE], index_col=0, dtype=str,
                                  keep_default_na=False) if STUDY_TABLE in files else None)
         out.append({"experiment": f"study/{r['experiment']}", "study": r["experiment"],
-                    "run_id": r["run_id"], "start_time": r["start_time"], "table": table})
+                    "run_id": r["run_id"], "start_time": r["start_time"],
+                    "metric": r["params"]["protocol.metric"], "table": table})
     return out

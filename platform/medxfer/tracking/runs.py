@@ -69,14 +69,16 @@ def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str,
 
 def trial_params(cfg: Any) -> dict[str, str]:
     """Params of a trial run: the common ones, training settings, then ``method_config``
-    flattened (``temperature``, ``variant``, ...; a name clash gets a ``method.`` prefix)."""
+    flattened (``temperature``, ``variant``, ...; a name clash, also with the data params the
+    loop reports (:data:`medxfer.config.REPORT_PARAMS`, e.g. segment's ``n_labelled``), gets a
+    ``method.`` prefix)."""
     c = _as_dict(cfg)
     train = c["train"]
     params = {k: train[k] for k in COMMON_PARAMS}
     params.update({k: train[k] for k in EXTRA_TRAIN_PARAMS})
     params["backbone"] = c["model"]["backbone"]
     for k, v in flatten(c.get("method_config") or {}).items():
-        params[k if k not in params else f"method.{k}"] = v
+        params[k if k not in params and k not in REPORT_PARAMS else f"method.{k}"] = v
     return {k: str(v) for k, v in params.items()}
 
 

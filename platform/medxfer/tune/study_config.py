@@ -140,9 +140,50 @@ def study_from_dict(raw: Any, *, source: str = "study", path: Path | None = None
             raise MedxferInputError(f"search.space.{key}: not a dotted path into the "
                                     "experiment (such as train.lr)", path=source)
     protocol = ProtocolConfig.model_validate(rows[0].config["protocol"])
+    metric = study_metric(rows, protocol, source)
+    protocol = protocol.model_copy(update={"metric": metric})
+    for row in rows:  # every cell's experiment carries the table's metric
+        row.config["protocol"]["metric"] = metric
     name = raw.get("name") or (path.stem if path else "study")
     synth = _synth(raw.get("synthesize"), source, base_dir)
     return Study(path, str(name), rows, protocol, search, raw, synth)
+
+
+#: Methods whose cells report segmentation metrics (``test_mean_dice``, ``test_dice_<c>``).
+SEGMENTATION_METHODS = ("segment",)
+
+
+def study_metric(rows: list[Row], protocol: ProtocolConfig, source: str) -> str:
+    """The table's metric: ``protocol.metric`` checked against what the rows report, or, when
+    not given, ``mean_dice`` for rows that all run ``segment`` and ``auc`` for rows that all
+    classify.
+
+    Raises:
+        MedxferInputError: naming ``protocol.metric`` (a metric a row does not report, or rows
+            of both kinds without one) or ``protocol.few_shot``/``protocol.shortcut`` (which
+            fine-tune or confound classifiers) for ``segment`` rows.
+    """
+    from medxfer.config import is_segmentation_metric
+
+    seg = [r.name for r in rows if r.config["method"] in SEGMENTATION_METHODS]
+    cls = [r.name for r in rows if r.config["method"] not in SEGMENTATION_METHODS]
+    for key in ("few_shot", "shortcut"):
+        if seg and getattr(protocol, key) is not None:
+            raise MedxferInputError(f"protocol.{key}: rows {seg} run segment; {key} cells "
+                                    "fine-tune or confound classifiers", path=source)
+    metric = protocol.metric
+    if metric is None:
+        if seg and cls:
+            raise MedxferInputError(f"protocol.metric: rows {seg} run segment (Dice) and rows "
+                                    f"{cls} classify; name the table's metric, or split the "
+                                    "study", path=source)
+        return "mean_dice" if seg else "auc"
+    wrong = cls if is_segmentation_metric(metric) else seg
+    if wrong:
+        kind = "classification" if is_segmentation_metric(metric) else "segmentation (Dice)"
+        raise MedxferInputError(f"protocol.metric: {metric!r} is not reported by rows {wrong} "
+                                f"({kind} metrics)", path=source)
+    return metric
 
 
 def ensure_declared_data(raw: Any, source: str = "study",

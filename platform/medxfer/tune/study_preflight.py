@@ -12,6 +12,8 @@ the YAML path, and nothing is written:
 * ``protocol.n_labelled``: no count above the smallest training part;
 * ``protocol.test_sets``: the same task and label count as the source (a model trained on it
   is evaluated there zero-shot), and a train:test split both sides of which hold images;
+* ``segment`` rows with ``.npz`` masks: every split of the source and of each test set has
+  ``<split>_masks``;
 * ``protocol.few_shot``: each fraction selects at least one image of the training part.
 * ``protocol.shortcut``: a known confounder whose transform takes ``params``, single-label
   data with ``target_class`` (and the ``attribute``), and every share's sets can be drawn.
@@ -107,6 +109,21 @@ def _check_test_set(study: Study, name: str, source, other) -> None:
                                 f"{len(other)} images")
 
 
+def _check_masks(study: Study, data: DataConfig) -> None:
+    from medxfer.data.segmentation import check_npz_masks
+
+    rows = [r for r in study.rows if r.config["method"] == "segment"
+            and r.config["method_config"].get("masks", "npz") == "npz"]
+    if not rows:
+        return
+    where = {"data": data, **{f"protocol.test_sets.{n}": t.resolve(data)
+                              for n, t in study.protocol.test_sets.items()}}
+    for yaml_path, d in where.items():
+        if d.manifest is None:
+            with _at(study, yaml_path):
+                check_npz_masks(d.root, d.flag, d.size)
+
+
 def preflight(study: Study) -> StudyPlan:
     """Check the study against its data and expand its cells (module docstring).
 
@@ -141,6 +158,7 @@ def preflight(study: Study) -> StudyPlan:
         with _at(study, f"protocol.test_sets.{name}", entry.resolve(data)):
             others[name] = load_source(entry.resolve(data))
             _check_test_set(study, name, source, others[name])
+    _check_masks(study, data)
     sites = fold_names if p.leave_one_site_out else None
     plan = StudyPlan(training_cells(study, len(fold_names) if fold_names else None,
                                     source.name, sites), [], source.name, sites)
