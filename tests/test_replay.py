@@ -248,6 +248,79 @@ def test_task_weights_count_agreements_as_the_pairs_say():
     assert not grouped.agreement.any()
 
 
+def _agreement_near_the_top(R, observed, top):
+    """Net agreement counted pair by pair over the pairs with one of the ``top`` best."""
+    best = sorted(range(len(observed)), key=lambda i: observed[i][1])[:top]
+    pairs = [(observed[a], observed[b]) for a, b in itertools.combinations(range(len(observed)), 2)
+             if a in best or b in best]
+    out = np.zeros(len(R))
+    for (i, yi), (j, yj) in pairs:
+        for t in range(len(R)):
+            if np.isnan(R[t, i]) or np.isnan(R[t, j]) or yi == yj or R[t, i] == R[t, j]:
+                continue
+            out[t] += 1 if (R[t, i] < R[t, j]) == (yi < yj) else -1
+    return out
+
+
+def test_task_weights_near_the_top_count_only_pairs_with_a_best_result():
+    """``top``: only pairs involving one of the best results so far count, recounted as the
+    best ones change (a new best result drops the pairs of the one it pushed out)."""
+    from medxfer.tune.warmstart import TaskWeights
+
+    rng = np.random.default_rng(1)
+    R = rng.random((6, 10))
+    R[rng.random(R.shape) < 0.2] = np.nan
+    tw = TaskWeights(R, top=2)
+    observed = [(3, 0.5), (1, 0.7), (7, 0.9), (0, 0.2), (5, 0.8), (8, 0.1), (2, 0.6)]
+    for n, (c, y) in enumerate(observed, 1):
+        tw.observe(c, y)
+        np.testing.assert_array_equal(tw.agreement,
+                                      _agreement_near_the_top(R, observed[:n], 2))
+    # With every result among the top, it is the all-pairs count.
+    full = TaskWeights(R, top=len(observed))
+    for c, y in observed:
+        full.observe(c, y)
+    np.testing.assert_array_equal(full.agreement, _agreement_by_hand(R, observed))
+    assert not np.array_equal(tw.agreement, full.agreement)
+
+
+def test_acceptable_picks_are_the_top_val_losses_near_the_tasks_pick():
+    """21 configurations of one task: the top 5 % by val loss are ranks 0 and 1 (1/20); of
+    those, acceptable where test AUC is within 0.005 of the best-val-loss run's."""
+    n = 21
+    loss = np.linspace(0.1, 0.5, n)
+    auc = np.full(n, 0.80)
+    auc[0], auc[1], auc[2] = 0.90, 0.896, 0.90   # rank 2 is near, but not in the top 5 %
+    runs = pd.DataFrame({"row": "s", "target": "t1", "x": np.arange(n).astype(float),
+                         "val_loss": loss, "test_auc": auc})
+    prior = WarmStartPrior.from_runs(runs, exclude_target=None, params=("x",), ordinal=())
+    got = prior.acceptable_matrix([{"x": float(i)} for i in range(n)])[0]
+    np.testing.assert_array_equal(np.flatnonzero(got), [0, 1])
+    auc[1] = 0.894                                 # 0.006 off the pick: no longer acceptable
+    runs["test_auc"] = auc
+    prior = WarmStartPrior.from_runs(runs, exclude_target=None, params=("x",), ordinal=())
+    np.testing.assert_array_equal(np.flatnonzero(prior.acceptable[0]), [0])
+    # Without a logged test metric: the top 5 % by val loss.
+    bare = WarmStartPrior.from_runs(runs.drop(columns="test_auc"), exclude_target=None,
+                                    params=("x",), ordinal=())
+    np.testing.assert_array_equal(np.flatnonzero(bare.acceptable[0]), [0, 1])
+
+
+def test_warmstart_prefers_the_configuration_acceptable_on_more_tasks():
+    """x0 has the best mean rank, but only task t1 would have accepted it; x1 was an
+    acceptable pick on t2 and t3: the first proposal is x1 (by the mean rank alone: x0)."""
+    configs = [{"x": i} for i in range(4)]
+    ranks = np.array([[0, 3, 1, 2], [1, 0, 2, 3], [1, 0, 3, 2]]) / 3
+    accept = (ranks == 0).astype(float)  # t1 accepts x0; t2 and t3 accept x1
+    tasks = [("s", "t1"), ("s", "t2"), ("s", "t3")]
+    keys = [(float(i),) for i in range(4)]
+    with_accept = WarmStartPrior(("x",), (), tasks, keys, ranks, "t0", acceptable=accept)
+    plain = WarmStartPrior(("x",), (), tasks, keys, ranks, "t0")
+    # mean ranks x0 2/9, x1 3/9, x2 6/9, x3 7/9; acceptable shares x0 1/3, x1 2/3, x2 = x3 = 0
+    assert plain.order(configs) == [0, 1, 2, 3]
+    assert with_accept.order(configs) == [1, 0, 2, 3]
+
+
 def _two_rows_prior():
     """Row s1 (three tasks) ranks x0 < x1 < ... < x5; row s2 (one task) the other way round."""
     up, down = np.arange(6) / 5, np.arange(6)[::-1] / 5

@@ -44,3 +44,9 @@ def test_equals_spec_reference_computation(scale):
     x, y = blobs(n=200, d=80, c=4, sep=0.3, scale=scale)
     np.testing.assert_allclose(ncti(x, y), spec_reference.ncti_reference(x, y), rtol=0,
                                atol=1e-6)
+
+
+def test_equals_spec_reference_where_pca_is_randomized():
+    # 200 x 600: sklearn's 'auto' picks the randomized PCA, which ncti computes itself
+    x, y = blobs(n=200, d=600, c=4, sep=0.3)
+    assert ncti(x, y) == spec_reference.ncti_reference(x, y)
