@@ -1,17 +1,39 @@
 """Seed 003 Table I's comparison on synthetic chest images: cltci (MoCo variant, patient
 positives) pretrains a ``resnet18``, then ``segment`` fine-tunes U-Net / DeepLabV3+ on M = 10
 labelled lung masks (three classes: background, left lung, right lung, 28 px padded to 32);
-the score is the mean Dice on the 16 held-out test masks of the selected model (by val Dice),
+the score is the mean Dice on the held-out test masks of the selected model (by val Dice),
 averaged over 3 seeds (the seed draws the M images and initialises the decoder). The random
-baseline is the same ``segment`` run (same data, epochs, batch 2, Adam 1e-3) with
+baseline is the same ``segment`` run (same data, epochs, batch 2, Adam, learning rate) with
 ``model.weights: null``.
 
-Measured (pretrained vs random, mean over seeds 0-2, this data; per-seed values in the
-report): DeepLabV3+ 0.736 vs 0.071 after 4 epochs and 0.770 vs 0.378 after 6; U-Net 0.768 vs
-0.793 after 4 epochs, 0.860 vs 0.837 after 6 and 0.886 vs 0.878 after 8. So DeepLabV3+ shows a
-large, stable lead (asserted: :data:`MARGIN`), while U-Net, whose skip connections let a
-random encoder learn these simple lung fields in a few steps, shows none that survives a change
-of budget: its test asserts only that fine-tuning from either encoder reaches a useful Dice.
+Both tests give each arm 4 epochs of 5 steps (batch 2) at Adam lr 2e-4. Measured mean test
+Dice, pretrained / random (seeds 0-2, data seed 0; d1: data seed 1 with its own pretraining):
+
+==========  =======  ======================================================================
+network     Adam lr  epochs: pretrained / random (lead)
+==========  =======  ======================================================================
+DeepLabV3+  1e-4     4: 0.304 / 0.092 (+0.21)
+DeepLabV3+  2e-4     4: 0.456 / 0.092 (+0.36, asserted); d1 4: 0.354 / 0.067 (+0.29)
+DeepLabV3+  1e-3     4: 0.736 / 0.071 (+0.66); 6: 0.770 / 0.378 (+0.39)
+U-Net       5e-5     4: 0.349 / 0.126 (+0.22); 6: 0.411 / 0.167 (+0.24); 8: 0.458 / 0.295 (+0.16)
+U-Net       1e-4     2: 0.265 / 0.118 (+0.15); 4: 0.458 / 0.157 (+0.30); 6: 0.572 / 0.229 (+0.34);
+                     8: 0.627 / 0.458 (+0.17); d1 4: 0.427 / 0.179 (+0.25); d1 6: 0.523 / 0.280
+                     (+0.24)
+U-Net       2e-4     4: 0.623 / 0.214 (+0.41, asserted); 6: 0.722 / 0.377 (+0.35); d1 4: 0.566 /
+                     0.323 (+0.24)
+U-Net       5e-4     4: 0.768 / 0.500 (+0.27)
+U-Net       1e-3     1: 0.266 / 0.416 (-0.15); 2: 0.431 / 0.609 (-0.18); 3: 0.563 / 0.676
+                     (-0.11); 4: 0.768 / 0.793 (-0.03); 6: 0.860 / 0.837 (+0.02); 8: 0.886 / 0.878
+                     (+0.01)
+==========  =======  ======================================================================
+
+So at lr 1e-3 a random U-Net encoder learns these simple lung fields as fast as the pretrained
+one (presumably because its skip connections hand the decoder the image's edges), while from
+5e-5 (the paper's, sec. IV) to 5e-4 the cltci encoder leads by 0.15-0.41 for both networks, on
+a second data seed too; the random arm catches up with more steps (seed 003 sec. IV-A: the
+gains shrink as fine-tuning gets more data). Departures from sec. IV to fit a test: 4 epochs of
+batch 2 instead of 200 of batch 10, lr 2e-4 instead of 5e-5 (more progress in 20 steps), no
+cosine schedule.
 """
 
 from __future__ import annotations
@@ -26,12 +48,10 @@ from train_helpers import make_config
 from medxfer.train.launcher import run_local
 
 SEEDS = (0, 1, 2)
-#: DeepLabV3+: required lead of the cltci encoder in mean test Dice (measured 0.66).
-MARGIN = 0.2
-#: U-Net: the held-out mean Dice each initialisation must reach (measured 0.77 and 0.79).
-UNET_FLOOR = 0.7
-SEGMENT = dict(epochs=4, batch_size=2, lr=1e-3, optimizer="adam", scheduler="none",
+SEGMENT = dict(epochs=4, batch_size=2, lr=2e-4, optimizer="adam", scheduler="none",
                select_by="val_mean_dice", mode="max")
+#: Required lead of the cltci encoder in mean test Dice (measured 0.36 DeepLabV3+, 0.41 U-Net).
+MARGIN = 0.15
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,7 +65,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def chest(tmp_path_factory) -> Path:
-    """64 training chest images of 2-4 per patient (ids), 16 val and 16 test, with lung masks."""
+    """64 training chest images of 2-4 per patient (ids), 32 val and 32 test, with lung masks."""
     from medxfer.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("chest")
@@ -77,14 +97,8 @@ def held_out_dice(chest, arch: str, weights: Path | None, tmp_path: Path) -> lis
     return out
 
 
-def test_deeplabv3plus_from_the_cltci_encoder_beats_random_init(chest, encoder, tmp_path):
-    pretrained = held_out_dice(chest, "deeplabv3plus", encoder, tmp_path)
-    random = held_out_dice(chest, "deeplabv3plus", None, tmp_path)
+@pytest.mark.parametrize("arch", ["deeplabv3plus", "unet"])
+def test_segment_from_the_cltci_encoder_beats_random_init(chest, encoder, tmp_path, arch):
+    pretrained = held_out_dice(chest, arch, encoder, tmp_path)
+    random = held_out_dice(chest, arch, None, tmp_path)
     assert np.mean(pretrained) > np.mean(random) + MARGIN, (pretrained, random)
-
-
-def test_unet_fine_tunes_on_ten_masks_from_either_encoder(chest, encoder, tmp_path):
-    pretrained = held_out_dice(chest, "unet", encoder, tmp_path)
-    random = held_out_dice(chest, "unet", None, tmp_path)
-    assert np.mean(pretrained) >= UNET_FLOOR and np.mean(random) >= UNET_FLOOR, \
-        (pretrained, random)
