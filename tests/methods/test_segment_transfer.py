@@ -101,4 +101,6 @@ def held_out_dice(chest, arch: str, weights: Path | None, tmp_path: Path) -> lis
 def test_segment_from_the_cltci_encoder_beats_random_init(chest, encoder, tmp_path, arch):
     pretrained = held_out_dice(chest, arch, encoder, tmp_path)
     random = held_out_dice(chest, arch, None, tmp_path)
+    print(f"{arch}: pretrained {np.mean(pretrained):.3f} {pretrained}, random "
+          f"{np.mean(random):.3f} {random}")
     assert np.mean(pretrained) > np.mean(random) + MARGIN, (pretrained, random)
