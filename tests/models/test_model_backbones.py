@@ -48,6 +48,16 @@ def test_every_local_backbone_matches_its_record(name):
         assert model.embed_dim == info.embed_dim and out.shape == (2, info.embed_dim)
 
 
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv3_small_050", "lcnet_050"])
+def test_timm_embed_dim_is_the_output_width(name):
+    """Heads with a 1x1 conv after pooling (MobileNetV3, LCNet) output head_hidden_size
+    features, not num_features: a projection head sized by embed_dim must fit."""
+    model = create_backbone(name, in_chans=1).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 32, 32))
+    assert out.shape == (2, model.embed_dim)
+
+
 def test_backbone_registry_names():
     with pytest.raises(ValueError, match="already registered"):
         register_backbone(BackboneInfo("tiny_cnn", TinyCNN, 128))

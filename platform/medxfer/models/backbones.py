@@ -193,7 +193,9 @@ def _timm_backbone(name: str, in_chans: int) -> tuple[nn.Module, list[str]]:
                          f"({', '.join(list_backbones())}), not a timm model, and no "
                          f"'{TORCHVISION_PREFIX}' prefix.")
     model = timm.create_model(name, pretrained=False, in_chans=in_chans, num_classes=0)
-    model.embed_dim = model.num_features
+    # MobileNetV3 / LCNet put a 1x1 conv head after pooling: with num_classes=0 their output is
+    # head_hidden_size wide (1024 for mobilenetv3_small_050), not num_features (288).
+    model.embed_dim = getattr(model, "head_hidden_size", None) or model.num_features
     classifier = model.pretrained_cfg.get("classifier") or ""
     heads = classifier if isinstance(classifier, (list, tuple)) else [classifier]
     return model, [f"{h}.{p}" for h in heads if h for p in ("weight", "bias")]
