@@ -141,14 +141,25 @@ class PhaseRun:
         self.concurrency[phase] = max(self.concurrency.get(phase, 0), _overlap(results))
 
 
+#: Tune's result ``timestamp`` is whole seconds (``int(time.mktime(now))``): a trial's end is
+#: known to within this, so spans that overlap by less cannot be told from back-to-back trials.
+TIMESTAMP_RESOLUTION_S = 1.0
+
+
 def _overlap(results) -> int:
-    """Most trials of ``results`` that ran at the same time (from Tune's result timestamps)."""
+    """Most trials of ``results`` that ran at the same time (from Tune's result timestamps).
+
+    Each trial spans ``[timestamp - time_total_s, timestamp]`` with ``timestamp`` truncated to the
+    second, so every start is moved :data:`TIMESTAMP_RESOLUTION_S` later (never past its end):
+    back-to-back short trials are otherwise counted as running together."""
     spans = []
     for r in results:
         df = getattr(r, "metrics_dataframe", None)
         if df is not None and len(df) and "timestamp" in df and "time_total_s" in df:
             end = float(df["timestamp"].max())
-            spans.append((end - float(df["time_total_s"].max()), end))
+            start = end - float(df["time_total_s"].max()) + TIMESTAMP_RESOLUTION_S
+            spans.append((min(start, end), end))
+    # at equal times an end (-1) sorts before a start (+1): touching spans do not overlap
     edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
     best = cur = 0
     for _, d in edges:
