@@ -81,6 +81,9 @@ STUDIES = {
     "st_folds": _variant(STUDY, protocol__cv__folds=50),
     "st_method": _variant(STUDY, method="finetuned"),
     "st_ok": STUDY,
+    # declared data (synthesize:) is written only after the rows and protocol validate
+    "st_synth_metric": {**_variant(STUDY, protocol__metric="dice_score"), "synthesize": {
+        "out": "synth_out", "modalities": ["synthpneumonia"], "n_per_class": 6}},
 }
 ZOO = ("- name: synthderm\n  architecture: {arch}\n  weights: {w}/{file}\n"
        "  num_classes: {n}\n  normalization: half\n")
@@ -170,6 +173,8 @@ CASES = [
        "50 folds"),
     _c("study-method", f"study {{y}}/st_method.yaml {NEW}", "method: unknown method "
        "'finetuned'"),
+    _c("study-synth-metric", f"study {{y}}/st_synth_metric.yaml {NEW}",
+       "st_synth_metric.yaml: invalid experiment config"),
     _c("study-dead-server", "study {y}/st_ok.yaml --tracking-uri http://127.0.0.1:{port}",
        "--tracking-uri: no MLflow tracking server answers at http://127.0.0.1:{port}"),
     _c("study-resume-none", f"study {{y}}/st_ok.yaml --resume {NEW}", "--resume"),

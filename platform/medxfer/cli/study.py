@@ -24,18 +24,25 @@ def run_and_report(config: "Path | Study", *, name: str | None = None,
     (:func:`medxfer.reports.study.record_summary`) and finish it. Returns
     ``(StudyResult, StudySummary)``.
 
-    A ``synthesize:`` section's data is written first when its folder is absent; the YAML's
-    paths and the tracking store are checked then
+    A ``synthesize:`` section's data is written first when its folder is absent (after the
+    rows and protocol are validated, so a bad YAML writes nothing); the YAML's paths and the
+    tracking store are checked then
     (:func:`medxfer.tune.preflight.check_study_paths`, no heavy import), then the protocol
     against the data (:func:`medxfer.tune.study_preflight.preflight`), both before Ray starts or
     anything is written."""
     from medxfer.config import read_yaml
     from medxfer.tune.preflight import check_study_paths
-    from medxfer.tune.study_config import Study, ensure_declared_data, load_study
+    from medxfer.tune.study_config import Study, ensure_declared_data, load_study, \
+        study_from_dict
 
     given = config if isinstance(config, Study) else None
     raw = given.raw if given else read_yaml(config)
     source = given.source if given else str(config)
+    study = given
+    if study is None and isinstance(raw, dict) and raw.get("synthesize") is not None:
+        # A bad YAML writes nothing: its rows and protocol are checked before its declared
+        # data is written (only the data paths must wait for that data).
+        study = study_from_dict(raw, source=source, path=Path(config))
     ensure_declared_data(raw, source)  # a synthesize: section's data, before paths are checked
     check_study_paths(raw, source=source, cli_tracking_uri=tracking_uri)
     from mlflow import MlflowClient
@@ -43,7 +50,7 @@ def run_and_report(config: "Path | Study", *, name: str | None = None,
     from medxfer.reports.study import record_summary, summarize
     from medxfer.tune.study import run_study
 
-    study = given or load_study(config)
+    study = study or load_study(config)
     result = run_study(study, name=name, tracking_uri=tracking_uri, address=address,
                        resume=resume, num_cpus=num_cpus, verbose=verbose)
     client = MlflowClient(tracking_uri=result.tracking_uri)
