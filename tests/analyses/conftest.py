@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from train_helpers import one_torch_thread
 
 
 def train_tiny_cnn(root, seed: int, *, epochs: int = 20):
@@ -17,9 +18,7 @@ def train_tiny_cnn(root, seed: int, *, epochs: int = 20):
     s = load_split(root, "synthlesion", "train")
     x = torch.from_numpy(s.images.astype(np.float32) / 255)[:, None]
     y = torch.from_numpy(s.labels[:, 0].astype(np.int64))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: one thread is faster on a shared machine
-    try:
+    with one_torch_thread():
         torch.manual_seed(seed)
         model = create_backbone("tiny_cnn", in_chans=1, num_classes=2)
         opt = torch.optim.Adam(model.parameters(), 3e-3)
@@ -32,18 +31,13 @@ def train_tiny_cnn(root, seed: int, *, epochs: int = 20):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-    finally:
-        torch.set_num_threads(threads)
     return model.eval()
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: one thread is faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread():
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -42,8 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from train_helpers import make_config
+from train_helpers import make_config, one_torch_thread
 
 from medxfer.train.launcher import run_local
 
@@ -56,11 +55,8 @@ MARGIN = 0.15
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads mostly spin (~4x CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

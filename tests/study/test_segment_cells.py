@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from train_helpers import one_torch_thread
 
 from medxfer.errors import MedxferInputError
 from medxfer.methods.experiment import method_options, parse_experiment
@@ -103,11 +104,8 @@ def test_the_tables_metric_is_declared_and_checked():
 
 @pytest.fixture
 def one_thread():
-    """One intra-op thread: on the shared 2-core machine a second one mostly spins."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 def test_pretraining_stage_hands_its_encoder_to_the_segmentation_net(study_data, tmp_path,
